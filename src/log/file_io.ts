@@ -1,0 +1,185 @@
+import fs from "node:fs";
+import path from "node:path";
+
+/**
+ * Everything the log does to the file system goes through this interface, so
+ * tests can inject faults a real disk will not produce on demand (power cuts
+ * that keep, lose or tear unsynced pages; a full disk).
+ */
+export interface FileHandle {
+  /** Copies bytes[from, from + length) into the file at file_offset (page cache; not durable yet). */
+  write(bytes: Uint8Array, from: number, length: number, file_offset: number): void;
+  /** Makes every write so far durable (fdatasync), off the JS thread. */
+  sync(): Promise<void>;
+  close(): void;
+}
+
+export interface FileIO {
+  exists(file: string): boolean;
+  mkdirp(dir: string): void;
+  /** Names in dir, unsorted; [] when dir is missing. */
+  list(dir: string): string[];
+  size_bytes(file: string): number;
+  read_file(file: string): Uint8Array | null;
+  /** Writes via a temp file, fsyncs it, renames it over `file`, fsyncs the directory. */
+  write_file_atomic(file: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Creates `file` holding size_bytes of really written zeros (never sparse),
+   * fsynced, off the JS thread. Throws ENOSPC when full, leaving no file.
+   * Stops early (and removes the file) when should_stop() turns true.
+   */
+  create_zeroed(file: string, size_bytes: number, should_stop?: () => boolean): Promise<void>;
+  create_zeroed_sync(file: string, size_bytes: number): void;
+  open(file: string): FileHandle;
+  /** A shared, writable mapping of the whole file. The caller must hold it while it uses any view of it. */
+  map(file: string): Uint8Array;
+  rename(from: string, to: string): void;
+  unlink(file: string): void;
+  sync_dir(dir: string): Promise<void>;
+  sync_dir_sync(dir: string): void;
+  /** Free bytes on the file system holding dir, or null when unknown. */
+  free_bytes(dir: string): number | null;
+}
+
+const zero_chunk_bytes = 1024 * 1024;
+let zero_chunk: Uint8Array | null = null;
+function zeros(): Uint8Array {
+  zero_chunk ??= new Uint8Array(zero_chunk_bytes);
+  return zero_chunk;
+}
+
+function write_all_sync(fd: number, bytes: Uint8Array, from: number, length: number, file_offset: number): void {
+  let done = 0;
+  while (done < length) {
+    done += fs.writeSync(fd, bytes, from + done, length - done, file_offset + done);
+  }
+}
+
+function fdatasync_async(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function fsync_async(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function write_async(fd: number, bytes: Uint8Array, from: number, length: number, file_offset: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.write(fd, bytes, from, length, file_offset, (err, written) => (err ? reject(err) : resolve(written))),
+  );
+}
+
+class NodeFileHandle implements FileHandle {
+  private fd: number;
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+  write(bytes: Uint8Array, from: number, length: number, file_offset: number): void {
+    write_all_sync(this.fd, bytes, from, length, file_offset);
+  }
+  sync(): Promise<void> {
+    return fdatasync_async(this.fd);
+  }
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+export const node_file_io: FileIO = {
+  exists: (file) => fs.existsSync(file),
+  mkdirp: (dir) => void fs.mkdirSync(dir, { recursive: true }),
+  list(dir) {
+    try {
+      return fs.readdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+  },
+  size_bytes: (file) => fs.statSync(file).size,
+  read_file(file) {
+    try {
+      return new Uint8Array(fs.readFileSync(file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  },
+  async write_file_atomic(file, bytes) {
+    const tmp = `${file}.tmp`;
+    const fd = fs.openSync(tmp, "w");
+    try {
+      write_all_sync(fd, bytes, 0, bytes.length, 0);
+      await fsync_async(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    await node_file_io.sync_dir(path.dirname(file));
+  },
+  async create_zeroed(file, size_bytes, should_stop) {
+    const fd = fs.openSync(file, "w");
+    try {
+      const z = zeros();
+      for (let at = 0; at < size_bytes; ) {
+        if (should_stop?.()) throw new Error("stopped");
+        const n = Math.min(z.length, size_bytes - at);
+        at += await write_async(fd, z, 0, n, at);
+      }
+      await fsync_async(fd);
+      fs.closeSync(fd);
+    } catch (err) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw err;
+    }
+  },
+  create_zeroed_sync(file, size_bytes) {
+    const fd = fs.openSync(file, "w");
+    try {
+      const z = zeros();
+      for (let at = 0; at < size_bytes; at += z.length) {
+        write_all_sync(fd, z, 0, Math.min(z.length, size_bytes - at), at);
+      }
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    } catch (err) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw err;
+    }
+  },
+  open(file) {
+    return new NodeFileHandle(fs.openSync(file, "r+"));
+  },
+  map(file) {
+    return Bun.mmap(file);
+  },
+  rename: (from, to) => fs.renameSync(from, to),
+  unlink: (file) => fs.rmSync(file, { force: true }),
+  async sync_dir(dir) {
+    const fd = fs.openSync(dir, "r");
+    try {
+      await fsync_async(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  sync_dir_sync(dir) {
+    const fd = fs.openSync(dir, "r");
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  free_bytes(dir) {
+    try {
+      const s = fs.statfsSync(dir);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch {
+      return null;
+    }
+  },
+};

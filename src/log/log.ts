@@ -1,0 +1,989 @@
+import path from "node:path";
+import { assert } from "../lib/assert.ts";
+import { type Clock, type Timers, type TimerHandle, system_clock, system_timers } from "../lib/clock.ts";
+import { InterlogError, errno_code, is_interlog_error } from "../lib/errors.ts";
+import { type FileHandle, type FileIO, node_file_io } from "./file_io.ts";
+import {
+  flag_batch_end,
+  frame_header_bytes,
+  frame_size_bytes,
+  payload_max_bytes,
+  write_frame_header,
+} from "./frame.ts";
+import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
+import { DirLock } from "./lock.ts";
+import { LogEvent } from "./log_event.ts";
+import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
+import { scan_segment } from "./scan.ts";
+import {
+  Segment,
+  parse_segment_file_name,
+  segment_file_name,
+  summary_file_name,
+} from "./segment.ts";
+import { type VerifyReport, verify_segments } from "./verify.ts";
+import { last_nonzero } from "./zero.ts";
+
+export type SyncMode = "always" | "interval" | "never";
+export const sync_modes: readonly SyncMode[] = ["always", "interval", "never"];
+
+export const segment_size_default_bytes = 64 * 1024 * 1024;
+export const segment_size_min_bytes = 64 * 1024;
+export const sync_interval_default_ms = 10;
+/** Frames are assembled here and written with one pwrite; see DESIGN NOTE in README (mmap writes + fdatasync were 4-5x slower). */
+const staging_bytes = 256 * 1024;
+const spare_file_name = "spare";
+
+export interface LogOptions {
+  dir: string;
+  /** Human name stored in replica.json when the directory is created. */
+  name?: string;
+  sync?: SyncMode;
+  sync_interval_ms?: number;
+  segment_size_bytes?: number;
+  /** Open without the lock and without repairing anything: for read, status and verify next to a running replica. */
+  read_only?: boolean;
+  /** Create the data directory when it does not exist (default true unless read_only). */
+  create?: boolean;
+  /** After a failed segment creation (disk full), how long appends fail fast before trying again. */
+  segment_retry_interval_ms?: number;
+  io?: FileIO;
+  clock?: Clock;
+  timers?: Timers;
+  fill_random?: (bytes: Uint8Array) => void;
+  /** Called with recovery reports and background problems a technician should see. */
+  on_warning?: (message: string, details: Record<string, unknown>) => void;
+}
+
+export interface RecoveryReport {
+  /** Bytes after the last whole record (torn tail, garbage) that were zeroed. */
+  dropped_bytes: number;
+  /** Whole segment files removed because they came after a torn segment. */
+  dropped_segments: number;
+  /** The position where the log was cut, when anything was dropped. */
+  cut_at_pos: number | null;
+  reason: string;
+  /** Bytes that had to be scanned record by record (the tail since the last sealed segment). */
+  scanned_bytes: number;
+}
+
+export interface LogStats {
+  appends: number;
+  appended_events: number;
+  appended_bytes: number;
+  fsyncs: number;
+  fsync_seconds_total: number;
+  /** Recent fsync latencies in seconds, for histograms; drained by the caller. */
+  fsync_latencies_s: number[];
+}
+
+export type AcceptResult = "appended" | "duplicate";
+
+export interface IncomingEvent {
+  origin: string;
+  seq: number;
+  time_ms: number;
+  payload: Uint8Array;
+  flags?: number;
+}
+
+interface Waiter {
+  pos: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+interface SealJob {
+  segment: Segment;
+  handle: FileHandle;
+}
+
+const resolved = Promise.resolve();
+
+/**
+ * The durable local log: one replica's append-only sequence of events in
+ * preallocated segment files. See design.md section 2.
+ */
+export class Log {
+  readonly dir: string;
+  readonly id: string;
+  readonly name: string;
+  readonly created: string;
+  readonly sync_mode: SyncMode;
+  readonly read_only: boolean;
+  readonly recovery: RecoveryReport;
+  readonly stats: LogStats = {
+    appends: 0,
+    appended_events: 0,
+    appended_bytes: 0,
+    fsyncs: 0,
+    fsync_seconds_total: 0,
+    fsync_latencies_s: [],
+  };
+
+  private readonly segments_dir: string;
+  private readonly io: FileIO;
+  private readonly clock: Clock;
+  private readonly segment_size_bytes: number;
+  private readonly segment_retry_interval_ms: number;
+  private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
+  private readonly lock: DirLock | null;
+  private readonly origin_hi: number;
+  private readonly origin_lo: number;
+
+  private segments: Segment[];
+  private active: Segment;
+  private active_handle: FileHandle | null;
+  private readonly vv_map: Map<string, number>;
+
+  private readonly staging = new Uint8Array(staging_bytes);
+  private readonly staging_view = new DataView(this.staging.buffer);
+  private staged_bytes = 0;
+  /** Offset in the active segment where staging[0] belongs. */
+  private staged_at = 0;
+  private readonly big_header = new Uint8Array(frame_header_bytes);
+  private readonly big_header_view = new DataView(this.big_header.buffer);
+
+  /** Events written (visible); the next event gets this pos. */
+  private next_pos: number;
+  /** Events handed to the OS (survive a process crash). */
+  private flushed_pos: number;
+  /** Events fsynced (survive a power cut). */
+  private durable_pos: number;
+
+  private waiters: Waiter[] = [];
+  private waiters_head = 0;
+  private unsynced: FileHandle[] = [];
+  private dir_dirty = false;
+  private sync_scheduled = false;
+  private flush_scheduled = false;
+  private syncing = false;
+  private interval_timer: TimerHandle | null = null;
+  private seal_jobs = new Set<Promise<void>>();
+
+  private spare_ready = false;
+  private spare_job: Promise<void> | null = null;
+  private segment_failed_at_ms = Number.NEGATIVE_INFINITY;
+  private failure: InterlogError | null = null;
+  private closing = false;
+  private closed = false;
+
+  private constructor(init: {
+    options: LogOptions;
+    io: FileIO;
+    replica: ReplicaInfo;
+    lock: DirLock | null;
+    segments: Segment[];
+    vv: Map<string, number>;
+    recovery: RecoveryReport;
+    active_handle: FileHandle | null;
+  }) {
+    const { options } = init;
+    this.dir = options.dir;
+    this.segments_dir = path.join(options.dir, "segments");
+    this.io = init.io;
+    this.clock = options.clock ?? system_clock;
+    this.id = init.replica.id;
+    this.name = init.replica.name;
+    this.created = init.replica.created;
+    this.origin_hi = origin_hi(this.id);
+    this.origin_lo = origin_lo(this.id);
+    this.sync_mode = options.sync ?? "always";
+    this.read_only = options.read_only ?? false;
+    this.segment_size_bytes = options.segment_size_bytes ?? segment_size_default_bytes;
+    this.segment_retry_interval_ms = options.segment_retry_interval_ms ?? 1000;
+    this.on_warning = options.on_warning ?? (() => {});
+    this.lock = init.lock;
+    this.segments = init.segments;
+    this.active = init.segments[init.segments.length - 1];
+    this.active_handle = init.active_handle;
+    this.vv_map = init.vv;
+    this.recovery = init.recovery;
+    this.next_pos = this.active.end_pos;
+    this.flushed_pos = this.next_pos;
+    this.durable_pos = this.next_pos;
+    this.staged_at = this.active.end_bytes;
+    if (!this.read_only && this.sync_mode === "interval") {
+      const interval_ms = options.sync_interval_ms ?? sync_interval_default_ms;
+      assert(interval_ms > 0, "sync_interval_ms > 0");
+      this.interval_timer = (options.timers ?? system_timers).every(interval_ms, () => {
+        if (this.next_pos > this.durable_pos || this.dir_dirty) void this.run_sync();
+      });
+    }
+  }
+
+  /** Opens (and on first use creates) the log in options.dir. */
+  static async open(options: LogOptions): Promise<Log> {
+    const io = options.io ?? node_file_io;
+    const clock = options.clock ?? system_clock;
+    const read_only = options.read_only ?? false;
+    const create = options.create ?? !read_only;
+    const segment_size = options.segment_size_bytes ?? segment_size_default_bytes;
+    if (!Number.isInteger(segment_size) || segment_size < segment_size_min_bytes || segment_size % 4096 !== 0) {
+      throw new InterlogError(
+        "BAD_ARGUMENT",
+        `segment size ${segment_size} bytes is invalid; use a multiple of 4096 of at least ${segment_size_min_bytes} bytes`,
+      );
+    }
+    if (options.sync !== undefined && !sync_modes.includes(options.sync)) {
+      throw new InterlogError("BAD_ARGUMENT", `sync mode "${options.sync}" is invalid; use always, interval or never`);
+    }
+    const dir = options.dir;
+    if (!io.exists(dir)) {
+      if (!create) {
+        throw new InterlogError("DATA_DIR_INVALID", `no data directory at ${dir}; create one with: interlog init --data-dir ${dir}`);
+      }
+      io.mkdirp(dir);
+    }
+    const lock = read_only ? null : DirLock.acquire(path.join(dir, "lock"));
+    try {
+      let replica = read_replica(io, dir);
+      if (replica === null) {
+        if (read_only || !create) {
+          throw new InterlogError("DATA_DIR_INVALID", `${dir} holds no replica.json; create a log with: interlog init --data-dir ${dir}`);
+        }
+        replica = await create_replica(io, dir, options.name ?? "", clock.now_ms(), options.fill_random);
+      }
+      const segments_dir = path.join(dir, "segments");
+      io.mkdirp(segments_dir);
+      const opened = await recover(io, segments_dir, segment_size, read_only, options.on_warning);
+      const log = new Log({ options, io, replica, lock, ...opened });
+      if (!read_only) log.prepare_spare();
+      return log;
+    } catch (err) {
+      lock?.release();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- appends
+
+  /** Appends one payload as a new event of this replica. Returns its seq. Durable once `durable()` resolves. */
+  append(payload: Uint8Array): number {
+    this.check_writable();
+    this.check_payload(payload.length);
+    this.reserve(frame_size_bytes(payload.length));
+    const seq = (this.vv_map.get(this.id) ?? 0) + 1;
+    this.stage(this.id, this.origin_hi, this.origin_lo, seq, this.clock.now_ms(), flag_batch_end, payload);
+    this.vv_map.set(this.id, seq);
+    this.committed(1, payload.length);
+    return seq;
+  }
+
+  /** Appends payloads as one atomic batch: after a crash all of them are there or none. Returns the first seq. */
+  append_batch(payloads: readonly Uint8Array[]): number {
+    this.check_writable();
+    if (payloads.length === 0) throw new InterlogError("BAD_ARGUMENT", "a batch needs at least one payload");
+    let bytes = 0;
+    let payload_bytes = 0;
+    for (const p of payloads) {
+      bytes += frame_size_bytes(p.length);
+      payload_bytes += p.length;
+      this.check_payload(p.length);
+    }
+    this.reserve(bytes);
+    const first = (this.vv_map.get(this.id) ?? 0) + 1;
+    const time_ms = this.clock.now_ms();
+    const last = payloads.length - 1;
+    for (let i = 0; i <= last; i++) {
+      this.stage(this.id, this.origin_hi, this.origin_lo, first + i, time_ms, i === last ? flag_batch_end : 0, payloads[i]);
+    }
+    this.vv_map.set(this.id, first + last);
+    this.committed(payloads.length, payload_bytes);
+    return first;
+  }
+
+  /** Appends and waits until durable under the sync mode; returns the ids `ORIGIN:SEQ`. */
+  async write(payloads: Uint8Array | readonly Uint8Array[]): Promise<string[]> {
+    const list = payloads instanceof Uint8Array ? [payloads] : payloads;
+    const first = list.length === 1 ? this.append(list[0]) : this.append_batch(list);
+    await this.durable();
+    return list.map((_, i) => format_event_id(this.id, first + i));
+  }
+
+  /**
+   * The merge step of sync: appends another replica's event when it is the
+   * next one expected from its origin (`seq == vv[origin] + 1`), ignores it
+   * when already held, and refuses a gap with SEQ_GAP.
+   */
+  accept(event: IncomingEvent): AcceptResult {
+    return this.accept_batch([event])[0];
+  }
+
+  /** Accepts events atomically: all checks pass before anything is written; duplicates are skipped. */
+  accept_batch(events: readonly IncomingEvent[]): AcceptResult[] {
+    this.check_writable();
+    const results: AcceptResult[] = [];
+    const next = new Map<string, number>();
+    let bytes = 0;
+    let payload_bytes = 0;
+    let fresh = 0;
+    for (const e of events) {
+      assert_origin(e.origin);
+      if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw new InterlogError("BAD_ARGUMENT", `seq ${e.seq} is not a positive integer`);
+      if (!Number.isSafeInteger(e.time_ms) || e.time_ms < 0) throw new InterlogError("BAD_ARGUMENT", `time ${e.time_ms} is not a valid time`);
+      if (((e.flags ?? 0) & ~2) !== 0) throw new InterlogError("BAD_ARGUMENT", `flags ${e.flags} are not allowed on an incoming event`);
+      this.check_payload(e.payload.length);
+      const expected = next.get(e.origin) ?? (this.vv_map.get(e.origin) ?? 0) + 1;
+      if (e.seq < expected) {
+        results.push("duplicate");
+        continue;
+      }
+      if (e.seq > expected) {
+        throw new InterlogError(
+          "SEQ_GAP",
+          `event ${e.origin}:${e.seq} cannot be appended: this log holds ${e.origin} only up to seq ${expected - 1}; fetch the missing events first`,
+          { origin: e.origin, seq: e.seq, held: expected - 1 },
+        );
+      }
+      next.set(e.origin, e.seq + 1);
+      results.push("appended");
+      bytes += frame_size_bytes(e.payload.length);
+      payload_bytes += e.payload.length;
+      fresh++;
+    }
+    if (fresh === 0) return results;
+    this.reserve(bytes);
+    let written = 0;
+    for (let i = 0; i < events.length; i++) {
+      if (results[i] !== "appended") continue;
+      const e = events[i];
+      written++;
+      const flags = (e.flags ?? 0) | (written === fresh ? flag_batch_end : 0);
+      this.stage(e.origin, origin_hi(e.origin), origin_lo(e.origin), e.seq, e.time_ms, flags, e.payload);
+      this.vv_map.set(e.origin, e.seq);
+    }
+    this.committed(fresh, payload_bytes);
+    return results;
+  }
+
+  /**
+   * Resolves once every event before `pos` (default: all appended so far) is
+   * durable under the sync mode: fsynced for always and interval, handed to
+   * the OS for never.
+   */
+  durable(pos: number = this.next_pos): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const done = this.sync_mode === "never" ? this.flushed_pos : this.durable_pos;
+    if (pos <= done) return resolved;
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ pos, resolve, reject });
+      if (this.sync_mode === "always") this.request_sync();
+      else if (this.sync_mode === "never") this.request_flush();
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Number of events in the log (the next pos). */
+  get count(): number {
+    return this.next_pos;
+  }
+
+  /** Events durable under the sync mode (see `durable`). */
+  get durable_count(): number {
+    return this.sync_mode === "never" ? this.flushed_pos : this.durable_pos;
+  }
+
+  /** Up to `limit` events from `from_pos` on, in transaction order, as zero-copy views. */
+  read(from_pos: number, limit = 1000): LogEvent[] {
+    const out: LogEvent[] = [];
+    for (const event of this.iterate(from_pos)) {
+      if (out.length >= limit) break;
+      out.push(event);
+    }
+    return out;
+  }
+
+  /** Events from `from_pos` up to the current end, lazily. */
+  *iterate(from_pos = 0): Generator<LogEvent> {
+    this.check_open();
+    if (!Number.isSafeInteger(from_pos) || from_pos < 0) throw new InterlogError("BAD_ARGUMENT", `position ${from_pos} is not a non-negative integer`);
+    let pos = from_pos;
+    let index = this.segment_index_of(pos);
+    while (index >= 0 && pos < this.next_pos) {
+      this.flush_if_needed(pos);
+      const segment = this.segments[index];
+      let offset = segment.offset_of(pos);
+      while (pos < segment.end_pos) {
+        const event = LogEvent.at(segment, offset, pos);
+        yield event;
+        offset += event.frame_bytes;
+        pos++;
+        this.flush_if_needed(pos);
+      }
+      index++;
+      if (index >= this.segments.length) break;
+    }
+  }
+
+  /** The event `origin:seq`, or null when this log does not hold it. */
+  get(origin: string, seq: number): LogEvent | null {
+    this.check_open();
+    assert_origin(origin);
+    if (!Number.isSafeInteger(seq) || seq < 1 || seq > (this.vv_map.get(origin) ?? 0)) return null;
+    const hi = origin_hi(origin);
+    const lo = origin_lo(origin);
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const segment = this.segments[i];
+      const at = segment.locate(origin, hi, lo, seq);
+      if (at !== null) {
+        this.flush_if_needed(at.pos + 1);
+        return LogEvent.at(segment, at.offset, at.pos);
+      }
+    }
+    assert(false, `event ${origin}:${seq} is below the vv but in no segment`);
+  }
+
+  /** Events of `origin` with seq > after_seq in seq order (what a peer that holds up to after_seq lacks). */
+  *events_after(origin: string, after_seq: number): Generator<LogEvent> {
+    this.check_open();
+    assert_origin(origin);
+    const last = this.vv_map.get(origin) ?? 0;
+    if (after_seq >= last) return;
+    const hi = origin_hi(origin);
+    const lo = origin_lo(origin);
+    let seq = after_seq + 1;
+    for (const segment of this.segments) {
+      const range = segment.origins.get(origin);
+      if (range === undefined || range.seq_last < seq) continue;
+      const at = segment.locate(origin, hi, lo, seq);
+      assert(at !== null, "an origin's seqs continue in the next segment that holds it");
+      let offset = at.offset;
+      let pos = at.pos;
+      while (pos < segment.end_pos && seq <= range.seq_last) {
+        this.flush_if_needed(pos + 1);
+        const event = LogEvent.at(segment, offset, pos);
+        if (event.origin_hi === hi && event.origin_lo === lo) {
+          assert(event.seq === seq, "an origin's events appear in seq order");
+          yield event;
+          seq++;
+        }
+        offset += event.frame_bytes;
+        pos++;
+      }
+    }
+  }
+
+  /** The version vector: origin -> highest seq held. */
+  vv(): Record<string, number> {
+    return Object.fromEntries(this.vv_map);
+  }
+
+  /** Highest seq of `origin` held here (0 when none). */
+  held(origin: string): number {
+    return this.vv_map.get(origin) ?? 0;
+  }
+
+  get segment_count(): number {
+    return this.segments.length;
+  }
+
+  /** Bytes of records written (without preallocated free space). */
+  get bytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.end_bytes;
+    return total;
+  }
+
+  /** Bytes the segment files take on disk (preallocated). */
+  get disk_bytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.size_bytes;
+    return total;
+  }
+
+  free_disk_bytes(): number | null {
+    return this.io.free_bytes(this.dir);
+  }
+
+  /** Re-checks every record's crc, seq order and the zero tail of every segment. */
+  verify(): VerifyReport {
+    this.check_open();
+    this.flush();
+    return verify_segments(this.segments);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Flushes, fsyncs everything, waits for background work, releases the directory. */
+  async close(): Promise<void> {
+    if (this.closed || this.closing) return;
+    this.closing = true;
+    try {
+      this.interval_timer?.cancel();
+      if (!this.read_only && this.failure === null) {
+        this.flush();
+        this.unsynced_add(this.active_handle);
+        await this.run_sync();
+        await Promise.all(this.seal_jobs);
+      }
+      await this.spare_job;
+    } finally {
+      this.active_handle?.close();
+      this.active_handle = null;
+      this.closed = true;
+      for (let i = this.waiters_head; i < this.waiters.length; i++) {
+        this.waiters[i].reject(new InterlogError("LOG_CLOSED", "the log was closed before these events were durable"));
+      }
+      this.waiters = [];
+      this.lock?.release();
+    }
+  }
+
+  get is_closed(): boolean {
+    return this.closed;
+  }
+
+  /** Set when a write or fsync failed: the log refuses writes until reopened. */
+  get failed(): InterlogError | null {
+    return this.failure;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private check_open(): void {
+    if (this.closed) throw new InterlogError("LOG_CLOSED", "the log is closed");
+  }
+
+  private check_writable(): void {
+    this.check_open();
+    if (this.closing) throw new InterlogError("LOG_CLOSED", "the log is closing");
+    if (this.read_only) throw new InterlogError("READ_ONLY", "the log was opened read-only");
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private check_payload(bytes: number): void {
+    if (bytes > payload_max_bytes) {
+      throw new InterlogError("PAYLOAD_TOO_LARGE", `payload of ${bytes} bytes exceeds the limit of ${payload_max_bytes} bytes`);
+    }
+  }
+
+  /** Makes room for `bytes` of frames in the active segment, rotating when needed. Writes nothing on failure. */
+  private reserve(bytes: number): void {
+    if (this.active.end_bytes + bytes <= this.active.size_bytes) return;
+    if (bytes > this.segment_size_bytes) {
+      throw new InterlogError(
+        "BATCH_TOO_LARGE",
+        `a batch of ${bytes} bytes does not fit in one segment of ${this.segment_size_bytes} bytes; split it or raise log.segment_size`,
+      );
+    }
+    this.rotate();
+  }
+
+  /** Writes one frame (header + payload + padding) after the active segment's last one. */
+  private stage(origin: string, hi: number, lo: number, seq: number, time_ms: number, flags: number, payload: Uint8Array): void {
+    const size = frame_size_bytes(payload.length);
+    const segment = this.active;
+    const offset = segment.end_bytes;
+    assert(offset + size <= segment.size_bytes, "reserve() made room for the frame");
+    assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
+    if (size <= this.staging.length) {
+      if (this.staged_bytes + size > this.staging.length) this.flush();
+      const at = this.staged_bytes;
+      this.staging.set(payload, at + frame_header_bytes);
+      this.staging.fill(0, at + frame_header_bytes + payload.length, at + size);
+      write_frame_header(this.staging, this.staging_view, at, hi, lo, seq, time_ms, flags, payload);
+      this.staged_bytes = at + size;
+    } else {
+      // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0.
+      this.flush();
+      const handle = this.writable_handle();
+      write_frame_header(this.big_header, this.big_header_view, 0, hi, lo, seq, time_ms, flags, payload);
+      try {
+        handle.write(payload, 0, payload.length, offset + frame_header_bytes);
+        const padding = size - frame_header_bytes - payload.length;
+        if (padding > 0) handle.write(new Uint8Array(padding), 0, padding, offset + frame_header_bytes + payload.length);
+        handle.write(this.big_header, 0, frame_header_bytes, offset);
+      } catch (err) {
+        throw this.fail(err);
+      }
+      this.staged_at = offset + size;
+    }
+    segment.note_record(origin, seq, offset);
+    segment.end_bytes = offset + size;
+  }
+
+  /** Bookkeeping after a whole batch was staged: it is now visible. */
+  private committed(events: number, payload_bytes: number): void {
+    this.next_pos += events;
+    assert(this.next_pos === this.active.end_pos, "next_pos matches the active segment's end");
+    this.stats.appends++;
+    this.stats.appended_events += events;
+    this.stats.appended_bytes += payload_bytes;
+    if (this.sync_mode === "always") this.request_sync();
+    else if (this.sync_mode === "never") this.request_flush();
+  }
+
+  private writable_handle(): FileHandle {
+    assert(this.active_handle !== null, "a writable log has an open handle on its active segment");
+    return this.active_handle;
+  }
+
+  /** Hands staged frames to the OS (one pwrite). */
+  private flush(): void {
+    if (this.staged_bytes > 0) {
+      try {
+        this.writable_handle().write(this.staging, 0, this.staged_bytes, this.staged_at);
+      } catch (err) {
+        throw this.fail(err);
+      }
+      this.staged_at += this.staged_bytes;
+      this.staged_bytes = 0;
+      this.unsynced_add(this.active_handle);
+    }
+    if (this.flushed_pos < this.next_pos) {
+      this.flushed_pos = this.next_pos;
+      if (this.sync_mode === "never") this.resolve_waiters(this.flushed_pos);
+    }
+  }
+
+  /** Readers see the mapping, so anything they read must have left the staging buffer. */
+  private flush_if_needed(pos_end: number): void {
+    if (pos_end > this.flushed_pos && !this.read_only) this.flush();
+  }
+
+  private unsynced_add(handle: FileHandle | null): void {
+    if (handle !== null && !this.unsynced.includes(handle)) this.unsynced.push(handle);
+  }
+
+  private request_flush(): void {
+    if (this.flush_scheduled) return;
+    this.flush_scheduled = true;
+    setImmediate(() => {
+      this.flush_scheduled = false;
+      if (this.closed || this.failure !== null) return;
+      try {
+        this.flush();
+      } catch {
+        // fail() recorded it and rejected the waiters.
+      }
+    });
+  }
+
+  private request_sync(): void {
+    if (this.sync_scheduled) return;
+    this.sync_scheduled = true;
+    // Appends of the same turn of the event loop share one fsync (group commit).
+    setImmediate(() => {
+      this.sync_scheduled = false;
+      void this.run_sync();
+    });
+  }
+
+  /** One group commit: flush, fdatasync every dirty file (and the directory), then release the waiters. */
+  private async run_sync(): Promise<void> {
+    if (this.syncing || this.closed || this.failure !== null || this.read_only) return;
+    this.syncing = true;
+    try {
+      this.flush();
+      const target = this.next_pos;
+      const handles = this.unsynced;
+      this.unsynced = [];
+      const jobs = handles.map((h) => h.sync());
+      if (this.dir_dirty) {
+        this.dir_dirty = false;
+        jobs.push(this.io.sync_dir(this.segments_dir));
+      }
+      if (jobs.length > 0) {
+        const started = performance.now();
+        await Promise.all(jobs);
+        const seconds = (performance.now() - started) / 1000;
+        this.stats.fsyncs++;
+        this.stats.fsync_seconds_total += seconds;
+        if (this.stats.fsync_latencies_s.length < 10_000) this.stats.fsync_latencies_s.push(seconds);
+      }
+      assert(target >= this.durable_pos, "durable position only grows");
+      this.durable_pos = target;
+      if (this.sync_mode !== "never") this.resolve_waiters(target);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.syncing = false;
+    }
+    if (this.sync_mode === "always" && this.waiters_head < this.waiters.length && this.failure === null) this.request_sync();
+  }
+
+  private resolve_waiters(done: number): void {
+    const w = this.waiters;
+    let head = this.waiters_head;
+    while (head < w.length && w[head].pos <= done) {
+      w[head].resolve();
+      head++;
+    }
+    if (head === w.length) {
+      this.waiters = [];
+      head = 0;
+    } else if (head > 1024 && head * 2 > w.length) {
+      this.waiters = w.slice(head);
+      head = 0;
+    }
+    this.waiters_head = head;
+  }
+
+  /** A write or fsync failed: after fsync errors the page cache cannot be trusted, so stop writing. */
+  private fail(err: unknown): InterlogError {
+    if (this.failure === null) {
+      this.failure = new InterlogError(
+        "LOG_FAILED",
+        `a write or fsync of the log failed (${errno_code(err) ?? String(err)}); the log accepts no more writes. Restart the service; if it happens again check the disk (dmesg) and run interlog verify`,
+        {},
+        err,
+      );
+      this.on_warning(this.failure.message, { code: errno_code(err) });
+      for (let i = this.waiters_head; i < this.waiters.length; i++) this.waiters[i].reject(this.failure);
+      this.waiters = [];
+      this.waiters_head = 0;
+    }
+    return this.failure;
+  }
+
+  private segment_index_of(pos: number): number {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    if (pos >= this.next_pos) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.segments[mid].first_pos <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Seals the active segment and continues in a fresh one. Throws LOG_FULL (changing nothing) when none can be made. */
+  private rotate(): void {
+    this.flush();
+    const first_pos = this.next_pos;
+    const file = path.join(this.segments_dir, segment_file_name(first_pos));
+    this.take_spare_as(file);
+    let handle: FileHandle;
+    let map: Uint8Array;
+    try {
+      handle = this.io.open(file);
+      map = this.io.map(file);
+    } catch (err) {
+      throw this.fail(err);
+    }
+    const old = this.active;
+    const old_handle = this.writable_handle();
+    old.sealed = true;
+    const next = new Segment(first_pos, file, map);
+    this.segments.push(next);
+    this.active = next;
+    this.active_handle = handle;
+    this.staged_at = 0;
+    this.dir_dirty = true;
+    this.start_seal({ segment: old, handle: old_handle });
+    this.prepare_spare();
+    if (this.sync_mode === "always") this.request_sync();
+  }
+
+  /** Renames the prepared spare to `file`, or makes a segment right now when none is ready. */
+  private take_spare_as(file: string): void {
+    const spare = path.join(this.segments_dir, spare_file_name);
+    if (this.spare_ready) {
+      this.spare_ready = false;
+      this.io.rename(spare, file);
+      return;
+    }
+    if (this.clock.now_ms() - this.segment_failed_at_ms < this.segment_retry_interval_ms) throw this.log_full(null);
+    const tmp = `${file}.tmp`;
+    try {
+      this.io.create_zeroed_sync(tmp, this.segment_size_bytes);
+      this.io.rename(tmp, file);
+    } catch (err) {
+      this.io.unlink(tmp);
+      this.segment_failed_at_ms = this.clock.now_ms();
+      const code = errno_code(err);
+      if (code === "ENOSPC" || code === "EDQUOT") throw this.log_full(err);
+      throw new InterlogError("IO_ERROR", `could not create segment ${file}: ${String(err)}`, { code }, err);
+    }
+    this.segment_failed_at_ms = Number.NEGATIVE_INFINITY;
+  }
+
+  private log_full(cause: unknown): InterlogError {
+    const free = this.io.free_bytes(this.dir);
+    return new InterlogError(
+      "LOG_FULL",
+      `the log is full: no space for a new ${this.segment_size_bytes}-byte segment in ${this.segments_dir}` +
+        `${free === null ? "" : ` (${free} bytes free)`}; free disk space and appends resume. Nothing was written`,
+      { free_bytes: free },
+      cause ?? undefined,
+    );
+  }
+
+  /** Prepares the next segment file in the background so rotation only renames it. */
+  private prepare_spare(): void {
+    if (this.read_only || this.spare_ready || this.spare_job !== null || this.closing) return;
+    const spare = path.join(this.segments_dir, spare_file_name);
+    const tmp = `${spare}.tmp`;
+    this.spare_job = (async () => {
+      try {
+        await this.io.create_zeroed(tmp, this.segment_size_bytes, () => this.closing);
+        if (this.closing) {
+          this.io.unlink(tmp);
+          return;
+        }
+        this.io.rename(tmp, spare);
+        this.spare_ready = true;
+      } catch (err) {
+        this.io.unlink(tmp);
+        if (!this.closing) {
+          this.segment_failed_at_ms = this.clock.now_ms();
+          this.on_warning("could not prepare the next segment; appends will fail with LOG_FULL when the current one is full", {
+            code: errno_code(err),
+            error: String(err),
+          });
+        }
+      } finally {
+        this.spare_job = null;
+      }
+    })();
+  }
+
+  /** Once a sealed segment is durable, persist its summary so the next open need not scan it. */
+  private start_seal(job: SealJob): void {
+    const end_pos = job.segment.end_pos;
+    const run = (async () => {
+      try {
+        if (this.sync_mode === "never") await job.handle.sync();
+        else await this.durable(end_pos);
+        await this.io.write_file_atomic(
+          path.join(this.segments_dir, summary_file_name(job.segment.first_pos)),
+          job.segment.summary_bytes(),
+        );
+      } catch (err) {
+        if (!is_interlog_error(err)) {
+          this.on_warning("could not write a segment summary; the next start scans that segment instead", { error: String(err) });
+        }
+      } finally {
+        const i = this.unsynced.indexOf(job.handle);
+        if (i >= 0) this.unsynced.splice(i, 1);
+        job.handle.close();
+      }
+    })();
+    this.seal_jobs.add(run);
+    void run.finally(() => this.seal_jobs.delete(run));
+  }
+}
+
+/** Opens every segment, trusting sealed summaries and scanning the rest; repairs a torn tail unless read-only. */
+async function recover(
+  io: FileIO,
+  segments_dir: string,
+  segment_size_bytes: number,
+  read_only: boolean,
+  on_warning: LogOptions["on_warning"],
+): Promise<{ segments: Segment[]; vv: Map<string, number>; recovery: RecoveryReport; active_handle: FileHandle | null }> {
+  const names = io.list(segments_dir);
+  if (!read_only) {
+    for (const name of names) if (name.endsWith(".tmp")) io.unlink(path.join(segments_dir, name));
+  }
+  const firsts = names
+    .map(parse_segment_file_name)
+    .filter((n): n is number => n !== null)
+    .sort((a, b) => a - b);
+  const recovery: RecoveryReport = { dropped_bytes: 0, dropped_segments: 0, cut_at_pos: null, reason: "", scanned_bytes: 0 };
+  const vv = new Map<string, number>();
+  const segments: Segment[] = [];
+  const pending_summaries: Segment[] = [];
+  let expected_first = 0;
+  for (let i = 0; i < firsts.length; i++) {
+    const file = path.join(segments_dir, segment_file_name(firsts[i]));
+    if (recovery.cut_at_pos !== null) {
+      // Everything after a cut is unacknowledged data whose predecessors are gone.
+      recovery.dropped_segments++;
+      recovery.dropped_bytes += io.size_bytes(file);
+      if (!read_only) {
+        io.unlink(file);
+        io.unlink(path.join(segments_dir, summary_file_name(firsts[i])));
+      }
+      continue;
+    }
+    if (firsts[i] !== expected_first) {
+      throw new InterlogError(
+        "DATA_DIR_CORRUPT",
+        `segment ${segment_file_name(firsts[i])} should start at position ${expected_first}; a segment file is missing or foreign. Run interlog verify and restore the data directory from a backup or a peer`,
+      );
+    }
+    if (io.size_bytes(file) === 0) {
+      throw new InterlogError("DATA_DIR_CORRUPT", `segment ${file} is empty; restore the data directory from a backup or a peer`);
+    }
+    const segment = new Segment(firsts[i], file, io.map(file));
+    const is_last = i === firsts.length - 1;
+    const summary = is_last ? null : io.read_file(path.join(segments_dir, summary_file_name(firsts[i])));
+    if (summary !== null && segment.load_summary(summary) && summary_follows(segment, vv)) {
+      for (const [origin, range] of segment.origins) vv.set(origin, range.seq_last);
+      segment.sealed = true;
+    } else {
+      const fresh = new Segment(firsts[i], file, segment.map);
+      const scan = scan_segment(fresh, vv);
+      recovery.scanned_bytes += fresh.end_bytes;
+      const tail_end = last_nonzero(fresh.map, fresh.end_bytes, fresh.size_bytes);
+      if (!scan.clean || tail_end >= 0) {
+        // Torn records, a batch without its end, or stale bytes past the end: zero them so they can never resurface.
+        const dropped = tail_end >= 0 ? tail_end + 1 - fresh.end_bytes : 0;
+        recovery.dropped_bytes += dropped;
+        if (!scan.clean) {
+          recovery.cut_at_pos = fresh.end_pos;
+          recovery.reason = scan.reason;
+          if (!read_only) io.unlink(path.join(segments_dir, summary_file_name(firsts[i])));
+        } else if (!is_last) {
+          pending_summaries.push(fresh);
+        }
+        if (!read_only && dropped > 0) {
+          const handle = io.open(file);
+          const zeros = new Uint8Array(Math.min(dropped, 1024 * 1024));
+          for (let at = fresh.end_bytes; at < tail_end + 1; at += zeros.length) {
+            handle.write(zeros, 0, Math.min(zeros.length, tail_end + 1 - at), at);
+          }
+          await handle.sync();
+          handle.close();
+        }
+      } else if (!is_last) {
+        pending_summaries.push(fresh);
+      }
+      fresh.sealed = !is_last && scan.clean;
+      segments.push(fresh);
+      expected_first = fresh.end_pos;
+      continue;
+    }
+    segments.push(segment);
+    expected_first = segment.end_pos;
+  }
+  if (recovery.dropped_bytes > 0 || recovery.dropped_segments > 0) {
+    on_warning?.("recovery dropped data that was not durable", { ...recovery });
+  }
+  if (segments.length === 0) {
+    if (read_only) throw new InterlogError("DATA_DIR_INVALID", `no segments in ${segments_dir}; the log was never opened for writing`);
+    const file = path.join(segments_dir, segment_file_name(0));
+    await io.create_zeroed(`${file}.tmp`, segment_size_bytes).catch((err: unknown) => {
+      const code = errno_code(err);
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        throw new InterlogError("LOG_FULL", `no space for the first ${segment_size_bytes}-byte segment in ${segments_dir}; free disk space or lower log.segment_size`, {}, err);
+      }
+      throw err;
+    });
+    io.rename(`${file}.tmp`, file);
+    await io.sync_dir(segments_dir);
+    segments.push(new Segment(0, file, io.map(file)));
+  }
+  const active = segments[segments.length - 1];
+  active.sealed = false;
+  if (!read_only) {
+    for (const s of pending_summaries) {
+      if (s === active) continue;
+      await io.write_file_atomic(path.join(segments_dir, summary_file_name(s.first_pos)), s.summary_bytes());
+    }
+    // A segment cut short becomes the active one; its old successors' summaries were removed above.
+  }
+  return { segments, vv, recovery, active_handle: read_only ? null : io.open(active.file) };
+}
+
+/** A summary is trusted only when its origins continue the version vector so far. */
+function summary_follows(segment: Segment, vv: Map<string, number>): boolean {
+  for (const [origin, range] of segment.origins) {
+    if (range.seq_first !== (vv.get(origin) ?? 0) + 1 || range.seq_last < range.seq_first) return false;
+  }
+  return segment.count > 0 || segment.origins.size === 0;
+}

@@ -1,0 +1,80 @@
+import { check_frame, flag_batch_end, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import { origin_from_words } from "./ids.ts";
+import type { Segment } from "./segment.ts";
+
+/**
+ * Walks a segment's records from the start, checking every crc, and indexes
+ * each complete batch whose seqs follow `vv` densely. Stops at the first end
+ * marker, bad or torn record, seq out of order, or batch without its end.
+ * Updates the segment index and `vv` for what it accepts.
+ */
+export interface ScanResult {
+  /** Whether the scan ended at a clean end marker on a batch boundary. */
+  clean: boolean;
+  /** Offset where the unaccepted bytes begin (== segment.end_bytes). */
+  cut_bytes: number;
+  /** Why it stopped when not clean. */
+  reason: string;
+}
+
+/** Turns (hi, lo) into the id string, reusing the last one: runs of one origin allocate nothing. */
+export class OriginCache {
+  private hi = -1;
+  private lo = -1;
+  private text = "";
+  get(hi: number, lo: number): string {
+    if (hi !== this.hi || lo !== this.lo) {
+      this.hi = hi;
+      this.lo = lo;
+      this.text = origin_from_words(hi, lo);
+    }
+    return this.text;
+  }
+}
+
+export function scan_segment(segment: Segment, vv: Map<string, number>): ScanResult {
+  const { map, view } = segment;
+  const limit = segment.size_bytes;
+  const names = new OriginCache();
+  const pending_origin: string[] = [];
+  const pending_seq: number[] = [];
+  const pending_offset: number[] = [];
+  const batch_next = new Map<string, number>();
+  let at = 0;
+  let reason = "";
+  for (;;) {
+    const size = check_frame(map, view, at, limit);
+    if (size === frame_end) {
+      if (pending_origin.length > 0) reason = `batch without its end record at offset ${at}`;
+      break;
+    }
+    if (size === frame_bad) {
+      reason = `torn or corrupt record at offset ${at}`;
+      break;
+    }
+    const origin = names.get(frame_origin_hi(view, at), frame_origin_lo(view, at));
+    const seq = frame_seq(view, at);
+    const expected = batch_next.get(origin) ?? (vv.get(origin) ?? 0) + 1;
+    if (seq !== expected) {
+      reason = `record ${origin}:${seq} at offset ${at} does not follow seq ${expected - 1}`;
+      break;
+    }
+    batch_next.set(origin, seq + 1);
+    pending_origin.push(origin);
+    pending_seq.push(seq);
+    pending_offset.push(at);
+    at += size;
+    if ((frame_flags(view, at - size) & flag_batch_end) !== 0) {
+      for (let i = 0; i < pending_origin.length; i++) {
+        segment.note_record(pending_origin[i], pending_seq[i], pending_offset[i]);
+        vv.set(pending_origin[i], pending_seq[i]);
+      }
+      segment.end_bytes = at;
+      pending_origin.length = 0;
+      pending_seq.length = 0;
+      pending_offset.length = 0;
+      batch_next.clear();
+    }
+  }
+  return { clean: reason === "", cut_bytes: segment.end_bytes, reason };
+}

@@ -13,8 +13,9 @@ import {
 import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
 import { DirLock } from "./lock.ts";
 import { LogEvent } from "./log_event.ts";
+import { WaiterQueue } from "./waiter_queue.ts";
 import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
-import { scan_segment } from "./scan.ts";
+import { recover } from "./recovery.ts";
 import {
   Segment,
   parse_segment_file_name,
@@ -22,7 +23,6 @@ import {
   summary_file_name,
 } from "./segment.ts";
 import { type VerifyReport, verify_segments } from "./verify.ts";
-import { last_nonzero } from "./zero.ts";
 
 export type SyncMode = "always" | "interval" | "never";
 export const sync_modes: readonly SyncMode[] = ["always", "interval", "never"];
@@ -87,17 +87,6 @@ export interface IncomingEvent {
   flags?: number;
 }
 
-interface Waiter {
-  pos: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
-interface SealJob {
-  segment: Segment;
-  handle: FileHandle;
-}
-
 const resolved = Promise.resolve();
 
 /**
@@ -151,13 +140,19 @@ export class Log {
   /** Events fsynced (survive a power cut). */
   private durable_pos: number;
 
-  private waiters: Waiter[] = [];
-  private waiters_head = 0;
+  /** Waiting for a flush (never mode's durability). */
+  private readonly flush_waiters = new WaiterQueue();
+  /** Waiting for an fsync cycle that covers their position. */
+  private readonly sync_waiters = new WaiterQueue();
+  /** Files written since their last fdatasync. */
   private unsynced: FileHandle[] = [];
+  /** Handles of sealed segments, closed once an fsync cycle has covered them. */
+  private readonly retired = new Set<FileHandle>();
   private dir_dirty = false;
   private sync_scheduled = false;
   private flush_scheduled = false;
   private syncing = false;
+  private sync_again = false;
   private interval_timer: TimerHandle | null = null;
   private seal_jobs = new Set<Promise<void>>();
 
@@ -366,11 +361,19 @@ export class Log {
     if (this.failure !== null) return Promise.reject(this.failure);
     const done = this.sync_mode === "never" ? this.flushed_pos : this.durable_pos;
     if (pos <= done) return resolved;
-    return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ pos, resolve, reject });
-      if (this.sync_mode === "always") this.request_sync();
-      else if (this.sync_mode === "never") this.request_flush();
-    });
+    if (this.sync_mode === "never") {
+      this.request_flush();
+      return this.flush_waiters.wait(pos);
+    }
+    if (this.sync_mode === "always") this.request_sync();
+    return this.sync_waiters.wait(pos);
+  }
+
+  /** Resolves after an fsync cycle that starts after this call has covered every event before `pos`, whatever the mode. */
+  private synced(pos: number): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    this.request_sync();
+    return this.sync_waiters.wait(pos);
   }
 
   // ---------------------------------------------------------------- reads
@@ -500,8 +503,21 @@ export class Log {
   /** Re-checks every record's crc, seq order and the zero tail of every segment. */
   verify(): VerifyReport {
     this.check_open();
-    this.flush();
-    return verify_segments(this.segments);
+    if (!this.read_only) this.flush();
+    const report = verify_segments(this.segments);
+    const r = this.recovery;
+    if (report.ok && this.read_only && r.cut_at_pos !== null) {
+      // Opened without repair: what recovery would drop is exactly what is damaged.
+      return { ...report, ok: false, first_bad: { pos: r.cut_at_pos, segment: this.active.file, offset_bytes: this.active.end_bytes, reason: r.reason } };
+    }
+    if (report.ok && this.read_only && r.dropped_bytes > 0) {
+      return {
+        ...report,
+        ok: false,
+        first_bad: { pos: this.next_pos, segment: this.active.file, offset_bytes: this.active.end_bytes, reason: `${r.dropped_bytes} stray bytes past the last record` },
+      };
+    }
+    return report;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -513,20 +529,22 @@ export class Log {
     try {
       this.interval_timer?.cancel();
       if (!this.read_only && this.failure === null) {
+        // A clean shutdown is durable in every mode.
         this.flush();
         this.unsynced_add(this.active_handle);
-        await this.run_sync();
+        await this.synced(this.next_pos);
         await Promise.all(this.seal_jobs);
       }
       await this.spare_job;
     } finally {
       this.active_handle?.close();
       this.active_handle = null;
+      for (const handle of this.retired) handle.close();
+      this.retired.clear();
       this.closed = true;
-      for (let i = this.waiters_head; i < this.waiters.length; i++) {
-        this.waiters[i].reject(new InterlogError("LOG_CLOSED", "the log was closed before these events were durable"));
-      }
-      this.waiters = [];
+      const err = new InterlogError("LOG_CLOSED", "the log was closed before these events were durable");
+      this.flush_waiters.reject_all(err);
+      this.sync_waiters.reject_all(err);
       this.lock?.release();
     }
   }
@@ -634,7 +652,7 @@ export class Log {
     }
     if (this.flushed_pos < this.next_pos) {
       this.flushed_pos = this.next_pos;
-      if (this.sync_mode === "never") this.resolve_waiters(this.flushed_pos);
+      this.flush_waiters.release(this.flushed_pos);
     }
   }
 
@@ -673,8 +691,13 @@ export class Log {
 
   /** One group commit: flush, fdatasync every dirty file (and the directory), then release the waiters. */
   private async run_sync(): Promise<void> {
-    if (this.syncing || this.closed || this.failure !== null || this.read_only) return;
+    if (this.closed || this.failure !== null || this.read_only) return;
+    if (this.syncing) {
+      this.sync_again = true;
+      return;
+    }
     this.syncing = true;
+    this.sync_again = false;
     try {
       this.flush();
       const target = this.next_pos;
@@ -695,30 +718,16 @@ export class Log {
       }
       assert(target >= this.durable_pos, "durable position only grows");
       this.durable_pos = target;
-      if (this.sync_mode !== "never") this.resolve_waiters(target);
+      for (const handle of handles) {
+        if (this.retired.delete(handle)) handle.close();
+      }
+      this.sync_waiters.release(target);
     } catch (err) {
       this.fail(err);
     } finally {
       this.syncing = false;
     }
-    if (this.sync_mode === "always" && this.waiters_head < this.waiters.length && this.failure === null) this.request_sync();
-  }
-
-  private resolve_waiters(done: number): void {
-    const w = this.waiters;
-    let head = this.waiters_head;
-    while (head < w.length && w[head].pos <= done) {
-      w[head].resolve();
-      head++;
-    }
-    if (head === w.length) {
-      this.waiters = [];
-      head = 0;
-    } else if (head > 1024 && head * 2 > w.length) {
-      this.waiters = w.slice(head);
-      head = 0;
-    }
-    this.waiters_head = head;
+    if (this.failure === null && (this.sync_again || (this.sync_mode === "always" && this.sync_waiters.pending))) this.request_sync();
   }
 
   /** A write or fsync failed: after fsync errors the page cache cannot be trusted, so stop writing. */
@@ -731,9 +740,8 @@ export class Log {
         err,
       );
       this.on_warning(this.failure.message, { code: errno_code(err) });
-      for (let i = this.waiters_head; i < this.waiters.length; i++) this.waiters[i].reject(this.failure);
-      this.waiters = [];
-      this.waiters_head = 0;
+      this.flush_waiters.reject_all(this.failure);
+      this.sync_waiters.reject_all(this.failure);
     }
     return this.failure;
   }
@@ -773,7 +781,9 @@ export class Log {
     this.active_handle = handle;
     this.staged_at = 0;
     this.dir_dirty = true;
-    this.start_seal({ segment: old, handle: old_handle });
+    this.unsynced_add(old_handle);
+    this.retired.add(old_handle);
+    this.start_seal(old);
     this.prepare_spare();
     if (this.sync_mode === "always") this.request_sync();
   }
@@ -842,148 +852,18 @@ export class Log {
   }
 
   /** Once a sealed segment is durable, persist its summary so the next open need not scan it. */
-  private start_seal(job: SealJob): void {
-    const end_pos = job.segment.end_pos;
+  private start_seal(segment: Segment): void {
     const run = (async () => {
       try {
-        if (this.sync_mode === "never") await job.handle.sync();
-        else await this.durable(end_pos);
-        await this.io.write_file_atomic(
-          path.join(this.segments_dir, summary_file_name(job.segment.first_pos)),
-          job.segment.summary_bytes(),
-        );
+        await this.synced(segment.end_pos);
+        await this.io.write_file_atomic(path.join(this.segments_dir, summary_file_name(segment.first_pos)), segment.summary_bytes());
       } catch (err) {
         if (!is_interlog_error(err)) {
           this.on_warning("could not write a segment summary; the next start scans that segment instead", { error: String(err) });
         }
-      } finally {
-        const i = this.unsynced.indexOf(job.handle);
-        if (i >= 0) this.unsynced.splice(i, 1);
-        job.handle.close();
       }
     })();
     this.seal_jobs.add(run);
     void run.finally(() => this.seal_jobs.delete(run));
   }
-}
-
-/** Opens every segment, trusting sealed summaries and scanning the rest; repairs a torn tail unless read-only. */
-async function recover(
-  io: FileIO,
-  segments_dir: string,
-  segment_size_bytes: number,
-  read_only: boolean,
-  on_warning: LogOptions["on_warning"],
-): Promise<{ segments: Segment[]; vv: Map<string, number>; recovery: RecoveryReport; active_handle: FileHandle | null }> {
-  const names = io.list(segments_dir);
-  if (!read_only) {
-    for (const name of names) if (name.endsWith(".tmp")) io.unlink(path.join(segments_dir, name));
-  }
-  const firsts = names
-    .map(parse_segment_file_name)
-    .filter((n): n is number => n !== null)
-    .sort((a, b) => a - b);
-  const recovery: RecoveryReport = { dropped_bytes: 0, dropped_segments: 0, cut_at_pos: null, reason: "", scanned_bytes: 0 };
-  const vv = new Map<string, number>();
-  const segments: Segment[] = [];
-  const pending_summaries: Segment[] = [];
-  let expected_first = 0;
-  for (let i = 0; i < firsts.length; i++) {
-    const file = path.join(segments_dir, segment_file_name(firsts[i]));
-    if (recovery.cut_at_pos !== null) {
-      // Everything after a cut is unacknowledged data whose predecessors are gone.
-      recovery.dropped_segments++;
-      recovery.dropped_bytes += io.size_bytes(file);
-      if (!read_only) {
-        io.unlink(file);
-        io.unlink(path.join(segments_dir, summary_file_name(firsts[i])));
-      }
-      continue;
-    }
-    if (firsts[i] !== expected_first) {
-      throw new InterlogError(
-        "DATA_DIR_CORRUPT",
-        `segment ${segment_file_name(firsts[i])} should start at position ${expected_first}; a segment file is missing or foreign. Run interlog verify and restore the data directory from a backup or a peer`,
-      );
-    }
-    if (io.size_bytes(file) === 0) {
-      throw new InterlogError("DATA_DIR_CORRUPT", `segment ${file} is empty; restore the data directory from a backup or a peer`);
-    }
-    const segment = new Segment(firsts[i], file, io.map(file));
-    const is_last = i === firsts.length - 1;
-    const summary = is_last ? null : io.read_file(path.join(segments_dir, summary_file_name(firsts[i])));
-    if (summary !== null && segment.load_summary(summary) && summary_follows(segment, vv)) {
-      for (const [origin, range] of segment.origins) vv.set(origin, range.seq_last);
-      segment.sealed = true;
-    } else {
-      const fresh = new Segment(firsts[i], file, segment.map);
-      const scan = scan_segment(fresh, vv);
-      recovery.scanned_bytes += fresh.end_bytes;
-      const tail_end = last_nonzero(fresh.map, fresh.end_bytes, fresh.size_bytes);
-      if (!scan.clean || tail_end >= 0) {
-        // Torn records, a batch without its end, or stale bytes past the end: zero them so they can never resurface.
-        const dropped = tail_end >= 0 ? tail_end + 1 - fresh.end_bytes : 0;
-        recovery.dropped_bytes += dropped;
-        if (!scan.clean) {
-          recovery.cut_at_pos = fresh.end_pos;
-          recovery.reason = scan.reason;
-          if (!read_only) io.unlink(path.join(segments_dir, summary_file_name(firsts[i])));
-        } else if (!is_last) {
-          pending_summaries.push(fresh);
-        }
-        if (!read_only && dropped > 0) {
-          const handle = io.open(file);
-          const zeros = new Uint8Array(Math.min(dropped, 1024 * 1024));
-          for (let at = fresh.end_bytes; at < tail_end + 1; at += zeros.length) {
-            handle.write(zeros, 0, Math.min(zeros.length, tail_end + 1 - at), at);
-          }
-          await handle.sync();
-          handle.close();
-        }
-      } else if (!is_last) {
-        pending_summaries.push(fresh);
-      }
-      fresh.sealed = !is_last && scan.clean;
-      segments.push(fresh);
-      expected_first = fresh.end_pos;
-      continue;
-    }
-    segments.push(segment);
-    expected_first = segment.end_pos;
-  }
-  if (recovery.dropped_bytes > 0 || recovery.dropped_segments > 0) {
-    on_warning?.("recovery dropped data that was not durable", { ...recovery });
-  }
-  if (segments.length === 0) {
-    if (read_only) throw new InterlogError("DATA_DIR_INVALID", `no segments in ${segments_dir}; the log was never opened for writing`);
-    const file = path.join(segments_dir, segment_file_name(0));
-    await io.create_zeroed(`${file}.tmp`, segment_size_bytes).catch((err: unknown) => {
-      const code = errno_code(err);
-      if (code === "ENOSPC" || code === "EDQUOT") {
-        throw new InterlogError("LOG_FULL", `no space for the first ${segment_size_bytes}-byte segment in ${segments_dir}; free disk space or lower log.segment_size`, {}, err);
-      }
-      throw err;
-    });
-    io.rename(`${file}.tmp`, file);
-    await io.sync_dir(segments_dir);
-    segments.push(new Segment(0, file, io.map(file)));
-  }
-  const active = segments[segments.length - 1];
-  active.sealed = false;
-  if (!read_only) {
-    for (const s of pending_summaries) {
-      if (s === active) continue;
-      await io.write_file_atomic(path.join(segments_dir, summary_file_name(s.first_pos)), s.summary_bytes());
-    }
-    // A segment cut short becomes the active one; its old successors' summaries were removed above.
-  }
-  return { segments, vv, recovery, active_handle: read_only ? null : io.open(active.file) };
-}
-
-/** A summary is trusted only when its origins continue the version vector so far. */
-function summary_follows(segment: Segment, vv: Map<string, number>): boolean {
-  for (const [origin, range] of segment.origins) {
-    if (range.seq_first !== (vv.get(origin) ?? 0) + 1 || range.seq_last < range.seq_first) return false;
-  }
-  return segment.count > 0 || segment.origins.size === 0;
 }

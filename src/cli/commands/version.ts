@@ -1,0 +1,21 @@
+import pkg from "../../../package.json" with { type: "json" };
+import { type Command, exit_ok } from "../usage.ts";
+
+/** Set at build time with --define; "dev" when run from source. */
+declare const INTERLOG_COMMIT: string | undefined;
+
+export function version_info(): { version: string; target: string; commit: string } {
+  const commit = typeof INTERLOG_COMMIT === "string" ? INTERLOG_COMMIT : "dev";
+  return { version: pkg.version, target: `${process.platform}-${process.arch}`, commit };
+}
+
+export const version_command: Command = {
+  name: "version",
+  summary: "print version, target and commit",
+  help: "interlog version\n\nPrints {\"version\",\"target\",\"commit\"}.",
+  options: {},
+  async run(_values, _positionals, io) {
+    io.out(`${JSON.stringify(version_info())}\n`);
+    return exit_ok;
+  },
+};

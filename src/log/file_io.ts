@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { DirLock } from "./lock.ts";
 
 /**
  * Everything the log does to the file system goes through this interface, so
@@ -39,6 +40,8 @@ export interface FileIO {
   sync_dir_sync(dir: string): void;
   /** Free bytes on the file system holding dir, or null when unknown. */
   free_bytes(dir: string): number | null;
+  /** Takes the one-process-per-directory lock; throws DATA_DIR_LOCKED when another live process holds it. */
+  lock(file: string): { release(): void };
 }
 
 const zero_chunk_bytes = 1024 * 1024;
@@ -174,6 +177,7 @@ export const node_file_io: FileIO = {
       fs.closeSync(fd);
     }
   },
+  lock: (file) => DirLock.acquire(file),
   free_bytes(dir) {
     try {
       const s = fs.statfsSync(dir);

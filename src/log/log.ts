@@ -11,7 +11,6 @@ import {
   write_frame_header,
 } from "./frame.ts";
 import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
-import { DirLock } from "./lock.ts";
 import { LogEvent } from "./log_event.ts";
 import { WaiterQueue } from "./waiter_queue.ts";
 import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
@@ -116,7 +115,7 @@ export class Log {
   private readonly segment_size_bytes: number;
   private readonly segment_retry_interval_ms: number;
   private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
-  private readonly lock: DirLock | null;
+  private readonly lock: { release(): void } | null;
   private readonly origin_hi: number;
   private readonly origin_lo: number;
 
@@ -167,7 +166,7 @@ export class Log {
     options: LogOptions;
     io: FileIO;
     replica: ReplicaInfo;
-    lock: DirLock | null;
+    lock: { release(): void } | null;
     segments: Segment[];
     vv: Map<string, number>;
     recovery: RecoveryReport;
@@ -230,7 +229,7 @@ export class Log {
       }
       io.mkdirp(dir);
     }
-    const lock = read_only ? null : DirLock.acquire(path.join(dir, "lock"));
+    const lock = read_only ? null : io.lock(path.join(dir, "lock"));
     try {
       let replica = read_replica(io, dir);
       if (replica === null) {

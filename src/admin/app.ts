@@ -1,0 +1,73 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { assert } from "../lib/assert.ts";
+import type { AdminContext } from "./admin_context.ts";
+import { bearer_guard } from "./auth.ts";
+import { dashboard_csp, dashboard_html } from "./dashboard_page.ts";
+import { type AdminDeps, admin_limits_default } from "./deps.ts";
+import { error_response, log_error_response } from "./http_errors.ts";
+import { create_metrics } from "./metrics.ts";
+import { NewEvents } from "./new_events.ts";
+import { QuarantineIndex } from "./quarantine.ts";
+import { mount_append_route } from "./routes/append.ts";
+import { mount_health_routes } from "./routes/health.ts";
+import { mount_read_route } from "./routes/read.ts";
+import { mount_status_routes } from "./routes/status.ts";
+import { mount_stream_route } from "./routes/stream.ts";
+
+/** Served without the token: liveness for supervisors, and the dashboard page, which holds no data itself. */
+const public_paths = new Set(["/healthz", "/"]);
+
+/** The admin HTTP API and dashboard of one replica (design.md section 5). */
+export function create_admin_app(deps: AdminDeps): Hono {
+  const limits = { ...admin_limits_default, ...deps.limits };
+  assert(Number.isSafeInteger(deps.body_limit_bytes) && deps.body_limit_bytes > 0, "body_limit_bytes is a positive integer");
+  assert(limits.page_events_default >= 1 && limits.page_events_default <= limits.page_events_max, "default page size within the maximum");
+  assert(limits.sse_streams_max >= 1 && limits.sse_poll_interval_ms > 0 && limits.sse_heartbeat_interval_ms > 0, "SSE limits are positive");
+  const quarantine = new QuarantineIndex(
+    deps.log,
+    limits.quarantine_events_max,
+    limits.quarantine_scan_step_max_events,
+    limits.quarantine_message_max_bytes,
+  );
+  const ctx: AdminContext = {
+    log: deps.log,
+    sync: deps.sync,
+    clock: deps.clock,
+    body_limit_bytes: deps.body_limit_bytes,
+    validate_append: deps.validate_append,
+    ready: deps.ready,
+    warn: deps.on_warning ?? (() => {}),
+    limits,
+    metrics: create_metrics(deps.log, deps.sync, quarantine, deps.clock),
+    quarantine,
+    new_events: new NewEvents(limits.sse_streams_max),
+  };
+
+  const app = new Hono();
+  if (deps.token !== undefined && deps.token !== "") {
+    const guard = bearer_guard(deps.token);
+    app.use("*", (c, next) => (public_paths.has(c.req.path) ? next() : guard(c, next)));
+  }
+
+  app.get("/", (c) =>
+    c.html(dashboard_html, 200, {
+      "Content-Security-Policy": dashboard_csp,
+      "X-Content-Type-Options": "nosniff",
+      "Referrer-Policy": "no-referrer",
+      "Cache-Control": "no-cache",
+    }),
+  );
+  mount_health_routes(app, ctx);
+  mount_status_routes(app, ctx);
+  mount_append_route(app, ctx);
+  mount_read_route(app, ctx);
+  mount_stream_route(app, ctx);
+
+  app.notFound((c) => error_response(c, 404, "NOT_FOUND", `no such route: ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return err.getResponse();
+    return log_error_response(c, err, ctx.warn);
+  });
+  return app;
+}

@@ -1,0 +1,114 @@
+import type { Clock } from "../lib/clock.ts";
+import type { Log } from "../log/log.ts";
+
+/**
+ * What the admin API needs from the running replica. Everything is injected
+ * so the API works (and is tested) with a bare Log before sync exists.
+ */
+export interface AdminDeps {
+  log: Log;
+  /** Bearer token guarding every route but /healthz and the dashboard page; unset or "" = no auth. */
+  token?: string;
+  /** Largest accepted request body (POST /api/events); larger ones get 413. */
+  body_limit_bytes: number;
+  /** Append validators (from src/validators), run on every payload before anything is written. */
+  validate_append?: AppendValidator;
+  /** The sync layer's view; absent when the replica runs offline (no mqtt in config). */
+  sync?: SyncView;
+  clock: Clock;
+  /** Extra readiness checks of the wiring (e.g. "still replaying"); the log and broker checks are built in. */
+  ready?: () => Readiness;
+  /** Structured warnings (unexpected errors answered with 500). */
+  on_warning?: (message: string, details: Record<string, unknown>) => void;
+  limits?: Partial<AdminLimits>;
+}
+
+/** Returns an error message (the append is refused with 422) or null. */
+export type AppendValidator = (payload: Uint8Array, ctx: AppendContext) => string | null;
+
+export interface AppendContext {
+  /** This replica's id: the origin the event will get. */
+  origin: string;
+  /** The seq the event will get if the whole request is accepted. */
+  seq: number;
+  /** This replica's wall clock now (information only). */
+  time_ms: number;
+  /** Position of the payload in its request's batch (0 for a single event). */
+  index: number;
+  /** Number of payloads in the request. */
+  count: number;
+}
+
+export interface Readiness {
+  ok: boolean;
+  /** Why not ready, for a technician; empty when ok. */
+  reasons: string[];
+}
+
+/**
+ * What the admin API reads from the sync layer. The sync layer implements it;
+ * every call must be cheap (it runs on each /api/status and /metrics request)
+ * and must not throw.
+ */
+export interface SyncView {
+  /** True while the broker connection is up. */
+  readonly connected: boolean;
+  /** Peers this replica has heard of (from their retained vv messages). */
+  peers(): PeerStatus[];
+  /** Totals since start. */
+  counters(): SyncCounters;
+}
+
+export interface PeerStatus {
+  /** The peer's replica id (16 hex digits). */
+  id: string;
+  /** Its human name from its vv message ("" when unknown). */
+  name: string;
+  /** Its version vector as last announced. */
+  vv: Record<string, number>;
+  /** Events this replica holds (of the origins the peer pulls) that the peer's vv does not cover yet. */
+  lag_events: number;
+  /** Age of the oldest event we hold that the peer has not acknowledged (its vv does not cover it); null when none. */
+  oldest_unacked_age_ms: number | null;
+  /** Wall-clock time (ms since epoch) of the last message from the peer; null when none since start. */
+  last_seen_ms: number | null;
+}
+
+export interface SyncCounters {
+  messages_in: number;
+  messages_out: number;
+  /** Incoming messages dropped, by reason (e.g. "bad_cbor", "bad_crc", "unknown_version", "oversize", "gap"). */
+  dropped: Record<string, number>;
+}
+
+export interface AdminLimits {
+  /** Events per GET /api/events page at most (and the default page size). */
+  page_events_max: number;
+  page_events_default: number;
+  /** Payload bytes per GET /api/events page at most (at least one event is always returned). */
+  page_payload_max_bytes: number;
+  /** Open SSE tails at most; more get 503. */
+  sse_streams_max: number;
+  /** How often an idle SSE tail looks for events written by others (sync); own appends wake it at once. */
+  sse_poll_interval_ms: number;
+  /** An idle SSE tail sends a comment line this often so proxies and clients see it alive. */
+  sse_heartbeat_interval_ms: number;
+  /** Rejected events kept for /api/quarantine (the newest ones). */
+  quarantine_events_max: number;
+  /** Events scanned for the rejected flag per request at most, so one request never walks a huge log at once. */
+  quarantine_scan_step_max_events: number;
+  /** Bytes of a rejected event's message shown in /api/quarantine. */
+  quarantine_message_max_bytes: number;
+}
+
+export const admin_limits_default: AdminLimits = {
+  page_events_max: 1000,
+  page_events_default: 100,
+  page_payload_max_bytes: 4 * 1024 * 1024,
+  sse_streams_max: 32,
+  sse_poll_interval_ms: 100,
+  sse_heartbeat_interval_ms: 15_000,
+  quarantine_events_max: 100,
+  quarantine_scan_step_max_events: 1_000_000,
+  quarantine_message_max_bytes: 1024,
+};

@@ -23,10 +23,15 @@ export interface AdminDeps {
   limits?: Partial<AdminLimits>;
 }
 
-/** Returns an error message (the append is refused with 422) or null. */
+/**
+ * Returns an error message (the append is refused with 422) or null. A
+ * composed validator from src/validators fits as is: AppendContext carries
+ * every field of its ValidationContext (kind, origin, seq, time_ms).
+ */
 export type AppendValidator = (payload: Uint8Array, ctx: AppendContext) => string | null;
 
 export interface AppendContext {
+  kind: "append";
   /** This replica's id: the origin the event will get. */
   origin: string;
   /** The seq the event will get if the whole request is accepted. */

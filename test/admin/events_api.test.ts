@@ -38,6 +38,7 @@ describe("POST /api/events", () => {
     const seen: [string, number, number, number][] = [];
     const t = await admin_app({
       validate_append: (payload, ctx) => {
+        expect([ctx.kind, ctx.origin]).toEqual(["append", t.log.id]);
         seen.push([dec(payload), ctx.seq, ctx.index, ctx.count]);
         return dec(payload).startsWith("{") ? null : "payload is not a JSON object";
       },
@@ -57,6 +58,21 @@ describe("POST /api/events", () => {
     const single = await post_event(t, enc("plain"));
     expect(single.status).toBe(422);
     expect(((await single.json()) as { error: { message: string } }).error.message).toBe("payload is not a JSON object; nothing was written");
+  });
+
+  test("a validator that throws refuses the append with 422 instead of failing the request", async () => {
+    const warnings: string[] = [];
+    const t = await admin_app({
+      validate_append: () => {
+        throw new Error("bug in validator");
+      },
+      on_warning: (message) => warnings.push(message),
+    });
+    const res = await post_event(t, enc("x"));
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe("validator failed: bug in validator; nothing was written");
+    expect(warnings).toEqual(["an append validator threw; the append was refused"]);
+    expect(t.log.count).toBe(0);
   });
 
   test("a body over the limit is 413, whether its length is declared or streamed", async () => {

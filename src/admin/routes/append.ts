@@ -69,9 +69,11 @@ export function mount_append_route(app: Hono, ctx: AdminContext): void {
       for (let i = 0; i < payloads.length; i++) {
         let message: string | null;
         try {
-          message = validate(payloads[i], { origin: log.id, seq: first_seq + i, time_ms, index: i, count: payloads.length });
+          message = validate(payloads[i], { kind: "append", origin: log.id, seq: first_seq + i, time_ms, index: i, count: payloads.length });
         } catch (err) {
-          return log_error_response(c, err, ctx.warn);
+          // A crashing validator must not take the API down; like the validator registry, treat it as a rejection.
+          ctx.warn("an append validator threw; the append was refused", { error: String(err) });
+          message = `validator failed: ${err instanceof Error ? err.message : String(err)}`;
         }
         if (message !== null) {
           ctx.metrics.append_rejected.inc();

@@ -40,6 +40,8 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
       let wait: ReturnType<typeof new_events.wait> | null = null;
       stream.onAbort(() => wait?.stop());
       try {
+        // Bun sends the response head with the first body bytes: say something now so the client sees the stream open.
+        await stream.write(`: tail from position ${from}\n\n`);
         let pos = from;
         let idle_since = performance.now();
         while (!stream.aborted && !log.is_closed) {

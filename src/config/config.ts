@@ -1,49 +1,79 @@
-import fs from "node:fs";
-import YAML from "yaml";
-import { InterlogError } from "../lib/errors.ts";
-import { parse_duration_ms, parse_size_bytes } from "../lib/units.ts";
-import type { SyncMode } from "../log/log.ts";
-
 /**
- * The replica's configuration. This is the storage-only subset; the full
- * schema (mqtt, admin, validators) arrives with the appliance issue.
+ * The replica's configuration, resolved: sizes in bytes, durations in ms,
+ * secrets read from the environment, paths absolute. Load it with
+ * load_config(file); the file format is in ./schema.ts.
  */
+import type { SyncMode } from "../log/log.ts";
+import type { ValidatorSpec } from "../validators/registry.ts";
+import type { MqttPreset } from "./schema.ts";
+
+export { load_config } from "./load.ts";
+export type { MqttPreset } from "./schema.ts";
+export type { ValidatorSpec } from "../validators/registry.ts";
+
 export interface Config {
+  /** The config file as given (for messages). */
+  file: string;
+  /** Human name of the replica (default: host name); never its id. */
   name: string;
+  /** Absolute path of the data directory. */
   data_dir: string;
-  log: {
-    segment_size_bytes: number;
-    sync: SyncMode;
-    sync_interval_ms: number;
-  };
+  log: LogConfig;
+  /** null: no broker configured, run offline with sync off. */
+  mqtt: MqttConfig | null;
+  replication: ReplicationConfig;
+  admin: AdminConfig;
+  validators: ValidatorsConfig;
 }
 
-export function load_config(file: string): Config {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InterlogError("CONFIG_INVALID", `${file}: cannot read config: ${(err as Error).message}`);
-  }
-  const doc = YAML.parse(text) as Record<string, unknown> | null;
-  const raw = (doc ?? {}) as { name?: unknown; data_dir?: unknown; log?: Record<string, unknown> };
-  if (typeof raw.data_dir !== "string") throw new InterlogError("CONFIG_INVALID", `${file}: data_dir: expected a path`);
-  const log = raw.log ?? {};
-  const sync = (log.sync ?? "always") as SyncMode;
-  if (!["always", "interval", "never"].includes(sync)) {
-    throw new InterlogError("CONFIG_INVALID", `${file}: log.sync: expected always, interval or never`);
-  }
-  try {
-    return {
-      name: typeof raw.name === "string" ? raw.name : "",
-      data_dir: raw.data_dir,
-      log: {
-        segment_size_bytes: parse_size_bytes((log.segment_size as string | number | undefined) ?? "64MiB"),
-        sync,
-        sync_interval_ms: parse_duration_ms((log.sync_interval as string | number | undefined) ?? "10ms"),
-      },
-    };
-  } catch (err) {
-    throw new InterlogError("CONFIG_INVALID", `${file}: ${(err as Error).message}`);
-  }
+export interface LogConfig {
+  segment_size_bytes: number;
+  sync: SyncMode;
+  sync_interval_ms: number;
+}
+
+export interface MqttConfig {
+  url: string;
+  /** True for mqtts:// and wss:// urls. */
+  tls: boolean;
+  prefix: string;
+  username: string | null;
+  /** Read from the environment variable named by password_env; null when none is configured. */
+  password: string | null;
+  max_packet_bytes: number;
+  preset: MqttPreset;
+  /** Absolute paths of PEM files, or null. */
+  ca_file: string | null;
+  cert_file: string | null;
+  key_file: string | null;
+}
+
+export interface ReplicationConfig {
+  /** "*" pulls every replica's events; otherwise only these origins (16-hex ids). */
+  pull: "*" | readonly string[];
+}
+
+export interface AdminConfig {
+  /** As written, e.g. `127.0.0.1:8080`. */
+  listen: string;
+  host: string;
+  port: number;
+  /** Bearer token read from the environment variable named by token_env; null: no auth (loopback only). */
+  token: string | null;
+}
+
+export interface ValidatorsConfig {
+  /** Run on every local append, in order. Build with build_validator() from src/validators/registry.ts. */
+  append: readonly ValidatorSpec[];
+  /** Run on every event arriving from a peer. */
+  sync: readonly ValidatorSpec[];
+}
+
+/** The config with secrets masked, for logs and `status`. */
+export function redact_config(config: Config): Config {
+  return {
+    ...config,
+    mqtt: config.mqtt === null ? null : { ...config.mqtt, password: config.mqtt.password === null ? null : "***" },
+    admin: { ...config.admin, token: config.admin.token === null ? null : "***" },
+  };
 }

@@ -1,0 +1,228 @@
+import { z } from "zod";
+import { format_bytes } from "../lib/units.ts";
+import { is_origin } from "../log/ids.ts";
+import { segment_size_min_bytes, sync_modes } from "../log/log.ts";
+import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
+import { config_error_map, describe_value } from "./messages.ts";
+import { duration, size } from "./units_schema.ts";
+
+/**
+ * The config file format, in zod: what the YAML may say, with defaults.
+ * load.ts turns its output into the resolved Config (secrets, paths).
+ * scripts/gen-schema.ts turns it into config/interlog.schema.json.
+ */
+
+export const mqtt_presets = ["mosquitto", "aws-iot"] as const;
+export type MqttPreset = (typeof mqtt_presets)[number];
+/** AWS IoT Core refuses MQTT packets above 128 KiB. */
+export const aws_iot_packet_max_bytes = 128 * 1024;
+/** The MQTT protocol's own ceiling (remaining length of 268,435,455 bytes). */
+export const mqtt_packet_max_bytes = 268_435_455;
+export const mqtt_packet_min_bytes = 4 * 1024;
+const segment_page_bytes = 4096;
+const mqtt_protocols = ["mqtt:", "mqtts:", "ws:", "wss:"];
+export const tls_protocols = ["mqtts:", "wss:"];
+
+const env_var_name = (description: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: (issue) => `expected the name of an environment variable (letters, digits, _), got ${describe_value(issue.input)}` })
+    .meta({ description });
+
+const file_path = (description: string) => z.string().min(1).meta({ description });
+
+/** A place to listen: `HOST:PORT`, with an IPv6 host in brackets (`[::1]:8080`). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export function parse_listen(text: string): ListenAddress | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2], port };
+}
+
+export function is_loopback_host(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+const log_section = z
+  .strictObject({
+    segment_size: size("size of each preallocated segment file; a multiple of 4 KiB")
+      .refine((bytes) => bytes >= segment_size_min_bytes && bytes % segment_page_bytes === 0, {
+        error: `expected a multiple of 4KiB of at least ${segment_size_min_bytes / 1024}KiB, e.g. 64MiB`,
+      })
+      .prefault("64MiB"),
+    sync: z.enum(sync_modes).default("always").meta({
+      description: "always: an append returns once it is on disk (fsync); interval: fsync every sync_interval; never: leave it to the OS",
+    }),
+    sync_interval: duration("how often to fsync when sync is interval")
+      .refine((ms) => ms >= 1, { error: "expected at least 1ms" })
+      .prefault("10ms"),
+  })
+  .meta({ description: "the local log on disk" });
+
+const mqtt_section = z
+  .strictObject({
+    url: z
+      .string()
+      .superRefine((text, ctx) => {
+        let url: URL | undefined;
+        try {
+          url = new URL(text);
+        } catch {}
+        if (url === undefined || !mqtt_protocols.includes(url.protocol) || url.hostname === "") {
+          ctx.addIssue({ code: "custom", message: `expected a broker URL like mqtt://127.0.0.1:1883 or mqtts://broker.example.com:8883, got ${describe_value(text)}` });
+        } else if (url.username !== "" || url.password !== "") {
+          ctx.addIssue({ code: "custom", message: "put the user name in mqtt.username and the password in an environment variable named by mqtt.password_env, not in the URL" });
+        }
+      })
+      .default("mqtt://127.0.0.1:1883")
+      .meta({ description: "broker URL: mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (also ws://, wss://)" }),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, { error: (issue) => `expected topic levels of letters, digits, _ . - separated by /, got ${describe_value(issue.input)}` })
+      .default("interlog")
+      .meta({ description: "topic prefix: this replica publishes under PREFIX/<replica id>/" }),
+    username: z.string().min(1).optional().meta({ description: "MQTT user name" }),
+    password_env: env_var_name("environment variable holding the MQTT password").optional(),
+    max_packet: size("largest MQTT packet to send; sync chunks batches below it")
+      .refine((bytes) => bytes >= mqtt_packet_min_bytes && bytes <= mqtt_packet_max_bytes, {
+        error: `expected from ${format_bytes(mqtt_packet_min_bytes)} to ${format_bytes(mqtt_packet_max_bytes)}`,
+      })
+      .prefault("128KiB"),
+    preset: z.enum(mqtt_presets).default("mosquitto").meta({ description: "the broker's kind, for its limits" }),
+    ca_file: file_path("PEM file of the CA that signed the broker's certificate (TLS only)").optional(),
+    cert_file: file_path("PEM client certificate, for brokers that authenticate clients by certificate (TLS only)").optional(),
+    key_file: file_path("PEM private key of cert_file (TLS only)").optional(),
+  })
+  .superRefine((mqtt, ctx) => {
+    const tls = tls_protocols.some((protocol) => mqtt.url.startsWith(protocol.slice(0, -1) + "://"));
+    for (const key of ["ca_file", "cert_file", "key_file"] as const) {
+      if (mqtt[key] !== undefined && !tls) {
+        ctx.addIssue({ code: "custom", path: [key], message: `${key} is only used with TLS; use an mqtts:// (or wss://) url, or remove ${key}` });
+      }
+    }
+    if ((mqtt.cert_file === undefined) !== (mqtt.key_file === undefined)) {
+      const missing = mqtt.cert_file === undefined ? "cert_file" : "key_file";
+      const given = missing === "cert_file" ? "key_file" : "cert_file";
+      ctx.addIssue({ code: "custom", path: [given], message: `${given} needs ${missing} too (a client certificate and its key go together)` });
+    }
+    if (mqtt.preset === "aws-iot") {
+      if (!tls) ctx.addIssue({ code: "custom", path: ["url"], message: "AWS IoT Core accepts only TLS connections; use an mqtts:// url" });
+      if (mqtt.max_packet > aws_iot_packet_max_bytes) {
+        ctx.addIssue({ code: "custom", path: ["max_packet"], message: `AWS IoT Core accepts packets of at most ${aws_iot_packet_max_bytes / 1024}KiB; got ${mqtt.max_packet} bytes` });
+      }
+    }
+  })
+  .meta({ description: "the MQTT broker to sync through; leave out to run offline" });
+
+const replication_section = z
+  .strictObject({
+    pull: z
+      .array(z.string())
+      .min(1)
+      .superRefine((pull, ctx) => {
+        pull.forEach((entry, i) => {
+          if (entry === "*") {
+            if (pull.length > 1) ctx.addIssue({ code: "custom", path: [i], message: `"*" (every replica) must be the only entry` });
+          } else if (!is_origin(entry)) {
+            ctx.addIssue({ code: "custom", path: [i], message: `expected "*" or a replica id (16 lowercase hex digits, as interlog status shows), got ${describe_value(entry)}` });
+          }
+        });
+      })
+      .default(["*"])
+      .meta({ description: `whose events this replica fetches: ["*"] for every replica, or a list of replica ids` }),
+  })
+  .meta({ description: "which replicas' events to hold" });
+
+const admin_section = z
+  .strictObject({
+    listen: z
+      .string()
+      .superRefine((text, ctx) => {
+        if (parse_listen(text) === null) {
+          ctx.addIssue({ code: "custom", message: `expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080, got ${describe_value(text)}` });
+        }
+      })
+      .default("127.0.0.1:8080")
+      .meta({ description: "HOST:PORT of the admin API and dashboard" }),
+    token_env: env_var_name("environment variable holding the bearer token the admin API requires").optional(),
+  })
+  .superRefine((admin, ctx) => {
+    const listen = parse_listen(admin.listen);
+    if (listen !== null && !is_loopback_host(listen.host) && admin.token_env === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["listen"],
+        message: `listening on ${listen.host} opens the admin API beyond this machine; set admin.token_env to the name of an environment variable holding a token`,
+      });
+    }
+  })
+  .meta({ description: "the admin HTTP API and dashboard" });
+
+const validator_entry_description = "a validator name such as max-size, or NAME: {options} such as max-size: {max_bytes: 64KiB}";
+
+/**
+ * One entry of `validators.append` / `validators.sync`: `NAME` or
+ * `NAME: {options}`. Checked against the registry here so that a bad name or
+ * option is reported with its line; the JSON Schema gets the exact shapes
+ * from json_schema.ts.
+ */
+export const validator_entry = z
+  .unknown()
+  .transform((entry, ctx): ValidatorSpec => {
+    let name: string;
+    let options: unknown;
+    if (typeof entry === "string") {
+      name = entry;
+      options = {};
+    } else if (typeof entry === "object" && entry !== null && !Array.isArray(entry) && Object.keys(entry).length === 1) {
+      [[name, options]] = Object.entries(entry);
+      if (options === null) options = {};
+    } else {
+      ctx.addIssue({ code: "custom", message: `expected ${validator_entry_description}; got ${describe_value(entry)}` });
+      return z.NEVER;
+    }
+    const definition = validator_registry.get(name);
+    if (definition === undefined) {
+      ctx.addIssue({ code: "custom", message: validator_registry.unknown_name_message(name) });
+      return z.NEVER;
+    }
+    const parsed = definition.options.safeParse(options, { error: config_error_map });
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, path: [name, ...issue.path] } as z.core.$ZodRawIssue);
+      return z.NEVER;
+    }
+    return { name, options: options as Record<string, unknown> };
+  })
+  .meta({ description: validator_entry_description });
+
+const validator_list = (description: string) => z.array(validator_entry).default([]).meta({ description });
+
+const validators_section = z
+  .strictObject({
+    append: validator_list("validators every local append must pass, in order"),
+    sync: validator_list("validators every event arriving from a peer must pass; failures are quarantined"),
+  })
+  .meta({ description: "compiled-in payload validators (see src/validators/registry.ts)" });
+
+export const config_file_schema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(64).optional().meta({ description: "human name of this replica, shown in status and the dashboard (default: the host name); not its id" }),
+    data_dir: z.string().min(1).meta({ description: "the directory holding the log, e.g. data_dir: ./data (relative to the working directory)" }),
+    log: log_section.prefault({}),
+    mqtt: mqtt_section.optional(),
+    replication: replication_section.prefault({}),
+    admin: admin_section.prefault({}),
+    validators: validators_section.prefault({}),
+  })
+  .meta({ title: "InterLog replica configuration" });
+
+/** Sections that may be written as an empty key (`log:`) to mean "all defaults" (mqtt: "offline"). */
+export const config_sections = ["log", "mqtt", "replication", "admin", "validators"] as const;
+
+export type ConfigFile = z.output<typeof config_file_schema>;

@@ -38,7 +38,9 @@ import { define_validator, z } from "./validator.ts";
 /** Bound on the per-origin memory of last fix times (the least recently seen origin is forgotten first). */
 export const gps_fix_origins_max = 10_000;
 
-const ascii_open_brace = 0x7b;
+/** A CBOR map's first byte has major type 5 (0xa0-0xbf); no JSON text starts with such a byte. */
+const cbor_major_type_mask = 0xe0;
+const cbor_map_major_type = 0xa0;
 
 interface LastFix {
   seq: number;
@@ -46,10 +48,8 @@ interface LastFix {
 }
 
 function read_fix(payload: Uint8Array): { lat: unknown; lon: unknown; time_ms: unknown } | string {
-  // JSON objects start with "{" (after optional whitespace); a CBOR map never does.
-  let i = 0;
-  while (i < payload.length && (payload[i] === 0x20 || payload[i] === 0x0a || payload[i] === 0x0d || payload[i] === 0x09)) i++;
-  const parsed = payload[i] === ascii_open_brace ? parse_json_payload(payload) : parse_cbor_payload(payload);
+  const is_cbor_map = payload.length > 0 && (payload[0] & cbor_major_type_mask) === cbor_map_major_type;
+  const parsed = is_cbor_map ? parse_cbor_payload(payload) : parse_json_payload(payload);
   if ("error" in parsed) return `a GPS fix must be a JSON or CBOR map: ${parsed.error}`;
   const value = parsed.value;
   if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Map) {

@@ -18,6 +18,7 @@ export const dashboard_html = String.raw`<!doctype html>
 <style>
   :root { --bg:#f5f6f8; --card:#fff; --ink:#1d2430; --dim:#667085; --line:#d9dee7; --accent:#2f6fde; --bad:#c0392b; --ok:#1e8e4e; }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin:0; font:14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background:var(--bg); color:var(--ink); }
   header { display:flex; flex-wrap:wrap; align-items:baseline; gap:8px 24px; padding:14px 20px; background:var(--ink); color:#fff; }
   header h1 { margin:0; font-size:18px; font-weight:600; }
@@ -76,8 +77,16 @@ export const dashboard_html = String.raw`<!doctype html>
     <h2>Disk</h2>
     <div class="row"><span class="dim">log files</span><span id="disk-used">-</span></div>
     <div class="row"><span class="dim">free</span><span id="disk-free">-</span></div>
-    <div class="bar"><div id="disk-bar"></div></div>
+    <div class="bar" title="share of the space the log can grow into that it already uses"><div id="disk-bar"></div></div>
+    <div class="row"><span class="dim">log share of usable space</span><span id="disk-share">-</span></div>
     <div class="row"><span class="dim">full in</span><span id="time-to-full">-</span></div>
+  </div>
+  <div class="card">
+    <h2>Sync</h2>
+    <div class="big" id="sync-summary">-</div>
+    <div class="row"><span class="dim">peers</span><span id="peer-count">-</span></div>
+    <div class="row"><span class="dim">largest lag</span><span id="max-lag">-</span></div>
+    <div class="row"><span class="dim">durability</span><span id="sync-mode">-</span></div>
   </div>
   <div class="card wide">
     <h2>Append rate (events/s, last <span id="chart-span">0 s</span>)</h2>
@@ -266,9 +275,18 @@ export const dashboard_html = String.raw`<!doctype html>
     text("disk-free", fmt_bytes(disk.free_bytes));
     var room = disk.free_bytes === null ? null : disk.free_bytes + Math.max(0, disk.used_bytes - status.bytes);
     var total = disk.free_bytes === null ? null : disk.free_bytes + disk.used_bytes;
-    $("disk-bar").style.width = total ? (100 * (total - room) / total).toFixed(1) + "%" : "0";
+    var share = total ? 100 * (total - room) / total : null;
+    $("disk-bar").style.width = share === null ? "0" : share.toFixed(1) + "%";
+    text("disk-share", share === null ? "unknown" : (share < 0.1 && share > 0 ? "<0.1" : share.toFixed(1)) + " %");
     var byte_rate = rate("bytes", 60000);
     text("time-to-full", room === null ? "unknown" : byte_rate === null ? "-" : byte_rate <= 0 ? "not filling" : fmt_duration(1000 * room / byte_rate));
+    text("sync-summary", !sync.configured ? "off" : sync.connected ? "online" : "offline");
+    $("sync-summary").className = "big " + (!sync.configured ? "dim" : sync.connected ? "ok" : "bad");
+    text("peer-count", sync.configured ? String(sync.peers.length) : "-");
+    var max_lag = null;
+    sync.peers.forEach(function (p) { if (max_lag === null || p.lag_events > max_lag) max_lag = p.lag_events; });
+    text("max-lag", max_lag === null ? "-" : fmt_int(max_lag) + " events");
+    text("sync-mode", "fsync " + status.sync_mode + " (" + fmt_int(status.durable_events) + " durable)");
     show_peers(status);
     show_rejected(q);
     text("updated", "updated " + new Date().toLocaleTimeString());

@@ -126,6 +126,17 @@ describe("config errors name the file, line and key path and say what was expect
     expect(config_error(() => load_config(file, {}))).toBe(`${file}:5:3: admin.listen: expected text, got 8080`);
   });
 
+  test("a size or duration that is neither a whole number nor text with a unit", () => {
+    const file = write_config("data_dir: d\nlog:\n  segment_size: true\n  sync_interval: 1.5\n");
+    expect(config_error(() => load_config(file, {}))).toBe(
+      [
+        `2 problems in ${file}:`,
+        `${file}:3:3: log.segment_size: expected a size such as 64MiB or 128KiB, or a whole number of bytes; got true`,
+        `${file}:4:3: log.sync_interval: expected a duration such as 500ms or 10s, or a whole number of milliseconds; got 1.5`,
+      ].join("\n"),
+    );
+  });
+
   test("a section that is not a mapping", () => {
     const file = write_config("data_dir: ./data\nmqtt: mqtt://broker:1883\n");
     expect(config_error(() => load_config(file, {}))).toBe(`${file}:2:1: mqtt: expected a mapping (key: value lines), got "mqtt://broker:1883"`);

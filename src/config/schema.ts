@@ -29,7 +29,7 @@ const env_var_name = (description: string) =>
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: (issue) => `expected the name of an environment variable (letters, digits, _), got ${describe_value(issue.input)}` })
     .meta({ description });
 
-const file_path = (description: string) => z.string().min(1).meta({ description });
+const file_path = (description: string) => z.string().min(1).meta({ description: `${description}; relative paths are from the working directory` });
 
 /** A place to listen: `HOST:PORT`, with an IPv6 host in brackets (`[::1]:8080`). */
 export interface ListenAddress {

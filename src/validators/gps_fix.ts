@@ -23,8 +23,9 @@
  * 3. Add it to the list in src/validators/registry.ts.
  * 4. Name it in the config, e.g. `append: [json, door-event]` or with
  *    options `- door-event: { max_open: 10min }`.
- * 5. Rebuild: `npm test`, then the firmware build bundles it; there is no
- *    plug-in loading at run time, by design.
+ * 5. Regenerate the editors' schema (`bun scripts/gen-schema.ts`, which
+ *    lists validator names and options), run `npm test`, and rebuild the
+ *    firmware: validators are compiled in, never loaded at run time.
  *
  * This one: a container's GPS fix, as JSON `{"lat":..,"lon":..,"time_ms":..}`
  * or the same map in CBOR. Latitude must be within [-90, 90], longitude within

@@ -36,6 +36,20 @@ async function text_of(page: Page, selector: string): Promise<string> {
   return (await page.textContent(selector)) ?? "";
 }
 
+/** The browser's document, typed just enough for the checks below (the project's lib has no DOM types). */
+interface PageDocument {
+  getElementById(id: string): { textContent: string | null } | null;
+}
+
+/** Waits (Playwright's bounded default timeout) until the element with `id` shows exactly `text`. */
+async function until_text(page: Page, id: string, text: string): Promise<void> {
+  // A function, not a string: the page's CSP forbids eval.
+  await page.waitForFunction(
+    ([id, text]) => (globalThis as unknown as { document: PageDocument }).document.getElementById(id)?.textContent === text,
+    [id, text] as const,
+  );
+}
+
 describe("the dashboard in a real browser", () => {
   test("asks for the token once, then shows the replica and follows its numbers as events arrive", async () => {
     const sync = new FakeSync();
@@ -58,12 +72,12 @@ describe("the dashboard in a real browser", () => {
 
     await page.fill("#token-input", "not-the-token");
     await page.press("#token-input", "Enter");
-    await page.waitForFunction(() => document.getElementById("login-error")?.textContent === "That token was not accepted.");
+    await until_text(page, "login-error", "That token was not accepted.");
     expect(await page.isHidden("#data")).toBe(true);
 
     await page.fill("#token-input", token);
     await page.click("#login-form button[type=submit]");
-    await page.waitForFunction((id) => document.getElementById("replica-id")?.textContent === id, t.log.id);
+    await until_text(page, "replica-id", t.log.id);
     expect(await text_of(page, "#replica-name")).toBe("truck-0042");
     expect(await text_of(page, "#sync-state")).toBe("broker connected");
     expect(await text_of(page, "#events-count")).toBe("0");
@@ -75,7 +89,7 @@ describe("the dashboard in a real browser", () => {
       const res = await post(encode(Array.from({ length: size }, (_, i) => enc(`{"burst":${burst},"i":${i}}`))), "application/cbor");
       expect(res.status).toBe(201);
       events += size;
-      await page.waitForFunction((n) => document.getElementById("events-count")?.textContent === n.toLocaleString("en-US"), events);
+      await until_text(page, "events-count", events.toLocaleString("en-US"));
     }
     // Sync's view: peers with lag, and an event that failed the sync validators.
     sync.peer_list = [
@@ -85,9 +99,9 @@ describe("the dashboard in a real browser", () => {
     t.log.accept({ origin: peer_depot, seq: 1, time_ms: Date.now(), payload: enc("gps-fix: lat must be a number from -90 to 90, got 91.2"), flags: flag_rejected });
     await t.log.durable();
     events++;
-    await page.waitForFunction((n) => document.getElementById("events-count")?.textContent === n.toLocaleString("en-US"), events);
+    await until_text(page, "events-count", events.toLocaleString("en-US"));
     await page.waitForSelector(`#peers tr[data-peer="${peer_depot}"]`);
-    await page.waitForFunction(() => document.getElementById("rejected-total")?.textContent === "1");
+    await until_text(page, "rejected-total", "1");
     expect(await text_of(page, `#peers tr[data-peer="${peer_depot}"]`)).toContain("118");
     expect(await text_of(page, "#rejected")).toContain("lat must be a number from -90 to 90");
     expect(await text_of(page, "#append-rate")).not.toBe("-");
@@ -99,7 +113,7 @@ describe("the dashboard in a real browser", () => {
 
     // The token was kept: a reload shows the data without asking again.
     await page.reload();
-    await page.waitForFunction((id) => document.getElementById("replica-id")?.textContent === id, t.log.id);
+    await until_text(page, "replica-id", t.log.id);
     expect(await page.isHidden("#login")).toBe(true);
 
     // Forgetting it hides the data again.

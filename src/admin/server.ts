@@ -15,9 +15,14 @@ export interface AdminServer {
  * Serves the admin app with Bun.serve on `listen` (host:port). The caller
  * checks check_listen_allowed first; this only binds.
  */
-export function start_admin_server(options: { app: Hono; listen: string }): AdminServer {
+export function start_admin_server(options: {
+  app: Hono;
+  listen: string;
+  /** Seconds a connection may sit idle (Bun's default 10); SSE tails are exempt. */
+  idle_timeout_s?: number;
+}): AdminServer {
   const { hostname, port } = parse_listen(options.listen);
-  const server = Bun.serve({ hostname, port, fetch: options.app.fetch });
+  const server = Bun.serve({ hostname, port, idleTimeout: options.idle_timeout_s ?? 10, fetch: options.app.fetch });
   const bound = server.port;
   if (bound === undefined) throw new Error("Bun.serve bound no TCP port");
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;

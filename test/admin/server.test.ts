@@ -8,9 +8,9 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop();
 });
 
-async function serve(deps: Parameters<typeof admin_app>[0] = {}) {
+async function serve(deps: Parameters<typeof admin_app>[0] = {}, idle_timeout_s?: number) {
   const t = await admin_app({ token, ...deps });
-  const server = start_admin_server({ app: t.app, listen: "127.0.0.1:0" });
+  const server = start_admin_server({ app: t.app, listen: "127.0.0.1:0", idle_timeout_s });
   servers.push(server);
   const call = (path: string, init: RequestInit = {}) =>
     fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) } });
@@ -52,6 +52,16 @@ describe("the admin API over real HTTP (Bun.serve)", () => {
     expect(await streams()).toBe(1);
     abort.abort();
     await eventually(async () => (await streams()) === 0, "the server to end the abandoned stream");
+  });
+
+  test("an idle SSE tail outlives the server's idle timeout", async () => {
+    // Bun closes a connection idle for idle_timeout_s (in ~4 s steps); the tail must be exempt.
+    const { call, log } = await serve({ limits: { sse_poll_interval_ms: 50, sse_heartbeat_interval_ms: 60_000 } }, 1);
+    const sse = new SseReader(await call("/api/events/stream"));
+    await Bun.sleep(6000);
+    await log.write(enc("after a quiet spell"));
+    expect(JSON.parse((await sse.next()).data)).toMatchObject({ payload: b64("after a quiet spell") });
+    await sse.cancel();
   });
 
   test("stop() closes open streams and the port", async () => {

@@ -25,8 +25,9 @@ export interface QuarantineView {
 /**
  * Finds the `rejected` placeholders sync writes for events that failed the
  * sync validators (design.md section 4). Scans each event once, incrementally,
- * and keeps only the newest few, so memory stays bounded and no request
- * walks more than a bounded stretch of a big log.
+ * and keeps only the newest few, so memory stays bounded. A request scans at
+ * most one step (~2 us per event); the rest of a big log is scanned in
+ * further steps in the background, yielding to appends in between.
  */
 export class QuarantineIndex {
   private scanned_to = 0;
@@ -34,6 +35,7 @@ export class QuarantineIndex {
   /** Ring of the newest rejected events, oldest first. */
   private readonly newest: QuarantinedEvent[] = [];
   private readonly decoder = new TextDecoder("utf-8", { fatal: false });
+  private continuation: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly log: Log,
@@ -83,5 +85,12 @@ export class QuarantineIndex {
       }
     }
     this.scanned_to = end;
+    if (this.scanned_to < this.log.durable_count && this.continuation === null) {
+      this.continuation = setTimeout(() => {
+        this.continuation = null;
+        this.catch_up();
+      }, 0);
+      this.continuation.unref?.();
+    }
   }
 }

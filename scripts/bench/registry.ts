@@ -1,0 +1,19 @@
+import { append_256b_never } from "./append_256b_never.ts";
+import { append_256b_vs_sqlite } from "./append_256b_vs_sqlite.ts";
+import { append_durable_1 } from "./append_durable_1.ts";
+import { append_durable_64 } from "./append_durable_64.ts";
+import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
+import { open_1gib_ms } from "./open_1gib_ms.ts";
+import { open_64mib_ms } from "./open_64mib_ms.ts";
+import type { Benchmark } from "./types.ts";
+
+/** Every benchmark, in run order. New ones (sync, issue 4) register here. */
+export const benchmarks: readonly Benchmark[] = [
+  append_256b_never,
+  append_256b_vs_sqlite,
+  append_durable_1,
+  append_durable_64,
+  open_64mib_ms,
+  open_1gib_ms,
+  heap_growth_per_1m_appends_bytes,
+];

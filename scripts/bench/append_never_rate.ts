@@ -8,7 +8,7 @@ import { payload_pool } from "./payloads.ts";
 /** Shared by append_256b_never and append_256b_vs_sqlite: one measurement per run. */
 export const append_payload_bytes = 256;
 export const append_never_events = 2_000_000;
-const rounds = 2;
+const rounds = 3;
 const raw_write_chunk_bytes = 64 * 1024;
 
 export interface NeverRates {

@@ -1,0 +1,102 @@
+import type { TopicKind } from "./topics.ts";
+
+/** Why a received message was dropped whole. Stable names: they become metric labels. */
+export const drop_reasons = [
+  /** Larger than max_packet_bytes. */
+  "oversize",
+  /** Not `P/<id>/<kind>[/<peer>]` with valid ids. */
+  "bad_topic",
+  /** Not decodable CBOR, or not a CBOR map. */
+  "bad_cbor",
+  /** An envelope version this replica does not speak. */
+  "unknown_version",
+  /** Decodable but with missing or mistyped fields, or a kind that does not match the topic. */
+  "bad_shape",
+  /** `from` differs from the id in the topic. */
+  "impersonation",
+  /** A want or answer addressed to another replica. */
+  "not_for_me",
+  /** An event on `P/<id>/events` whose origin is not `<id>`. */
+  "wrong_origin",
+  /** A record frame that is torn, overlong, has unknown flags, seq 0, origin 0 or a bad crc. */
+  "bad_frame",
+  /** A seq at or beyond 2^53 (in a frame, a vv or a range). */
+  "seq_overflow",
+  /** A fragment of a large event that does not continue the one being reassembled. */
+  "bad_part",
+  /** From an unknown replica while peers_max are already tracked. */
+  "peer_limit",
+  /** This replica's own message echoed back by the broker. */
+  "own_echo",
+] as const;
+export type DropReason = (typeof drop_reasons)[number];
+
+/** Why a single event inside an accepted message was not stored. */
+export const event_drop_reasons = [
+  /** Its origin is not in replication.pull. */
+  "not_pulled",
+  /** This replica's own origin at a seq it does not hold (it never takes its own events back). */
+  "own_origin",
+  /** Arrived ahead of a gap while the out-of-order buffer was full. */
+  "gap_buffer_full",
+  /** The local log refused the write (full, failed, closed). */
+  "log_error",
+] as const;
+export type EventDropReason = (typeof event_drop_reasons)[number];
+
+export const message_kinds: readonly TopicKind[] = ["vv", "events", "want", "to", "status"];
+
+export interface SyncCounters {
+  messages_in: Record<TopicKind, number>;
+  messages_out: Record<TopicKind, number>;
+  bytes_in: number;
+  bytes_out: number;
+  dropped: Record<DropReason, number>;
+  events_dropped: Record<EventDropReason, number>;
+  /** Events from peers appended to the log (rejected placeholders included). */
+  events_appended: number;
+  /** Events received that the log already held. */
+  events_duplicate: number;
+  /** Events a sync validator refused, stored as rejected placeholders. */
+  events_rejected: number;
+  /** Duplicates whose content differs from the held event: two replicas share an id. */
+  conflicts: number;
+  /** Events parked in the out-of-order buffer. */
+  events_buffered: number;
+  /** Own durable events pushed live on P/<id>/events. */
+  events_pushed: number;
+  /** Events sent in answers to repair requests. */
+  events_served: number;
+  wants_sent: number;
+  wants_received: number;
+  /** Repair requests that got no answer in time (the peer is tried again later, others first). */
+  wants_timed_out: number;
+  /** Repair requests answered without the events the peer's vv claimed. */
+  wants_unproductive: number;
+}
+
+function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
+  return Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+}
+
+export function new_counters(): SyncCounters {
+  return {
+    messages_in: zeros(message_kinds),
+    messages_out: zeros(message_kinds),
+    bytes_in: 0,
+    bytes_out: 0,
+    dropped: zeros(drop_reasons),
+    events_dropped: zeros(event_drop_reasons),
+    events_appended: 0,
+    events_duplicate: 0,
+    events_rejected: 0,
+    conflicts: 0,
+    events_buffered: 0,
+    events_pushed: 0,
+    events_served: 0,
+    wants_sent: 0,
+    wants_received: 0,
+    wants_timed_out: 0,
+    wants_unproductive: 0,
+  };
+}

@@ -1,0 +1,79 @@
+import type { SeqRange } from "./packed.ts";
+
+/** A repair request waiting for its answer. */
+export interface OutstandingWant {
+  req: number;
+  ranges: SeqRange[];
+  sent_ms: number;
+  /** Pushed forward by every answer message; past it the request has timed out. */
+  deadline_ms: number;
+}
+
+/** What this replica knows about another one. */
+export class Peer {
+  readonly id: string;
+  name = "";
+  /** origin -> highest seq the peer holds, as far as we know (its vv, its pushes, its answers). */
+  readonly claims = new Map<string, number>();
+  /** Which origins it pulls; null until its vv arrives. */
+  pull: "*" | Set<string> | null = null;
+  /** From its retained status; null until known. */
+  online: boolean | null = null;
+  /** Consecutive requests it did not answer usefully; resets on progress. */
+  failures = 0;
+  backoff_until_ms = 0;
+  want: OutstandingWant | null = null;
+  /** The last repair request served for it, so a broker's duplicate is not served twice. */
+  last_served_req = -1;
+  last_seen_ms = 0;
+  messages_in = 0;
+  bytes_in = 0;
+  messages_out = 0;
+  bytes_out = 0;
+  dropped = 0;
+
+  constructor(id: string) {
+    this.id = id;
+  }
+
+  claim(origin: string): number {
+    return this.claims.get(origin) ?? 0;
+  }
+
+  /** Claims only grow: a replica's durable vv never shrinks. */
+  raise_claim(origin: string, seq: number): boolean {
+    if (seq <= (this.claims.get(origin) ?? 0)) return false;
+    this.claims.set(origin, seq);
+    return true;
+  }
+
+  pulls(origin: string): boolean {
+    return this.pull === "*" || (this.pull !== null && this.pull.has(origin));
+  }
+
+  /**
+   * Whether a repair request may go to this peer now. An offline status only
+   * ranks a peer last (see better_than): a will can arrive after the peer is
+   * back, and a stale status must not leave an origin without a source.
+   */
+  available(now_ms: number): boolean {
+    return this.want === null && now_ms >= this.backoff_until_ms;
+  }
+
+  /** Records a failed request: exponential backoff, capped. */
+  penalize(now_ms: number, base_ms: number, max_ms: number): void {
+    this.failures++;
+    this.backoff_until_ms = now_ms + Math.min(max_ms, base_ms * 2 ** Math.min(20, this.failures - 1));
+  }
+
+  /** Whether `this` is a better source than `other` for an origin: fewer failures, not offline, more events, the origin itself, then id. */
+  better_than(other: Peer, origin: string): boolean {
+    if (this.failures !== other.failures) return this.failures < other.failures;
+    if ((this.online === false) !== (other.online === false)) return other.online === false;
+    const a = this.claim(origin);
+    const b = other.claim(origin);
+    if (a !== b) return a > b;
+    if ((this.id === origin) !== (other.id === origin)) return this.id === origin;
+    return this.id < other.id;
+  }
+}

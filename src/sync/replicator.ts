@@ -1,0 +1,647 @@
+import { assert } from "../lib/assert.ts";
+import { InterlogError } from "../lib/errors.ts";
+import { frame_header_bytes, frame_len, frame_origin_hi, frame_origin_lo, frame_size_bytes } from "../log/frame.ts";
+import { assert_origin, origin_hi, origin_lo } from "../log/ids.ts";
+import { type DropReason, type SyncCounters, new_counters } from "./counters.ts";
+import { ChunkPacker, Reassembler, check_frames } from "./frames.ts";
+import { GapBuffer } from "./gap_buffer.ts";
+import { Malformed } from "./malformed.ts";
+import { Merger, type SyncValidator } from "./merge.ts";
+import {
+  type AnswerMessage,
+  type Part,
+  type SyncMessage,
+  type VvMessage,
+  type WantMessage,
+  decode_message,
+  encode_message,
+  want_ranges_max,
+} from "./messages.ts";
+import { type SeqRange, vv_entry_bytes } from "./packed.ts";
+import { Peer } from "./peers.ts";
+import { type ReplicaLog, durable_held, durable_vv, flush_for_read } from "./replica_log.ts";
+import { type ParsedTopic, Topics } from "./topics.ts";
+
+/** A message for the transport to publish. */
+export interface Outbound {
+  topic: string;
+  payload: Uint8Array;
+  retain: boolean;
+  qos: 0 | 1;
+}
+
+export interface ReplicatorOptions {
+  log: ReplicaLog;
+  /** Topic prefix P (default "interlog"). */
+  prefix?: string;
+  /** Origins to replicate: "*" or a list of replica ids (design: replication.pull). Own events are always kept. */
+  pull?: "*" | readonly string[];
+  /** Replicas whose vv and status to follow, i.e. possible sources. Default: everyone when pull is "*", else the pulled origins. */
+  watch?: "*" | readonly string[];
+  /** Sync validator run on every incoming event before it is appended. */
+  validate?: SyncValidator | null;
+  /** Largest MQTT message, topic and headers included (default 128 KiB, the AWS IoT Core limit). */
+  max_packet_bytes?: number;
+  /** Flow-control window: frame bytes requested per repair request, and the most served per request. */
+  window_bytes?: number;
+  /** A repair request with no answer for this long is abandoned and the peer backed off. */
+  want_timeout_ms?: number;
+  retry_backoff_base_ms?: number;
+  retry_backoff_max_ms?: number;
+  /** Least time between two vv publications while it changes. */
+  vv_interval_ms?: number;
+  /** The vv is republished at least this often even when unchanged, so a lost one is made good. */
+  vv_refresh_ms?: number;
+  gap_buffer_max_bytes?: number;
+  /** Parked out-of-order events older than this are dropped. */
+  gap_hold_ms?: number;
+  /** Most own-event bytes pushed live per call (the rest follows on the next call). */
+  push_burst_bytes?: number;
+  /** Most peers tracked; messages from further unknown ids are dropped. */
+  peers_max?: number;
+  /** Largest batch handed to log.accept_batch at once. */
+  accept_batch_max_bytes?: number;
+  on_warning?: (message: string, details: Record<string, unknown>) => void;
+}
+
+export const sync_defaults = {
+  prefix: "interlog",
+  max_packet_bytes: 128 * 1024,
+  window_bytes: 1024 * 1024,
+  want_timeout_ms: 10_000,
+  retry_backoff_base_ms: 1_000,
+  retry_backoff_max_ms: 30_000,
+  vv_interval_ms: 200,
+  vv_refresh_ms: 15_000,
+  gap_buffer_max_bytes: 4 * 1024 * 1024,
+  gap_hold_ms: 60_000,
+  push_burst_bytes: 4 * 1024 * 1024,
+  peers_max: 10_000,
+  accept_batch_max_bytes: 1024 * 1024,
+} as const;
+
+/** Kept free in every message for the topic, the MQTT fixed and variable header and the CBOR envelope. */
+export const envelope_reserve_bytes = 512;
+export const max_packet_min_bytes = 4096;
+
+export interface PeerStatus {
+  id: string;
+  name: string;
+  online: boolean | null;
+  last_seen_ms: number;
+  /** Events this replica holds durably, that the peer pulls, beyond what the peer is known to hold. */
+  lag_events: number;
+  /** Events the peer is known to hold, that this replica pulls, beyond what it holds. */
+  behind_events: number;
+  /** Age of the oldest own event the peer pulls but has not acknowledged in its vv; null when none. */
+  oldest_unacked_age_ms: number | null;
+  failures: number;
+  want_outstanding: boolean;
+  messages_in: number;
+  bytes_in: number;
+  messages_out: number;
+  bytes_out: number;
+  dropped: number;
+}
+
+export interface SyncStatus {
+  id: string;
+  connected: boolean;
+  pull: "*" | string[];
+  peers: PeerStatus[];
+  counters: SyncCounters;
+  gap_buffer_bytes: number;
+  gap_buffer_events: number;
+  reassembly_bytes: number;
+}
+
+/**
+ * One replica's side of the sync protocol (design.md section 3), as a pure
+ * state machine: inputs are local progress (`on_local`), received messages
+ * (`on_message`), connection changes and timer ticks, each with the current
+ * time; outputs are messages to publish. No MQTT, clock, timer or randomness
+ * in here, so a seeded simulator can drive many replicas deterministically.
+ */
+export class Replicator {
+  readonly id: string;
+  readonly topics: Topics;
+  readonly counters: SyncCounters = new_counters();
+
+  private readonly log: ReplicaLog;
+  private readonly pull_set: Set<string> | null;
+  private readonly watch_set: Set<string> | null;
+  private readonly max_packet_bytes: number;
+  private readonly window_bytes: number;
+  private readonly want_timeout_ms: number;
+  private readonly retry_backoff_base_ms: number;
+  private readonly retry_backoff_max_ms: number;
+  private readonly vv_interval_ms: number;
+  private readonly vv_refresh_ms: number;
+  private readonly gap_hold_ms: number;
+  private readonly push_burst_bytes: number;
+  private readonly peers_max: number;
+  private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
+
+  private readonly peers = new Map<string, Peer>();
+  /** origin -> the peer asked for it; one outstanding request per origin. */
+  private readonly busy = new Map<string, Peer>();
+  private readonly gap: GapBuffer;
+  private readonly merger: Merger;
+  private readonly reassembler = new Reassembler();
+
+  private connected = false;
+  private req_counter = 0;
+  /** Own events up to this seq were pushed live. */
+  private pushed_seq = 0;
+  private last_vv_ms = Number.NEGATIVE_INFINITY;
+  private last_vv_count = -1;
+  private plan_needed = true;
+  private warned_own_ahead = false;
+  private warned_vv_truncated = false;
+
+  constructor(options: ReplicatorOptions) {
+    const d = sync_defaults;
+    this.log = options.log;
+    this.id = options.log.id;
+    this.topics = new Topics(options.prefix ?? d.prefix);
+    const pull = options.pull ?? "*";
+    this.pull_set = pull === "*" ? null : id_set(pull, "replication.pull");
+    const watch = options.watch ?? (pull === "*" ? "*" : pull);
+    this.watch_set = watch === "*" ? null : id_set(watch, "replication.watch");
+    this.pull_set?.delete(this.id);
+    this.watch_set?.delete(this.id);
+    this.max_packet_bytes = options.max_packet_bytes ?? d.max_packet_bytes;
+    if (!Number.isSafeInteger(this.max_packet_bytes) || this.max_packet_bytes < max_packet_min_bytes) {
+      throw new InterlogError("BAD_ARGUMENT", `max packet size ${this.max_packet_bytes} bytes is too small; use at least ${max_packet_min_bytes} bytes`);
+    }
+    this.window_bytes = Math.max(options.window_bytes ?? d.window_bytes, this.max_packet_bytes);
+    this.want_timeout_ms = options.want_timeout_ms ?? d.want_timeout_ms;
+    this.retry_backoff_base_ms = options.retry_backoff_base_ms ?? d.retry_backoff_base_ms;
+    this.retry_backoff_max_ms = options.retry_backoff_max_ms ?? d.retry_backoff_max_ms;
+    this.vv_interval_ms = options.vv_interval_ms ?? d.vv_interval_ms;
+    this.vv_refresh_ms = options.vv_refresh_ms ?? d.vv_refresh_ms;
+    this.gap_hold_ms = options.gap_hold_ms ?? d.gap_hold_ms;
+    this.push_burst_bytes = options.push_burst_bytes ?? d.push_burst_bytes;
+    this.peers_max = options.peers_max ?? d.peers_max;
+    this.on_warning = options.on_warning ?? (() => {});
+    this.gap = new GapBuffer(options.gap_buffer_max_bytes ?? d.gap_buffer_max_bytes);
+    this.merger = new Merger({
+      log: this.log,
+      counters: this.counters,
+      gap: this.gap,
+      pulls: (origin) => this.pulls(origin),
+      validate: options.validate ?? null,
+      accept_batch_max_bytes: options.accept_batch_max_bytes ?? d.accept_batch_max_bytes,
+      on_warning: this.on_warning,
+    });
+  }
+
+  /** Whether events of `origin` are stored here (own events always are, but never taken from peers). */
+  pulls(origin: string): boolean {
+    return origin !== this.id && (this.pull_set === null || this.pull_set.has(origin));
+  }
+
+  /** Topic filters the transport subscribes to (with no-local where the broker supports it). */
+  subscriptions(): string[] {
+    const t = this.topics;
+    const p = t.prefix;
+    const subs = [`${p}/+/want/${this.id}`, `${p}/+/to/${this.id}`];
+    if (this.watch_set === null) subs.push(`${p}/+/vv`, `${p}/+/status`);
+    else {
+      for (const id of new Set([...this.watch_set, ...(this.pull_set ?? [])])) subs.push(t.vv(id), t.status(id));
+    }
+    if (this.pull_set === null) subs.push(`${p}/+/events`);
+    else for (const id of this.pull_set) subs.push(t.events(id));
+    return subs;
+  }
+
+  /** The last-will message the broker publishes when this replica's link dies. */
+  will(): Outbound {
+    return this.encode(this.topics.status(this.id), { kind: "status", from: this.id, online: false }, true);
+  }
+
+  get is_connected(): boolean {
+    return this.connected;
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  /** The transport (re)connected and subscribed: announce status and vv, and resume. */
+  on_connect(now_ms: number): Outbound[] {
+    this.connected = true;
+    if (this.req_counter === 0) this.req_counter = Math.max(1, Math.floor(now_ms));
+    for (const peer of this.peers.values()) peer.backoff_until_ms = 0;
+    // Own events appended while offline reach peers through their repair requests, not a burst of pushes.
+    this.pushed_seq = durable_held(this.log, this.id);
+    const out: Outbound[] = [];
+    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true }, true, null);
+    this.publish_vv(out, now_ms);
+    this.plan(out, now_ms);
+    return out;
+  }
+
+  /** The link is gone: outstanding requests are forgotten (not held against the peers). */
+  on_disconnect(_now_ms: number): void {
+    this.connected = false;
+    for (const peer of this.peers.values()) if (peer.want !== null) this.cancel_want(peer);
+  }
+
+  /** Local appends or durability progress: push own durable events, maybe publish the vv. */
+  on_local(now_ms: number): Outbound[] {
+    const out: Outbound[] = [];
+    if (!this.connected) return out;
+    this.push_own(out);
+    this.maybe_publish_vv(out, now_ms);
+    return out;
+  }
+
+  /** Timers: request timeouts, vv refresh, live push, repair planning. Call every 50-250 ms. */
+  tick(now_ms: number): Outbound[] {
+    const out: Outbound[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer.want !== null && now_ms >= peer.want.deadline_ms) {
+        this.counters.wants_timed_out++;
+        this.cancel_want(peer);
+        peer.penalize(now_ms, this.retry_backoff_base_ms, this.retry_backoff_max_ms);
+      }
+    }
+    this.gap.expire(now_ms - this.gap_hold_ms);
+    if (!this.connected) return out;
+    this.push_own(out);
+    this.maybe_publish_vv(out, now_ms);
+    this.plan(out, now_ms);
+    return out;
+  }
+
+  /** A clean stop: the offline status to publish before disconnecting. */
+  shutdown(now_ms: number): Outbound[] {
+    const out: Outbound[] = [];
+    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: false }, true, null);
+    this.on_disconnect(now_ms);
+    return out;
+  }
+
+  /** A message received from the broker. Never throws for anything a peer can send. */
+  on_message(topic: string, payload: Uint8Array, now_ms: number): Outbound[] {
+    const out: Outbound[] = [];
+    this.counters.bytes_in += payload.length;
+    const parsed = this.topics.parse(topic);
+    if (parsed === null) return this.drop(out, "bad_topic", null);
+    const known = this.peers.get(parsed.from) ?? null;
+    if (parsed.from === this.id) return this.drop(out, "own_echo", null);
+    if (payload.length > this.max_packet_bytes) return this.drop(out, "oversize", known);
+    if (parsed.peer !== null && parsed.peer !== this.id) return this.drop(out, "not_for_me", known);
+    try {
+      const message = decode_message(payload, parsed);
+      const peer = this.peer_for(parsed.from);
+      if (peer === null) return this.drop(out, "peer_limit", null);
+      peer.last_seen_ms = now_ms;
+      peer.messages_in++;
+      peer.bytes_in += payload.length;
+      this.counters.messages_in[message.kind]++;
+      this.handle(out, peer, message, parsed, now_ms);
+    } catch (err) {
+      if (!(err instanceof Malformed)) throw err;
+      return this.drop(out, err.reason, this.peers.get(parsed.from) ?? null);
+    }
+    if (this.plan_needed && this.connected) this.plan(out, now_ms);
+    return out;
+  }
+
+  // --------------------------------------------------------------- handling
+
+  private handle(out: Outbound[], peer: Peer, m: SyncMessage, _topic: ParsedTopic, now_ms: number): void {
+    switch (m.kind) {
+      case "vv":
+        return this.handle_vv(peer, m);
+      case "status":
+        if (m.online && peer.online === false) peer.backoff_until_ms = 0;
+        peer.online = m.online;
+        if (!m.online && peer.want !== null) this.cancel_want(peer);
+        this.plan_needed = true;
+        return;
+      case "events":
+        this.take_frames(peer, "events", m.frames, m.part, now_ms);
+        return;
+      case "want":
+        return this.serve(out, peer, m);
+      case "to":
+        return this.handle_answer(peer, m, now_ms);
+    }
+  }
+
+  private handle_vv(peer: Peer, m: VvMessage): void {
+    peer.name = m.name;
+    peer.pull = m.pull === "*" ? "*" : new Set(m.pull);
+    for (const [origin, seq] of m.vv) {
+      if (peer.raise_claim(origin, seq)) this.plan_needed = true;
+    }
+    const own_claim = m.vv.get(this.id) ?? 0;
+    if (own_claim > this.log.held(this.id) && !this.warned_own_ahead) {
+      this.warned_own_ahead = true;
+      this.on_warning(
+        `peer ${peer.id} claims events of this replica (${this.id}) up to seq ${own_claim} but only ${this.log.held(this.id)} are held here; another device may share this replica id, or this data directory was restored from an old copy`,
+        { peer: peer.id, claim: own_claim, held: this.log.held(this.id) },
+      );
+    }
+  }
+
+  private handle_answer(peer: Peer, m: AnswerMessage, now_ms: number): void {
+    this.take_frames(peer, "to", m.frames, m.part, now_ms);
+    const want = peer.want;
+    if (want === null || want.req !== m.req) return;
+    want.deadline_ms = now_ms + this.want_timeout_ms;
+    if (m.held !== null) {
+      // The sender's own word on what it holds beats an older claim.
+      for (const [origin, seq] of m.held) {
+        if (seq >= peer.claim(origin)) continue;
+        if (seq === 0) peer.claims.delete(origin);
+        else peer.claims.set(origin, seq);
+      }
+    }
+    if (m.last) this.finish_want(peer, now_ms);
+  }
+
+  /** Checks and merges received frames (reassembling a fragmented one first). */
+  private take_frames(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number): void {
+    let frames = bytes;
+    if (part !== null) {
+      const whole = this.reassembler.add(`${kind}/${peer.id}`, part, bytes);
+      if (whole === null) return;
+      frames = whole;
+    }
+    if (frames.length === 0) return;
+    const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+    check_frames(frames, view);
+    if (kind === "events") check_single_origin(frames, view, peer.id);
+    const appended = this.merger.merge(frames, peer.id, now_ms, (origin, seq) => {
+      if (peer.raise_claim(origin, seq)) this.plan_needed = true;
+    });
+    if (appended > 0) this.plan_needed = true;
+  }
+
+  // ----------------------------------------------------------------- serving
+
+  /** Answers a repair request with durable events, at most the window's worth, chunked under the packet size. */
+  private serve(out: Outbound[], peer: Peer, m: WantMessage): void {
+    this.counters.wants_received++;
+    if (m.req === peer.last_served_req) return; // the broker delivered it twice
+    peer.last_served_req = m.req;
+    let budget = Math.min(m.max_bytes, this.window_bytes);
+    const packer = new ChunkPacker(this.max_packet_bytes - envelope_reserve_bytes - m.ranges.length * vv_entry_bytes);
+    const durable = this.log.durable_count;
+    flush_for_read(this.log);
+    const held = new Map<string, number>();
+    let events = 0;
+    for (const r of m.ranges) {
+      if (budget <= 0) break;
+      let served = r.after;
+      let out_of_budget = false;
+      for (const e of this.log.events_after(r.origin, r.after)) {
+        if (e.seq > r.upto || e.pos >= durable) break;
+        if (e.frame_bytes > budget && packer.bytes > 0) {
+          out_of_budget = true;
+          break;
+        }
+        packer.add(e.frame);
+        budget -= e.frame_bytes;
+        served = e.seq;
+        events++;
+      }
+      if (!out_of_budget && served < r.upto) {
+        held.set(r.origin, served > r.after ? served : Math.min(r.after, durable_held(this.log, r.origin)));
+      }
+      if (out_of_budget) break;
+    }
+    packer.cut();
+    const chunks = packer.chunks.length > 0 ? packer.chunks : [{ frames: new Uint8Array(0), part: null, events: 0 }];
+    const topic = this.topics.to(this.id, peer.id);
+    chunks.forEach((c, i) => {
+      const last = i === chunks.length - 1;
+      const answer: AnswerMessage = {
+        kind: "to",
+        from: this.id,
+        to: peer.id,
+        req: m.req,
+        frames: c.frames,
+        part: c.part,
+        last,
+        held: last ? held : null,
+      };
+      this.emit(out, topic, answer, false, peer);
+    });
+    this.counters.events_served += events;
+  }
+
+  /** Pushes own durable events not pushed yet on P/<id>/events, at most push_burst_bytes per call. */
+  private push_own(out: Outbound[]): void {
+    const durable_own = durable_held(this.log, this.id);
+    if (durable_own <= this.pushed_seq) return;
+    const packer = new ChunkPacker(this.max_packet_bytes - envelope_reserve_bytes);
+    flush_for_read(this.log);
+    let budget = this.push_burst_bytes;
+    let events = 0;
+    for (const e of this.log.events_after(this.id, this.pushed_seq)) {
+      if (e.seq > durable_own) break;
+      if (e.frame_bytes > budget && packer.bytes > 0) break;
+      packer.add(e.frame);
+      budget -= e.frame_bytes;
+      this.pushed_seq = e.seq;
+      events++;
+    }
+    packer.cut();
+    const topic = this.topics.events(this.id);
+    for (const c of packer.chunks) this.emit(out, topic, { kind: "events", from: this.id, frames: c.frames, part: c.part }, false, null);
+    this.counters.events_pushed += events;
+  }
+
+  private maybe_publish_vv(out: Outbound[], now_ms: number): void {
+    const changed = this.log.durable_count !== this.last_vv_count;
+    const since = now_ms - this.last_vv_ms;
+    if ((changed && since >= this.vv_interval_ms) || since >= this.vv_refresh_ms) this.publish_vv(out, now_ms);
+  }
+
+  private publish_vv(out: Outbound[], now_ms: number): void {
+    this.last_vv_count = this.log.durable_count;
+    this.last_vv_ms = now_ms;
+    let vv = durable_vv(this.log);
+    const entries_max = Math.floor((this.max_packet_bytes - 2 * envelope_reserve_bytes) / vv_entry_bytes);
+    if (vv.size > entries_max) {
+      // Keep own events first: that entry is the acknowledgement peers wait for.
+      const own = vv.get(this.id);
+      const kept = new Map<string, number>();
+      if (own !== undefined) kept.set(this.id, own);
+      for (const [origin, seq] of vv) if (kept.size < entries_max) kept.set(origin, seq);
+      vv = kept;
+      if (!this.warned_vv_truncated) {
+        this.warned_vv_truncated = true;
+        this.on_warning(`the version vector has more origins than fit in one ${this.max_packet_bytes}-byte message; only ${entries_max} are published`, {});
+      }
+    }
+    const pull = this.pull_set === null ? "*" : [...this.pull_set];
+    this.emit(out, this.topics.vv(this.id), { kind: "vv", from: this.id, name: this.log.name, vv, pull }, true, null);
+  }
+
+  // ---------------------------------------------------------------- repairs
+
+  /** Asks peers for what they hold and this replica lacks: per origin the best available peer, one request per peer. */
+  private plan(out: Outbound[], now_ms: number): void {
+    this.plan_needed = false;
+    if (!this.connected) return;
+    const best = new Map<string, Peer>();
+    for (const peer of this.peers.values()) {
+      if (!peer.available(now_ms)) continue;
+      for (const [origin, claim] of peer.claims) {
+        if (this.busy.has(origin) || !this.pulls(origin) || claim <= this.log.held(origin)) continue;
+        const current = best.get(origin);
+        if (current === undefined || peer.better_than(current, origin)) best.set(origin, peer);
+      }
+    }
+    if (best.size === 0) return;
+    const wants = new Map<Peer, SeqRange[]>();
+    for (const [origin, peer] of best) {
+      let ranges = wants.get(peer);
+      if (ranges === undefined) {
+        ranges = [];
+        wants.set(peer, ranges);
+      }
+      if (ranges.length >= want_ranges_max) continue;
+      ranges.push({ origin, after: this.log.held(origin), upto: peer.claim(origin) });
+    }
+    for (const [peer, ranges] of wants) {
+      const req = this.req_counter++;
+      peer.want = { req, ranges, sent_ms: now_ms, deadline_ms: now_ms + this.want_timeout_ms };
+      for (const r of ranges) this.busy.set(r.origin, peer);
+      this.counters.wants_sent++;
+      const want: WantMessage = { kind: "want", from: this.id, to: peer.id, req, max_bytes: this.window_bytes, ranges };
+      this.emit(out, this.topics.want(this.id, peer.id), want, false, peer);
+    }
+  }
+
+  private finish_want(peer: Peer, now_ms: number): void {
+    const want = peer.want;
+    assert(want !== null, "finishing an outstanding request");
+    this.cancel_want(peer);
+    const progress = want.ranges.some((r) => this.log.held(r.origin) > r.after);
+    const satisfied = want.ranges.every((r) => this.log.held(r.origin) >= r.upto);
+    if (progress || satisfied) {
+      peer.failures = 0;
+      peer.backoff_until_ms = 0;
+    } else {
+      this.counters.wants_unproductive++;
+      peer.penalize(now_ms, this.retry_backoff_base_ms, this.retry_backoff_max_ms);
+    }
+  }
+
+  private cancel_want(peer: Peer): void {
+    const want = peer.want;
+    if (want === null) return;
+    peer.want = null;
+    for (const r of want.ranges) if (this.busy.get(r.origin) === peer) this.busy.delete(r.origin);
+    this.plan_needed = true;
+  }
+
+  // ------------------------------------------------------------------ status
+
+  /** Per-peer lag and counters for /metrics and /api/peers. */
+  status(now_ms: number): SyncStatus {
+    const mine = durable_vv(this.log);
+    const own = mine.get(this.id) ?? 0;
+    const peers: PeerStatus[] = [];
+    for (const p of this.peers.values()) {
+      let lag = 0;
+      for (const [origin, seq] of mine) if (origin !== p.id && p.pulls(origin)) lag += Math.max(0, seq - p.claim(origin));
+      let behind = 0;
+      for (const [origin, seq] of p.claims) if (this.pulls(origin)) behind += Math.max(0, seq - this.log.held(origin));
+      let oldest: number | null = null;
+      if (p.pulls(this.id) && p.claim(this.id) < own) {
+        flush_for_read(this.log);
+        const e = this.log.get(this.id, p.claim(this.id) + 1);
+        if (e !== null) oldest = Math.max(0, now_ms - e.time_ms);
+      }
+      peers.push({
+        id: p.id,
+        name: p.name,
+        online: p.online,
+        last_seen_ms: p.last_seen_ms,
+        lag_events: lag,
+        behind_events: behind,
+        oldest_unacked_age_ms: oldest,
+        failures: p.failures,
+        want_outstanding: p.want !== null,
+        messages_in: p.messages_in,
+        bytes_in: p.bytes_in,
+        messages_out: p.messages_out,
+        bytes_out: p.bytes_out,
+        dropped: p.dropped,
+      });
+    }
+    return {
+      id: this.id,
+      connected: this.connected,
+      pull: this.pull_set === null ? "*" : [...this.pull_set],
+      peers,
+      counters: this.counters,
+      gap_buffer_bytes: this.gap.bytes,
+      gap_buffer_events: this.gap.count,
+      reassembly_bytes: this.reassembler.bytes,
+    };
+  }
+
+  // --------------------------------------------------------------- plumbing
+
+  private peer_for(id: string): Peer | null {
+    let peer = this.peers.get(id);
+    if (peer === undefined) {
+      if (this.peers.size >= this.peers_max) return null;
+      peer = new Peer(id);
+      this.peers.set(id, peer);
+    }
+    return peer;
+  }
+
+  private drop(out: Outbound[], reason: DropReason, peer: Peer | null): Outbound[] {
+    this.counters.dropped[reason]++;
+    if (peer !== null) peer.dropped++;
+    return out;
+  }
+
+  private encode(topic: string, m: SyncMessage, retain: boolean): Outbound {
+    const payload = encode_message(m);
+    assert(payload.length + topic.length + 16 <= this.max_packet_bytes, "an outgoing message fits in max_packet_bytes");
+    return { topic, payload, retain, qos: 1 };
+  }
+
+  private emit(out: Outbound[], topic: string, m: SyncMessage, retain: boolean, peer: Peer | null): void {
+    const o = this.encode(topic, m, retain);
+    this.counters.messages_out[m.kind]++;
+    this.counters.bytes_out += o.payload.length;
+    if (peer !== null) {
+      peer.messages_out++;
+      peer.bytes_out += o.payload.length;
+    }
+    out.push(o);
+  }
+}
+
+function id_set(ids: readonly string[], what: string): Set<string> {
+  for (const id of ids) {
+    try {
+      assert_origin(id);
+    } catch {
+      throw new InterlogError("BAD_ARGUMENT", `${what}: "${id}" is not a replica id; expected 16 lowercase hex digits`);
+    }
+  }
+  return new Set(ids);
+}
+
+/** Live pushes carry only the publisher's own events. */
+function check_single_origin(frames: Uint8Array, view: DataView, origin: string): void {
+  const hi = origin_hi(origin);
+  const lo = origin_lo(origin);
+  for (let at = 0; at < frames.length; at += frame_size_bytes(frame_len(view, at) - frame_header_bytes)) {
+    if (frame_origin_hi(view, at) !== hi || frame_origin_lo(view, at) !== lo) {
+      throw new Malformed("wrong_origin", `an event of another origin pushed by ${origin}`);
+    }
+  }
+}

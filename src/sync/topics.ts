@@ -1,0 +1,72 @@
+import { InterlogError } from "../lib/errors.ts";
+import { is_origin } from "../log/ids.ts";
+
+/**
+ * Topic names under the prefix P (design.md section 3). A replica publishes
+ * only under `P/<its id>/`, so a broker ACL `pattern write P/%c/#` (client id
+ * = replica id) stops one replica from speaking for another.
+ */
+export type TopicKind = "vv" | "events" | "want" | "to" | "status";
+
+export interface ParsedTopic {
+  /** The replica that published (the id after the prefix). */
+  from: string;
+  kind: TopicKind;
+  /** For want/to: the replica addressed. */
+  peer: string | null;
+}
+
+export const prefix_default = "interlog";
+
+export function check_prefix(prefix: string): void {
+  if (prefix === "" || /[#+\u0000]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
+    throw new InterlogError(
+      "BAD_ARGUMENT",
+      `topic prefix "${prefix}" is invalid; use a non-empty MQTT topic without wildcards (+, #) or leading/trailing "/", e.g. "interlog" or "fleet/eu"`,
+    );
+  }
+}
+
+export class Topics {
+  readonly prefix: string;
+  private readonly prefix_slash: string;
+
+  constructor(prefix: string = prefix_default) {
+    check_prefix(prefix);
+    this.prefix = prefix;
+    this.prefix_slash = `${prefix}/`;
+  }
+
+  vv(id: string): string {
+    return `${this.prefix}/${id}/vv`;
+  }
+  events(id: string): string {
+    return `${this.prefix}/${id}/events`;
+  }
+  status(id: string): string {
+    return `${this.prefix}/${id}/status`;
+  }
+  want(id: string, peer: string): string {
+    return `${this.prefix}/${id}/want/${peer}`;
+  }
+  to(id: string, peer: string): string {
+    return `${this.prefix}/${id}/to/${peer}`;
+  }
+
+  /** Splits a received topic; null when it is not one of ours or names no valid replica id. */
+  parse(topic: string): ParsedTopic | null {
+    if (!topic.startsWith(this.prefix_slash)) return null;
+    const parts = topic.slice(this.prefix_slash.length).split("/");
+    const from = parts[0];
+    if (!is_origin(from)) return null;
+    if (parts.length === 2) {
+      const kind = parts[1];
+      if (kind === "vv" || kind === "events" || kind === "status") return { from, kind, peer: null };
+      return null;
+    }
+    if (parts.length === 3 && (parts[1] === "want" || parts[1] === "to") && is_origin(parts[2])) {
+      return { from, kind: parts[1], peer: parts[2] };
+    }
+    return null;
+  }
+}

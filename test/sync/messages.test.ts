@@ -1,0 +1,39 @@
+import { describe, expect, test } from "bun:test";
+import { type SyncMessage, decode_message, encode_message } from "../../src/sync/messages.ts";
+import { Topics } from "../../src/sync/topics.ts";
+import { make_frame } from "../sim/hostile.ts";
+
+const a = "3f09c2a41b7e55d0";
+const b = "00000000000000b1";
+const topics = new Topics("fleet/eu");
+
+describe("wire format", () => {
+  test("every message kind survives encode and decode on its topic", () => {
+    const frames = make_frame(a, 42, new TextEncoder().encode("hello"));
+    const cases: [string, SyncMessage][] = [
+      [topics.vv(a), { kind: "vv", from: a, name: "truck 7", vv: new Map([[a, 42], [b, 2 ** 53 - 1]]), pull: [b] }],
+      [topics.vv(a), { kind: "vv", from: a, name: "", vv: new Map(), pull: "*" }],
+      [topics.status(a), { kind: "status", from: a, online: false }],
+      [topics.events(a), { kind: "events", from: a, frames, part: null }],
+      [topics.events(a), { kind: "events", from: a, frames, part: { at: 8, total: 100_000, id: 7 } }],
+      [topics.want(a, b), { kind: "want", from: a, to: b, req: 9, max_bytes: 1 << 20, ranges: [{ origin: b, after: 3, upto: 2 ** 53 - 1 }] }],
+      [topics.to(a, b), { kind: "to", from: a, to: b, req: 9, frames, part: null, last: true, held: new Map([[b, 0]]) }],
+      [topics.to(a, b), { kind: "to", from: a, to: b, req: 10, frames: new Uint8Array(0), part: null, last: false, held: null }],
+    ];
+    for (const [topic, message] of cases) {
+      const parsed = topics.parse(topic);
+      expect(parsed).not.toBeNull();
+      const back = decode_message(encode_message(message), parsed as NonNullable<typeof parsed>);
+      expect(back).toEqual(message.kind === "to" && message.held?.size === 0 ? { ...message, held: null } : message);
+    }
+  });
+
+  test("topics name the publisher and, for requests and answers, the peer", () => {
+    expect(topics.parse(`fleet/eu/${a}/want/${b}`)).toEqual({ from: a, kind: "want", peer: b });
+    expect(topics.parse(`fleet/eu/${a}/vv`)).toEqual({ from: a, kind: "vv", peer: null });
+    expect(topics.parse(`fleet/eu/${a}/vv/extra`)).toBeNull();
+    expect(topics.parse(`fleet/eu/0000000000000000/vv`)).toBeNull();
+    expect(topics.parse(`other/${a}/vv`)).toBeNull();
+    expect(() => new Topics("bad/#")).toThrow(/prefix/);
+  });
+});

@@ -1,0 +1,148 @@
+import type { Timers } from "../../src/lib/clock.ts";
+import { Random } from "../../src/lib/random.ts";
+import { Log, type SyncMode } from "../../src/log/log.ts";
+import { decode_message, type SyncMessage } from "../../src/sync/messages.ts";
+import { type Outbound, Replicator, type ReplicatorOptions } from "../../src/sync/replicator.ts";
+import { Topics } from "../../src/sync/topics.ts";
+import { MemFileIO } from "../support/mem_file_io.ts";
+import { type Delivery, SimBroker } from "../sim/sim_broker.ts";
+
+/**
+ * A small fault-free network for behaviour tests: replicas on in-memory
+ * logs, a simulated broker delivering in order, and a manual clock. Tests
+ * can intercept what a replica publishes (`outbox`) and inject messages.
+ */
+export class TestNode {
+  epoch = 0;
+  /** Every message this replica published, decoded, in order. */
+  readonly sent: { topic: string; message: SyncMessage; bytes: number }[] = [];
+  /** Drop this node's outgoing messages matching the predicate (a lossy link). */
+  drop_out: ((topic: string) => boolean) | null = null;
+  readonly warnings: string[] = [];
+  manual_fsync: (() => void) | null = null;
+
+  constructor(
+    readonly net: TestNet,
+    readonly log: Log,
+    readonly rep: Replicator,
+  ) {}
+
+  get id(): string {
+    return this.log.id;
+  }
+}
+
+export interface AddOptions extends Partial<Omit<ReplicatorOptions, "log">> {
+  /** "manual": interval mode whose fsync runs only when the test calls node.manual_fsync(). */
+  sync?: SyncMode | "manual";
+}
+
+export class TestNet {
+  readonly rng: Random;
+  readonly broker: SimBroker;
+  readonly topics = new Topics("t");
+  readonly nodes: TestNode[] = [];
+  private readonly queue: Delivery[] = [];
+  now = 1_700_000_000_000;
+
+  constructor(seed = 1) {
+    this.rng = new Random(seed);
+    this.broker = new SimBroker(this.rng, (_delay, d) => this.queue.push(d));
+  }
+
+  async add(options: AddOptions = {}): Promise<TestNode> {
+    const io = new MemFileIO();
+    let fsync: (() => void) | null = null;
+    const timers: Timers = {
+      every: (_interval_ms, fn) => {
+        fsync = fn;
+        return { cancel: () => {} };
+      },
+    };
+    const manual = options.sync === "manual";
+    const sync: SyncMode = options.sync === "manual" || options.sync === undefined ? (manual ? "interval" : "always") : options.sync;
+    const log = await Log.open({
+      dir: "/data",
+      io,
+      sync,
+      segment_size_bytes: 1024 * 1024,
+      clock: { now_ms: () => this.now },
+      timers,
+      fill_random: (b) => this.rng.fill(b),
+    });
+    const { sync: _sync, ...rest } = options;
+    const rep = new Replicator({ prefix: "t", want_timeout_ms: 1000, retry_backoff_base_ms: 100, ...rest, log });
+    const node = new TestNode(this, log, rep);
+    if (manual) node.manual_fsync = fsync;
+    this.nodes.push(node);
+    return node;
+  }
+
+  connect(node: TestNode): void {
+    node.epoch = this.broker.connect(node.id, node.rep.subscriptions(), node.rep.will());
+    this.publish(node, node.rep.on_connect(this.now));
+  }
+
+  disconnect(node: TestNode): void {
+    const epoch = this.broker.disconnect(node.id);
+    node.rep.on_disconnect(this.now);
+    node.epoch = 0;
+    if (epoch !== null) this.broker.publish_will(node.id, epoch);
+  }
+
+  publish(node: TestNode, messages: Outbound[]): void {
+    for (const m of messages) {
+      const parsed = this.topics.parse(m.topic);
+      if (parsed !== null) node.sent.push({ topic: m.topic, message: decode_message(m.payload, parsed), bytes: m.payload.length });
+      if (node.drop_out?.(m.topic)) continue;
+      this.broker.publish(node.id, node.epoch, m);
+    }
+  }
+
+  /** Publishes raw bytes as if from another client (for hostile input). */
+  inject(topic: string, payload: Uint8Array): void {
+    this.queue_all(topic, payload);
+  }
+
+  private queue_all(topic: string, payload: Uint8Array): void {
+    const sender = `injector-${this.rng.u32()}`;
+    const epoch = this.broker.connect(sender, [], null);
+    this.broker.publish(sender, epoch, { topic, payload, retain: false, qos: 1 });
+    this.broker.disconnect(sender);
+  }
+
+  /** Delivers everything queued, lets fsyncs run, reports durable progress and ticks, until quiet or `rounds` run out. */
+  async run(rounds = 10_000, tick_ms = 100): Promise<number> {
+    let messages = 0;
+    let idle = 0;
+    for (let round = 0; round < rounds; round++) {
+      let busy = false;
+      while (this.queue.length > 0) {
+        busy = true;
+        const d = this.queue.shift() as Delivery;
+        messages++;
+        const node = this.nodes.find((n) => n.id === d.client);
+        if (node === undefined || node.epoch !== d.epoch || !this.broker.is_connected(node.id, d.epoch)) continue;
+        this.publish(node, node.rep.on_message(d.topic, d.payload, this.now));
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const node of this.nodes) {
+        if (node.epoch !== 0) this.publish(node, node.rep.on_local(this.now));
+      }
+      if (!busy && this.queue.length === 0) {
+        this.now += tick_ms;
+        for (const node of this.nodes) if (node.epoch !== 0) this.publish(node, node.rep.tick(this.now));
+        idle = this.queue.length === 0 && this.quiet() ? idle + 1 : 0;
+        if (idle >= 5) return messages;
+      }
+    }
+    return messages;
+  }
+
+  private quiet(): boolean {
+    return this.nodes.every((n) => n.log.durable_count === n.log.count && !n.rep.status(this.now).peers.some((p) => p.want_outstanding));
+  }
+}
+
+export const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
+export const dec = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);

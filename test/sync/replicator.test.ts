@@ -1,0 +1,225 @@
+import { describe, expect, test } from "bun:test";
+import { flag_rejected } from "../../src/log/frame.ts";
+import type { Log } from "../../src/log/log.ts";
+import type { AnswerMessage, WantMessage } from "../../src/sync/messages.ts";
+import { encode_message } from "../../src/sync/messages.ts";
+import { make_frame } from "../sim/hostile.ts";
+import { TestNet, type TestNode, dec, enc } from "./net.ts";
+
+function payloads(log: Log, origin: string): string[] {
+  return [...log.events_after(origin, 0)].map((e) => dec(e.payload));
+}
+
+function append_many(node: TestNode, count: number, size = 0): void {
+  for (let i = 1; i <= count; i++) {
+    const text = `${node.log.name}event-${i}`;
+    node.log.append(enc(size > 0 ? text.padEnd(size, ".") : text));
+  }
+}
+
+describe("replication between replicas", () => {
+  test("three replicas converge: each holds every origin's events in seq order", async () => {
+    const net = new TestNet();
+    const nodes = [await net.add(), await net.add(), await net.add()];
+    for (const n of nodes) net.connect(n);
+    for (const [i, n] of nodes.entries()) {
+      for (let k = 1; k <= 20; k++) n.log.append(enc(`r${i}-${k}`));
+    }
+    await net.run();
+    for (const n of nodes) {
+      for (const [i, origin] of nodes.entries()) {
+        expect(payloads(n.log, origin.id)).toEqual(Array.from({ length: 20 }, (_, k) => `r${i}-${k + 1}`));
+      }
+      expect(n.log.vv()).toEqual(nodes[0].log.vv());
+    }
+  });
+
+  test("a replica publishes only events that are durable locally", async () => {
+    const net = new TestNet();
+    const a = await net.add({ sync: "manual" });
+    const b = await net.add();
+    net.connect(a);
+    net.connect(b);
+    await net.run();
+    a.log.append(enc("not yet on disk"));
+    await net.run(20);
+    expect(b.log.held(a.id)).toBe(0);
+    const vv_sent = a.sent.filter((s) => s.message.kind === "vv").map((s) => (s.message as { vv: Map<string, number> }).vv.get(a.id) ?? 0);
+    expect(Math.max(...vv_sent)).toBe(0);
+    expect(a.sent.some((s) => s.message.kind === "events")).toBe(false);
+    a.manual_fsync?.();
+    await net.run();
+    expect(payloads(b.log, a.id)).toEqual(["not yet on disk"]);
+  });
+
+  test("a replica far behind catches up in windows, never more than a window per request", async () => {
+    const net = new TestNet();
+    const window_bytes = 64 * 1024;
+    const a = await net.add({ window_bytes, max_packet_bytes: 16 * 1024 });
+    const b = await net.add({ window_bytes, max_packet_bytes: 16 * 1024 });
+    net.connect(a);
+    append_many(a, 3000, 256);
+    await net.run();
+    net.connect(b);
+    await net.run();
+    expect(b.log.held(a.id)).toBe(3000);
+    expect(payloads(b.log, a.id)).toEqual(payloads(a.log, a.id));
+    // Answers per request stay within the window; every message within the packet size.
+    const by_req = new Map<number, number>();
+    for (const s of a.sent) {
+      expect(s.bytes).toBeLessThanOrEqual(16 * 1024);
+      if (s.message.kind !== "to") continue;
+      const m = s.message as AnswerMessage;
+      by_req.set(m.req, (by_req.get(m.req) ?? 0) + m.frames.length);
+    }
+    expect(by_req.size).toBeGreaterThan(10);
+    for (const bytes of by_req.values()) expect(bytes).toBeLessThanOrEqual(window_bytes);
+  });
+
+  test("partial replication: a replica never asks for or stores origins it does not pull", async () => {
+    const net = new TestNet();
+    const a = await net.add();
+    const b = await net.add();
+    const c = await net.add();
+    const spoke = await net.add({ pull: [a.id] });
+    for (const n of [a, b, c, spoke]) net.connect(n);
+    for (const n of [a, b, c, spoke]) append_many(n, 10);
+    await net.run();
+    expect(Object.keys(spoke.log.vv()).sort()).toEqual([a.id, spoke.id].sort());
+    expect(spoke.log.held(a.id)).toBe(10);
+    for (const s of spoke.sent) {
+      if (s.message.kind !== "want") continue;
+      for (const r of (s.message as WantMessage).ranges) expect(r.origin).toBe(a.id);
+    }
+    // Everyone else still gets the spoke's own events.
+    expect(b.log.held(spoke.id)).toBe(10);
+    expect(spoke.rep.subscriptions()).not.toContain("t/+/events");
+  });
+
+  test("an event larger than a message travels in fragments", async () => {
+    const net = new TestNet();
+    const a = await net.add({ max_packet_bytes: 4096 });
+    const b = await net.add({ max_packet_bytes: 4096 });
+    net.connect(a);
+    net.connect(b);
+    const big = "x".repeat(50_000);
+    a.log.append(enc(big));
+    a.log.append(enc("small"));
+    await net.run();
+    expect(payloads(b.log, a.id)).toEqual([big, "small"]);
+    for (const s of a.sent) expect(s.bytes).toBeLessThanOrEqual(4096);
+  });
+});
+
+describe("merge rules", () => {
+  test("a sync validator's refusal is stored as a rejected placeholder and counted", async () => {
+    const net = new TestNet();
+    const a = await net.add();
+    const b = await net.add({ validate: (p) => (dec(p).startsWith("bad") ? "payload starts with bad" : null) });
+    net.connect(a);
+    net.connect(b);
+    a.log.append(enc("good-1"));
+    a.log.append(enc("bad-2"));
+    a.log.append(enc("good-3"));
+    await net.run();
+    const held = [...b.log.events_after(a.id, 0)];
+    expect(held.map((e) => [e.seq, e.rejected, dec(e.payload)])).toEqual([
+      [1, false, "good-1"],
+      [2, true, "payload starts with bad"],
+      [3, false, "good-3"],
+    ]);
+    expect(held[1].flags & flag_rejected).toBe(flag_rejected);
+    expect(b.rep.counters.events_rejected).toBe(1);
+    expect(b.log.vv()[a.id]).toBe(3);
+  });
+
+  test("a duplicate with different content is counted as a replica-id conflict", async () => {
+    const net = new TestNet();
+    const a = await net.add();
+    const b = await net.add();
+    net.connect(a);
+    net.connect(b);
+    a.log.append(enc("original"));
+    await net.run();
+    const clone = a.id;
+    const fake = make_frame(clone, 1, enc("an impostor with the same id"));
+    const liar = "00000000000000aa";
+    net.inject(`t/${liar}/to/${b.id}`, encode_message({ kind: "to", from: liar, to: b.id, req: 1, frames: fake, part: null, last: true, held: null }));
+    await net.run();
+    expect(b.rep.counters.conflicts).toBe(1);
+    expect(payloads(b.log, a.id)).toEqual(["original"]);
+  });
+
+  test("events arriving ahead of a gap are parked and appended once the gap is filled", async () => {
+    const net = new TestNet();
+    const b = await net.add();
+    net.connect(b);
+    const origin = "00000000000000ab";
+    const send = (seqs: number[]) => {
+      const frames = Buffer.concat(seqs.map((s) => make_frame(origin, s, enc(`e${s}`))));
+      net.inject(`t/${origin}/events`, encode_message({ kind: "events", from: origin, frames: new Uint8Array(frames), part: null }));
+    };
+    send([3, 4]);
+    await net.run(3);
+    expect(b.log.held(origin)).toBe(0);
+    expect(b.rep.status(net.now).gap_buffer_events).toBe(2);
+    send([1, 2]);
+    await net.run(3);
+    expect(payloads(b.log, origin)).toEqual(["e1", "e2", "e3", "e4"]);
+    expect(b.rep.status(net.now).gap_buffer_events).toBe(0);
+  });
+});
+
+describe("repair", () => {
+  test("when a peer does not answer, the range is asked of another peer that holds it", async () => {
+    const net = new TestNet();
+    const a = await net.add();
+    const relay = await net.add();
+    const b = await net.add();
+    net.connect(a);
+    net.connect(relay);
+    append_many(a, 50);
+    await net.run();
+    expect(relay.log.held(a.id)).toBe(50);
+    // The origin goes silent (its answers are lost) but stays "online"; the relay holds everything.
+    a.drop_out = (topic) => topic.includes("/to/");
+    net.connect(b);
+    await net.run();
+    expect(b.log.held(a.id)).toBe(50);
+    expect(payloads(b.log, a.id)).toEqual(payloads(a.log, a.id));
+    expect(b.rep.counters.wants_timed_out).toBeGreaterThan(0);
+    expect(b.rep.status(net.now).peers.find((p) => p.id === a.id)?.failures).toBeGreaterThan(0);
+  });
+
+  test("a peer claiming events nobody holds does not stall sync with honest peers", async () => {
+    const net = new TestNet();
+    const a = await net.add();
+    const b = await net.add();
+    net.connect(a);
+    append_many(a, 30);
+    await net.run();
+    // The liar's claim is retained by the broker and reaches b before anything else.
+    const liar = "00000000000000cc";
+    const vv = new Map([[a.id, 1_000_000_000]]);
+    const lie = encode_message({ kind: "vv", from: liar, name: "liar", vv, pull: "*" });
+    const epoch = net.broker.connect(liar, [], null);
+    net.broker.publish(liar, epoch, { topic: `t/${liar}/vv`, payload: lie, retain: true, qos: 1 });
+    net.connect(b);
+    await net.run(200);
+    expect(b.log.held(a.id)).toBe(30);
+    const s = b.rep.status(net.now);
+    const liar_status = s.peers.find((p) => p.id === liar);
+    expect(liar_status?.failures).toBeGreaterThan(0);
+    expect(s.counters.wants_timed_out).toBeGreaterThan(0);
+  });
+
+  test("after an unchanged period the vv is republished, so a lost one is made good", async () => {
+    const net = new TestNet();
+    const a = await net.add({ vv_refresh_ms: 1000 });
+    net.connect(a);
+    await net.run();
+    const before = a.sent.filter((s) => s.message.kind === "vv").length;
+    for (let i = 0; i < 30; i++) net.publish(a, a.rep.tick((net.now += 100)));
+    expect(a.sent.filter((s) => s.message.kind === "vv").length).toBeGreaterThanOrEqual(before + 2);
+  });
+});

@@ -130,7 +130,7 @@ export class Replicator {
   private readonly log: ReplicaLog;
   private readonly pull_set: Set<string> | null;
   private readonly watch_set: Set<string> | null;
-  private readonly max_packet_bytes: number;
+  readonly max_packet_bytes: number;
   private readonly window_bytes: number;
   private readonly want_timeout_ms: number;
   private readonly retry_backoff_base_ms: number;
@@ -317,7 +317,8 @@ export class Replicator {
       case "status":
         if (m.online && peer.online === false) peer.backoff_until_ms = 0;
         peer.online = m.online;
-        if (!m.online && peer.want !== null) this.cancel_want(peer);
+        // Offline, or just (re)connected with a clean session: a request in flight to it is lost either way.
+        if (peer.want !== null) this.cancel_want(peer);
         this.plan_needed = true;
         return;
       case "events":

@@ -1,0 +1,255 @@
+import fs from "node:fs";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { type Clock, type TimerHandle, type Timers, system_clock, system_timers } from "../lib/clock.ts";
+import { InterlogError } from "../lib/errors.ts";
+import type { Outbound, Replicator } from "../sync/replicator.ts";
+import { type BrokerPresetName, broker_presets } from "./presets.ts";
+import { PublishQueue, type PublishQueueStats } from "./publish_queue.ts";
+
+export interface TlsFiles {
+  /** CA bundle that signs the broker's certificate (PEM). */
+  ca_file?: string;
+  /** Client certificate and key (PEM), for brokers that authenticate clients by certificate (AWS IoT Core). */
+  cert_file?: string;
+  key_file?: string;
+  /** Default true; false only for a test broker with a self-signed certificate. */
+  reject_unauthorized?: boolean;
+}
+
+export interface MqttTransportOptions {
+  replicator: Replicator;
+  /** mqtt://host:1883 or mqtts://host:8883. */
+  url: string;
+  username?: string;
+  /** Already resolved (e.g. from an environment variable); never logged. */
+  password?: string;
+  tls?: TlsFiles;
+  /** Limits of a known broker (default generic). Explicit limits below win. */
+  preset?: BrokerPresetName;
+  publishes_per_s?: number | null;
+  bytes_per_s?: number | null;
+  /** Unacknowledged QoS 1 publishes at once (default 64). */
+  inflight_max?: number;
+  /** Outgoing bytes buffered before the oldest non-retained messages are dropped (default 16 MiB). */
+  queue_max_bytes?: number;
+  keepalive_s?: number;
+  reconnect_period_ms?: number;
+  connect_timeout_ms?: number;
+  /** How often the replicator's timers run (default 100 ms). */
+  tick_interval_ms?: number;
+  /** How often a rate-limited queue is retried (default 10 ms). */
+  drain_interval_ms?: number;
+  clock?: Clock;
+  timers?: Timers;
+  on_warning?: (message: string, details: Record<string, unknown>) => void;
+  on_info?: (message: string, details: Record<string, unknown>) => void;
+}
+
+export interface TransportStatus {
+  connected: boolean;
+  connects: number;
+  disconnects: number;
+  messages_received: number;
+  bytes_received: number;
+  queue: PublishQueueStats;
+  last_error: string | null;
+}
+
+/**
+ * Adapts a Replicator to an MQTT 5 broker with mqtt.js: client id = replica
+ * id, QoS 1, clean start on every (re)connect followed by a fresh subscribe
+ * and the replicator's status and vv (a restarted broker without
+ * persistence forgets everything), a retained offline will, TLS and
+ * username/password, and outgoing pacing within the broker's limits.
+ */
+export class MqttTransport {
+  private readonly replicator: Replicator;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly queue: PublishQueue;
+  private readonly options: MqttTransportOptions;
+  private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
+  private readonly on_info: (message: string, details: Record<string, unknown>) => void;
+  private client: MqttClient | null = null;
+  private tick_timer: TimerHandle | null = null;
+  private drain_timer: TimerHandle | null = null;
+  private connected = false;
+  private stopping = false;
+  private readonly counts = { connects: 0, disconnects: 0, messages_received: 0, bytes_received: 0 };
+  private last_error: string | null = null;
+
+  constructor(options: MqttTransportOptions) {
+    this.options = options;
+    this.replicator = options.replicator;
+    this.clock = options.clock ?? system_clock;
+    this.timers = options.timers ?? system_timers;
+    this.on_warning = options.on_warning ?? (() => {});
+    this.on_info = options.on_info ?? (() => {});
+    const preset = broker_presets[options.preset ?? "generic"];
+    if (this.replicator.max_packet_bytes > preset.max_packet_bytes) {
+      throw new InterlogError(
+        "CONFIG_INVALID",
+        `sync max packet size ${this.replicator.max_packet_bytes} bytes exceeds the ${options.preset} broker's limit of ${preset.max_packet_bytes} bytes`,
+      );
+    }
+    this.queue = new PublishQueue(
+      {
+        publishes_per_s: options.publishes_per_s !== undefined ? options.publishes_per_s : preset.publishes_per_s,
+        bytes_per_s: options.bytes_per_s !== undefined ? options.bytes_per_s : preset.bytes_per_s,
+        inflight_max: options.inflight_max ?? 64,
+        queue_max_bytes: options.queue_max_bytes ?? 16 * 1024 * 1024,
+        max_message_bytes: this.replicator.max_packet_bytes,
+      },
+      this.clock,
+      (m, done) => this.send(m, done),
+    );
+  }
+
+  /** Connects (and keeps reconnecting) in the background. */
+  start(): void {
+    if (this.client !== null) return;
+    const o = this.options;
+    const will = this.replicator.will();
+    const client_options: IClientOptions = {
+      clientId: this.replicator.id,
+      protocolVersion: 5,
+      clean: true,
+      resubscribe: false,
+      keepalive: o.keepalive_s ?? 30,
+      reconnectPeriod: o.reconnect_period_ms ?? 1000,
+      connectTimeout: o.connect_timeout_ms ?? 10_000,
+      queueQoSZero: false,
+      will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
+      properties: { maximumPacketSize: this.replicator.max_packet_bytes },
+    };
+    if (o.username !== undefined) client_options.username = o.username;
+    if (o.password !== undefined) client_options.password = o.password;
+    if (o.tls !== undefined) {
+      if (o.tls.ca_file !== undefined) client_options.ca = read_pem(o.tls.ca_file, "CA certificate");
+      if (o.tls.cert_file !== undefined) client_options.cert = read_pem(o.tls.cert_file, "client certificate");
+      if (o.tls.key_file !== undefined) client_options.key = read_pem(o.tls.key_file, "client key");
+      client_options.rejectUnauthorized = o.tls.reject_unauthorized ?? true;
+    }
+    const client = mqtt.connect(o.url, client_options);
+    this.client = client;
+    client.on("connect", () => this.handle_connect(client));
+    client.on("close", () => this.handle_close());
+    client.on("error", (err) => {
+      this.last_error = String(err.message ?? err);
+      this.on_warning("MQTT connection problem; retrying", { url: redact(o.url), error: this.last_error });
+    });
+    client.on("message", (topic, payload) => {
+      this.counts.messages_received++;
+      this.counts.bytes_received += payload.length;
+      this.push(this.replicator.on_message(topic, payload, this.clock.now_ms()));
+    });
+    this.tick_timer = this.timers.every(o.tick_interval_ms ?? 100, () => {
+      this.push(this.replicator.tick(this.clock.now_ms()));
+    });
+    this.drain_timer = this.timers.every(o.drain_interval_ms ?? 10, () => {
+      if (this.connected) this.queue.drain();
+    });
+  }
+
+  /** Call after local appends became durable: own events are pushed without waiting for the next tick. */
+  notify_local(): void {
+    if (this.connected) this.push(this.replicator.on_local(this.clock.now_ms()));
+  }
+
+  /** Publishes the offline status, waits (bounded) for outgoing messages, and disconnects. */
+  async stop(timeout_ms = 5000): Promise<void> {
+    if (this.client === null || this.stopping) return;
+    this.stopping = true;
+    this.tick_timer?.cancel();
+    this.drain_timer?.cancel();
+    const client = this.client;
+    if (this.connected) {
+      this.push(this.replicator.shutdown(this.clock.now_ms()));
+      const deadline = Date.now() + timeout_ms;
+      while ((this.queue.stats.queued > 0 || this.queue.stats.inflight > 0) && Date.now() < deadline && this.connected) {
+        this.queue.drain();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
+    this.replicator.on_disconnect(this.clock.now_ms());
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        client.end(true);
+        resolve();
+      }, timeout_ms);
+      client.end(false, {}, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.connected = false;
+  }
+
+  status(): TransportStatus {
+    return { connected: this.connected, ...this.counts, queue: { ...this.queue.stats }, last_error: this.last_error };
+  }
+
+  private handle_connect(client: MqttClient): void {
+    this.counts.connects++;
+    const filters: Record<string, { qos: 1; nl: true }> = {};
+    for (const f of this.replicator.subscriptions()) filters[f] = { qos: 1, nl: true };
+    client.subscribe(filters, (err, granted) => {
+      if (err) {
+        this.on_warning("MQTT subscribe failed; will retry on the next connection", { error: String(err) });
+        client.end(true, () => {});
+        return;
+      }
+      const refused = (granted ?? []).filter((g) => g.qos > 2);
+      if (refused.length > 0) this.on_warning("the broker refused some subscriptions (check its ACL)", { topics: refused.map((g) => g.topic) });
+      if (this.stopping || client !== this.client) return;
+      this.connected = true;
+      this.on_info("connected to the MQTT broker", { url: redact(this.options.url), id: this.replicator.id });
+      this.push(this.replicator.on_connect(this.clock.now_ms()));
+    });
+  }
+
+  private handle_close(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.counts.disconnects++;
+    this.queue.clear();
+    this.replicator.on_disconnect(this.clock.now_ms());
+    if (!this.stopping) this.on_info("lost the MQTT broker; reconnecting", { url: redact(this.options.url) });
+  }
+
+  private push(messages: Outbound[]): void {
+    if (messages.length === 0) return;
+    if (!this.connected && !this.stopping) return; // stale by the time the link is back; on_connect regenerates state
+    this.queue.push(messages);
+    this.queue.drain();
+  }
+
+  private send(m: Outbound, done: (err?: Error) => void): void {
+    const client = this.client;
+    if (client === null) return done(new Error("no client"));
+    client.publish(m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), { qos: m.qos, retain: m.retain }, (err) => {
+      done(err ?? undefined);
+      if (this.connected) this.queue.drain();
+    });
+  }
+}
+
+function read_pem(file: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new InterlogError("CONFIG_INVALID", `cannot read the MQTT ${what} at ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The URL without credentials, for logs. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = "";
+    u.password = "";
+    return u.toString();
+  } catch {
+    return "(invalid url)";
+  }
+}

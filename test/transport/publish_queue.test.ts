@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test";
+import type { Outbound } from "../../src/sync/replicator.ts";
+import { broker_presets } from "../../src/transport/presets.ts";
+import { PublishQueue } from "../../src/transport/publish_queue.ts";
+import { for_seeds } from "../support/seeded.ts";
+
+const msg = (bytes: number, retain = false): Outbound => ({ topic: "t/x/events", payload: new Uint8Array(bytes), retain, qos: 1 });
+
+describe("outgoing pacing", () => {
+  test("with the AWS IoT preset no one-second window carries more than 100 publishes or 512 KiB", async () => {
+    await for_seeds(5, (rng) => {
+      const aws = broker_presets.aws_iot;
+      let now = 0;
+      const sent: { at: number; bytes: number }[] = [];
+      const q = new PublishQueue(
+        { publishes_per_s: aws.publishes_per_s, bytes_per_s: aws.bytes_per_s, inflight_max: 8, queue_max_bytes: 1 << 30, max_message_bytes: aws.max_packet_bytes },
+        { now_ms: () => now },
+        (m, done) => {
+          sent.push({ at: now, bytes: m.payload.length });
+          done();
+        },
+      );
+      for (let i = 0; i < 1500; i++) q.push([msg(rng.chance(0.2) ? rng.int(60_000, aws.max_packet_bytes) : rng.int(10, 2000))]);
+      while (q.stats.queued > 0) {
+        q.drain();
+        now += rng.int(1, 7);
+      }
+      expect(sent.length).toBe(1500);
+      let lo = 0;
+      let count = 0;
+      let bytes = 0;
+      for (const s of sent) {
+        count++;
+        bytes += s.bytes;
+        while (sent[lo].at <= s.at - 1000) {
+          count--;
+          bytes -= sent[lo].bytes;
+          lo++;
+        }
+        expect(count).toBeLessThanOrEqual(100);
+        expect(bytes).toBeLessThanOrEqual(512 * 1024);
+      }
+    });
+  });
+
+  test("at most inflight_max publishes await their acknowledgement", () => {
+    const pending: (() => void)[] = [];
+    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 3, queue_max_bytes: 1 << 20, max_message_bytes: 1000 }, { now_ms: () => 0 }, (_m, done) =>
+      pending.push(() => done()),
+    );
+    q.push(Array.from({ length: 10 }, () => msg(100)));
+    q.drain();
+    expect(pending.length).toBe(3);
+    pending.shift()?.();
+    q.drain();
+    expect(pending.length).toBe(3);
+    expect(q.stats.sent).toBe(1);
+  });
+
+  test("a full queue drops its oldest non-retained messages and keeps retained ones", () => {
+    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 1, queue_max_bytes: 1000, max_message_bytes: 1000 }, { now_ms: () => 0 }, () => {});
+    q.push([msg(400, true), msg(400), msg(400), msg(400)]);
+    expect(q.stats.queued_bytes).toBeLessThanOrEqual(1000);
+    expect(q.stats.dropped).toBe(2);
+    q.drain();
+    expect(q.stats.inflight).toBe(1);
+  });
+});

@@ -404,15 +404,14 @@ export class Log {
     let pos = from_pos;
     let index = this.segment_index_of(pos);
     while (index >= 0 && pos < this.next_pos) {
-      this.flush_if_needed(pos);
       const segment = this.segments[index];
       let offset = segment.offset_of(pos);
       while (pos < segment.end_pos) {
+        this.flush_if_needed(pos + 1);
         const event = LogEvent.at(segment, offset, pos);
         yield event;
         offset += event.frame_bytes;
         pos++;
-        this.flush_if_needed(pos);
       }
       index++;
       if (index >= this.segments.length) break;
@@ -426,11 +425,11 @@ export class Log {
     if (!Number.isSafeInteger(seq) || seq < 1 || seq > (this.vv_map.get(origin) ?? 0)) return null;
     const hi = origin_hi(origin);
     const lo = origin_lo(origin);
+    this.flush_if_needed(this.next_pos);
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const segment = this.segments[i];
       const at = segment.locate(origin, hi, lo, seq);
       if (at !== null) {
-        this.flush_if_needed(at.pos + 1);
         return LogEvent.at(segment, at.offset, at.pos);
       }
     }
@@ -449,6 +448,7 @@ export class Log {
     for (const segment of this.segments) {
       const range = segment.origins.get(origin);
       if (range === undefined || range.seq_last < seq) continue;
+      this.flush_if_needed(this.next_pos);
       const at = segment.locate(origin, hi, lo, seq);
       assert(at !== null, "an origin's seqs continue in the next segment that holds it");
       let offset = at.offset;
@@ -718,7 +718,8 @@ export class Log {
       assert(target >= this.durable_pos, "durable position only grows");
       this.durable_pos = target;
       for (const handle of handles) {
-        if (this.retired.delete(handle)) handle.close();
+        // A rotation during this cycle may have queued the handle again: the cycle that syncs it last closes it.
+        if (!this.unsynced.includes(handle) && this.retired.delete(handle)) handle.close();
       }
       this.sync_waiters.release(target);
     } catch (err) {

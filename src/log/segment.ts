@@ -94,7 +94,7 @@ export class Segment {
     const k = Math.floor(rel / index_stride_events);
     let offset = this.pos_offsets[k];
     for (let skip = rel - k * index_stride_events; skip > 0; skip--) {
-      offset += frame_size_bytes(frame_len(this.view, offset) - frame_header_bytes);
+      offset += this.frame_bytes_at(offset);
     }
     return offset;
   }
@@ -116,9 +116,16 @@ export class Segment {
         }
         at_seq++;
       }
-      offset += frame_size_bytes(frame_len(this.view, offset) - frame_header_bytes);
+      offset += this.frame_bytes_at(offset);
       pos++;
     }
+  }
+
+  /** Padded size of the indexed frame at offset. Its bytes must already be in the file (flushed). */
+  private frame_bytes_at(offset: number): number {
+    const len = frame_len(this.view, offset);
+    assert(len >= frame_header_bytes && offset < this.end_bytes, "indexed frame is written and whole");
+    return frame_size_bytes(len - frame_header_bytes);
   }
 
   summary_bytes(): Uint8Array {

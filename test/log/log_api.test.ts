@@ -1,0 +1,161 @@
+import { describe, expect, test } from "bun:test";
+import { Log } from "../../src/log/log.ts";
+import { is_interlog_error } from "../../src/lib/errors.ts";
+import { flag_rejected } from "../../src/log/frame.ts";
+import { dec, enc, temp_dir } from "../support/temp_dir.ts";
+
+const other = "00000000000000aa";
+const small_segment_bytes = 64 * 1024;
+
+describe("embedded log API", () => {
+  test("a new directory gets a random replica id; reopening keeps it and the events", async () => {
+    const dir = `${temp_dir()}/data`;
+    const log = await Log.open({ dir, name: "truck-0042" });
+    expect(log.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(log.name).toBe("truck-0042");
+    const ids = await log.write([enc("one"), enc("two")]);
+    expect(ids).toEqual([`${log.id}:1`, `${log.id}:2`]);
+    await log.close();
+
+    const again = await Log.open({ dir });
+    expect(again.id).toBe(log.id);
+    expect(again.read(0).map((e) => dec(e.payload))).toEqual(["one", "two"]);
+    expect(again.vv()).toEqual({ [log.id]: 2 });
+    await again.close();
+
+    const elsewhere = await Log.open({ dir: `${temp_dir()}/data` });
+    expect(elsewhere.id).not.toBe(log.id);
+    await elsewhere.close();
+  });
+
+  test("read returns events in transaction order with ids, positions and times", async () => {
+    const log = await Log.open({ dir: temp_dir(), clock: { now_ms: () => 1_700_000_000_000 } });
+    log.append(enc("a"));
+    log.accept({ origin: other, seq: 1, time_ms: 5, payload: enc("theirs") });
+    log.append(enc("b"));
+    const events = log.read(0);
+    expect(events.map((e) => [e.pos, e.id, dec(e.payload)])).toEqual([
+      [0, `${log.id}:1`, "a"],
+      [1, `${other}:1`, "theirs"],
+      [2, `${log.id}:2`, "b"],
+    ]);
+    expect(events[1].time_ms).toBe(5);
+    expect(events[0].time_ms).toBe(1_700_000_000_000);
+    expect(log.read(1, 1).map((e) => e.pos)).toEqual([1]);
+    expect(log.read(3)).toEqual([]);
+    await log.close();
+  });
+
+  test("accept appends only the next seq of an origin, ignores duplicates and refuses gaps", async () => {
+    const log = await Log.open({ dir: temp_dir() });
+    expect(log.accept({ origin: other, seq: 1, time_ms: 1, payload: enc("x1") })).toBe("appended");
+    expect(log.accept({ origin: other, seq: 1, time_ms: 1, payload: enc("x1") })).toBe("duplicate");
+    let gap: unknown;
+    try {
+      log.accept({ origin: other, seq: 3, time_ms: 1, payload: enc("x3") });
+    } catch (err) {
+      gap = err;
+    }
+    expect(is_interlog_error(gap, "SEQ_GAP")).toBe(true);
+    expect(log.held(other)).toBe(1);
+    expect(log.count).toBe(1);
+    // A batch with a gap anywhere writes nothing at all.
+    expect(() =>
+      log.accept_batch([
+        { origin: other, seq: 2, time_ms: 1, payload: enc("x2") },
+        { origin: other, seq: 4, time_ms: 1, payload: enc("x4") },
+      ]),
+    ).toThrow(/SEQ_GAP|cannot be appended/);
+    expect(log.count).toBe(1);
+    expect(
+      log.accept_batch([
+        { origin: other, seq: 1, time_ms: 1, payload: enc("x1") },
+        { origin: other, seq: 2, time_ms: 1, payload: enc("x2") },
+        { origin: other, seq: 3, time_ms: 1, payload: enc("rejected: bad gps"), flags: flag_rejected },
+      ]),
+    ).toEqual(["duplicate", "appended", "appended"]);
+    expect(log.get(other, 3)?.rejected).toBe(true);
+    expect(log.vv()).toEqual({ [other]: 3 });
+    await log.close();
+  });
+
+  test("get finds an event by id; events_after lists what a peer lacks", async () => {
+    const log = await Log.open({ dir: temp_dir() });
+    for (let i = 1; i <= 10; i++) {
+      log.append(enc(`mine ${i}`));
+      log.accept({ origin: other, seq: i, time_ms: 0, payload: enc(`theirs ${i}`) });
+    }
+    expect(dec(log.get(log.id, 7)!.payload)).toBe("mine 7");
+    expect(dec(log.get(other, 10)!.payload)).toBe("theirs 10");
+    expect(log.get(other, 11)).toBeNull();
+    expect(log.get("00000000000000bb", 1)).toBeNull();
+    expect([...log.events_after(other, 7)].map((e) => e.seq)).toEqual([8, 9, 10]);
+    expect([...log.events_after(other, 10)]).toEqual([]);
+    await log.close();
+  });
+
+  test("every sync mode makes appends durable and readable after reopen", async () => {
+    for (const sync of ["always", "interval", "never"] as const) {
+      const dir = temp_dir();
+      const log = await Log.open({ dir, sync, sync_interval_ms: 5 });
+      const first = log.append_batch([enc("a"), enc("b"), enc("c")]);
+      expect(first).toBe(1);
+      await log.durable();
+      expect(log.durable_count).toBe(3);
+      await log.close();
+      const again = await Log.open({ dir, read_only: true });
+      expect(again.count).toBe(3);
+      await again.close();
+    }
+  });
+
+  test("a second opener of the same directory gets DATA_DIR_LOCKED; read-only opens are allowed", async () => {
+    const dir = temp_dir();
+    const log = await Log.open({ dir });
+    let err: unknown;
+    try {
+      await Log.open({ dir });
+    } catch (e) {
+      err = e;
+    }
+    expect(is_interlog_error(err, "DATA_DIR_LOCKED")).toBe(true);
+    expect((err as Error).message).toContain(`pid ${process.pid}`);
+    log.append(enc("x"));
+    await log.durable();
+    const reader = await Log.open({ dir, read_only: true });
+    expect(reader.count).toBe(1);
+    expect(() => reader.append(enc("no"))).toThrow(/read-only/);
+    await reader.close();
+    await log.close();
+  });
+
+  test("payloads and batches that cannot fit are refused with nothing written", async () => {
+    const log = await Log.open({ dir: temp_dir(), segment_size_bytes: small_segment_bytes });
+    expect(() => log.append_batch([new Uint8Array(40_000), new Uint8Array(40_000)])).toThrow(/does not fit in one segment/);
+    expect(() => log.append_batch([])).toThrow(/at least one payload/);
+    expect(log.count).toBe(0);
+    log.append(new Uint8Array(60_000));
+    expect(log.count).toBe(1);
+    await log.close();
+  });
+
+  test("empty payloads are events too", async () => {
+    const log = await Log.open({ dir: temp_dir() });
+    await log.write(new Uint8Array(0));
+    expect(log.read(0)[0].payload.length).toBe(0);
+    await log.close();
+  });
+
+  test("payloads bigger than the staging buffer round-trip", async () => {
+    const dir = temp_dir();
+    const log = await Log.open({ dir });
+    const big = new Uint8Array(1_000_003).map((_, i) => i % 251);
+    await log.write([enc("before"), big, enc("after")]);
+    await log.close();
+    const again = await Log.open({ dir });
+    expect(again.read(0).map((e) => e.payload.length)).toEqual([6, 1_000_003, 5]);
+    expect(again.read(1, 1)[0].payload).toEqual(big);
+    expect(again.verify().ok).toBe(true);
+    await again.close();
+  });
+});

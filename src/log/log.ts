@@ -837,7 +837,11 @@ export class Log {
         this.io.rename(tmp, spare);
         this.spare_ready = true;
       } catch (err) {
-        this.io.unlink(tmp);
+        try {
+          this.io.unlink(tmp);
+        } catch {
+          // Left for the next open, which removes *.tmp files.
+        }
         if (!this.closing) {
           this.segment_failed_at_ms = this.clock.now_ms();
           this.on_warning("could not prepare the next segment; appends will fail with LOG_FULL when the current one is full", {

@@ -27,8 +27,15 @@ export async function recover(
   const segments: Segment[] = [];
   const pending_summaries: Segment[] = [];
   let expected_first = 0;
+  let previous_scanned = false;
   for (let i = 0; i < firsts.length; i++) {
     const file = path.join(segments_dir, segment_file_name(firsts[i]));
+    if (recovery.cut_at_pos === null && previous_scanned && firsts[i] > expected_first) {
+      // The segment before lost its unsynced tail (it had no summary yet), so what follows was never durable either:
+      // a sync cycle covers every file, and an event is acknowledged only when all before it are durable.
+      recovery.cut_at_pos = expected_first;
+      recovery.reason = `segment ${segment_file_name(firsts[i])} starts at position ${firsts[i]} but the one before ends at ${expected_first}`;
+    }
     if (recovery.cut_at_pos !== null) {
       // Everything after a cut is unacknowledged data whose predecessors are gone.
       recovery.dropped_segments++;
@@ -83,10 +90,12 @@ export async function recover(
         pending_summaries.push(fresh);
       }
       fresh.sealed = !is_last && scan.clean;
+      previous_scanned = true;
       segments.push(fresh);
       expected_first = fresh.end_pos;
       continue;
     }
+    previous_scanned = false;
     segments.push(segment);
     expected_first = segment.end_pos;
   }

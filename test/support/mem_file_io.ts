@@ -92,7 +92,9 @@ export class MemFileIO implements FileIO {
   }
 
   async create_zeroed(file: string, size_bytes: number, should_stop?: () => boolean): Promise<void> {
+    const generation = this.generation;
     await Promise.resolve();
+    if (generation !== this.generation) throw errno("EIO", "the process that started this write is gone");
     if (should_stop?.()) throw new Error("stopped");
     this.make_zeroed(file, size_bytes);
   }
@@ -149,6 +151,28 @@ export class MemFileIO implements FileIO {
 
   free_bytes(): number | null {
     return Number.isFinite(this.capacity_bytes) ? this.capacity_bytes - this.used_bytes() : null;
+  }
+
+  /**
+   * This file system as one process sees it: after power_cut or
+   * process_crash every call through it fails, so a dead process's leftover
+   * timers and promises cannot touch what the next process finds.
+   */
+  session(): FileIO {
+    const generation = this.generation;
+    const check = () => {
+      if (this.generation !== generation) throw errno("EIO", "the process using this file system is gone");
+    };
+    return new Proxy(this, {
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          check();
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
   }
 
   /** Simulates losing power: see the class comment. Everything opened before is dead afterwards. */

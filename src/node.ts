@@ -1,0 +1,141 @@
+import { type AdminServer, check_listen_allowed, create_admin_app, start_admin_server } from "./admin/index.ts";
+import type { SyncView } from "./admin/deps.ts";
+import type { Config } from "./config/config.ts";
+import { type Clock, system_clock } from "./lib/clock.ts";
+import { Log } from "./log/log.ts";
+import { Replicator } from "./sync/replicator.ts";
+import { MqttTransport } from "./transport/mqtt_transport.ts";
+import { build_validator } from "./validators/registry.ts";
+
+/** Largest POST /api/events body: one payload of the log's maximum plus CBOR framing. */
+export const admin_body_limit_bytes = 17 * 1024 * 1024;
+/** How often own durable events are handed to sync when appends come from the admin API. */
+const local_push_interval_ms = 20;
+
+export type LogLine = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+
+/**
+ * One running replica: the log, sync through MQTT when configured, and the
+ * admin API, wired together from a config. `serve` runs one of these.
+ */
+export class ReplicaNode {
+  private push_timer: ReturnType<typeof setInterval> | null = null;
+  private last_pushed_durable = 0;
+
+  private constructor(
+    readonly config: Config,
+    readonly log: Log,
+    readonly replicator: Replicator | null,
+    readonly transport: MqttTransport | null,
+    readonly admin: AdminServer,
+  ) {}
+
+  static async start(config: Config, log_line: LogLine, clock: Clock = system_clock): Promise<ReplicaNode> {
+    // Refuse an open admin API before touching anything.
+    check_listen_allowed(config.admin.listen, config.admin.token ?? undefined);
+    const validate_append = build_validator(config.validators.append);
+    const validate_sync = build_validator(config.validators.sync);
+    const log = await Log.open({
+      dir: config.data_dir,
+      name: config.name,
+      sync: config.log.sync,
+      sync_interval_ms: config.log.sync_interval_ms,
+      segment_size_bytes: config.log.segment_size_bytes,
+      clock,
+      on_warning: (msg, details) => log_line("warn", msg, details),
+    });
+    try {
+      let replicator: Replicator | null = null;
+      let transport: MqttTransport | null = null;
+      const mqtt = config.mqtt;
+      if (mqtt !== null) {
+        replicator = new Replicator({
+          log,
+          prefix: mqtt.prefix,
+          pull: config.replication.pull,
+          max_packet_bytes: mqtt.max_packet_bytes,
+          validate: (payload, ctx) => validate_sync(payload, { kind: "sync", origin: ctx.origin, seq: ctx.seq, time_ms: ctx.time_ms }),
+          on_warning: (msg, details) => log_line("warn", msg, details),
+        });
+        transport = new MqttTransport({
+          replicator,
+          url: mqtt.url,
+          username: mqtt.username ?? undefined,
+          password: mqtt.password ?? undefined,
+          tls: mqtt.tls
+            ? { ca_file: mqtt.ca_file ?? undefined, cert_file: mqtt.cert_file ?? undefined, key_file: mqtt.key_file ?? undefined }
+            : undefined,
+          preset: mqtt.preset === "aws-iot" ? "aws_iot" : "generic",
+          clock,
+          on_warning: (msg, details) => log_line("warn", msg, details),
+          on_info: (msg, details) => log_line("info", msg, details),
+        });
+      }
+      const app = create_admin_app({
+        log,
+        token: config.admin.token ?? undefined,
+        body_limit_bytes: admin_body_limit_bytes,
+        validate_append,
+        sync: replicator !== null && transport !== null ? sync_view(replicator, transport, clock) : undefined,
+        clock,
+        on_warning: (msg, details) => log_line("warn", msg, details),
+      });
+      const admin = start_admin_server({ app, listen: config.admin.listen });
+      const node = new ReplicaNode(config, log, replicator, transport, admin);
+      transport?.start();
+      node.start_local_push();
+      return node;
+    } catch (err) {
+      await log.close();
+      throw err;
+    }
+  }
+
+  /** Appends made through the admin API become durable on their own schedule; hand them to sync as they do. */
+  private start_local_push(): void {
+    if (this.transport === null) return;
+    const transport = this.transport;
+    this.push_timer = setInterval(() => {
+      const durable = this.log.durable_count;
+      if (durable !== this.last_pushed_durable) {
+        this.last_pushed_durable = durable;
+        transport.notify_local();
+      }
+    }, local_push_interval_ms);
+  }
+
+  /** Stops taking requests, publishes offline status, flushes and fsyncs the log. */
+  async stop(): Promise<void> {
+    if (this.push_timer !== null) clearInterval(this.push_timer);
+    await this.admin.stop();
+    await this.transport?.stop();
+    await this.log.close();
+  }
+}
+
+function sync_view(replicator: Replicator, transport: MqttTransport, clock: Clock): SyncView {
+  return {
+    get connected() {
+      return transport.status().connected;
+    },
+    peers() {
+      return replicator.status(clock.now_ms()).peers.map((p) => ({
+        id: p.id,
+        name: p.name,
+        vv: {},
+        lag_events: p.lag_events,
+        oldest_unacked_age_ms: p.oldest_unacked_age_ms,
+        last_seen_ms: p.last_seen_ms,
+      }));
+    },
+    counters() {
+      const c = replicator.counters;
+      const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+      return { messages_in: sum(c.messages_in), messages_out: sum(c.messages_out), dropped: { ...c.dropped, ...prefixed(c.events_dropped) } };
+    },
+  };
+}
+
+function prefixed(r: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [`event_${k}`, v]));
+}

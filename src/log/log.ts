@@ -59,8 +59,10 @@ export interface RecoveryReport {
   dropped_bytes: number;
   /** Whole segment files removed because they came after a torn segment. */
   dropped_segments: number;
-  /** The position where the log was cut, when anything was dropped. */
+  /** The position where the log was cut (start of the torn batch), when anything was dropped. */
   cut_at_pos: number | null;
+  /** The position of the first bad record itself (cut_at_pos plus the good records of its unfinished batch). */
+  bad_at_pos: number | null;
   reason: string;
   /** Bytes that had to be scanned record by record (the tail since the last sealed segment). */
   scanned_bytes: number;
@@ -505,18 +507,12 @@ export class Log {
     if (!this.read_only) this.flush();
     const report = verify_segments(this.segments);
     const r = this.recovery;
-    if (report.ok && this.read_only && r.cut_at_pos !== null) {
-      // Opened without repair: what recovery would drop is exactly what is damaged.
-      return { ...report, ok: false, first_bad: { pos: r.cut_at_pos, segment: this.active.file, offset_bytes: this.active.end_bytes, reason: r.reason } };
-    }
-    if (report.ok && this.read_only && r.dropped_bytes > 0) {
-      return {
-        ...report,
-        ok: false,
-        first_bad: { pos: this.next_pos, segment: this.active.file, offset_bytes: this.active.end_bytes, reason: `${r.dropped_bytes} stray bytes past the last record` },
-      };
-    }
-    return report;
+    if (!this.read_only || (r.cut_at_pos === null && r.dropped_bytes === 0)) return report;
+    // Opened without repair: the damage recovery would cut away is what to report, unless something earlier is bad too.
+    if (!report.ok && report.first_bad !== null && report.first_bad.pos < (r.cut_at_pos ?? this.next_pos)) return report;
+    const reason = r.cut_at_pos === null ? `${r.dropped_bytes} stray bytes past the last record` : r.reason;
+    const pos = r.bad_at_pos ?? this.next_pos;
+    return { ...report, ok: false, first_bad: { pos, segment: this.active.file, offset_bytes: this.active.end_bytes, reason } };
   }
 
   // ---------------------------------------------------------------- lifecycle

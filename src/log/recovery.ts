@@ -22,7 +22,7 @@ export async function recover(
     .map(parse_segment_file_name)
     .filter((n): n is number => n !== null)
     .sort((a, b) => a - b);
-  const recovery: RecoveryReport = { dropped_bytes: 0, dropped_segments: 0, cut_at_pos: null, reason: "", scanned_bytes: 0 };
+  const recovery: RecoveryReport = { dropped_bytes: 0, dropped_segments: 0, cut_at_pos: null, bad_at_pos: null, reason: "", scanned_bytes: 0 };
   const vv = new Map<string, number>();
   const segments: Segment[] = [];
   const pending_summaries: Segment[] = [];
@@ -34,6 +34,7 @@ export async function recover(
       // The segment before lost its unsynced tail (it had no summary yet), so what follows was never durable either:
       // a sync cycle covers every file, and an event is acknowledged only when all before it are durable.
       recovery.cut_at_pos = expected_first;
+      recovery.bad_at_pos = expected_first;
       recovery.reason = `segment ${segment_file_name(firsts[i])} starts at position ${firsts[i]} but the one before ends at ${expected_first}`;
     }
     if (recovery.cut_at_pos !== null) {
@@ -72,6 +73,7 @@ export async function recover(
         recovery.dropped_bytes += dropped;
         if (!scan.clean) {
           recovery.cut_at_pos = fresh.end_pos;
+          recovery.bad_at_pos = fresh.end_pos + scan.pending_events;
           recovery.reason = scan.reason;
           if (!read_only) io.unlink(path.join(segments_dir, summary_file_name(firsts[i])));
         } else if (!is_last) {

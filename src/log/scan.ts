@@ -15,6 +15,8 @@ export interface ScanResult {
   cut_bytes: number;
   /** Why it stopped when not clean. */
   reason: string;
+  /** Records of the unfinished batch before the bad one (the bad record's pos is the segment end pos plus this). */
+  pending_events: number;
 }
 
 /** Turns (hi, lo) into the id string, reusing the last one: runs of one origin allocate nothing. */
@@ -76,5 +78,5 @@ export function scan_segment(segment: Segment, vv: Map<string, number>): ScanRes
       batch_next.clear();
     }
   }
-  return { clean: reason === "", cut_bytes: segment.end_bytes, reason };
+  return { clean: reason === "", cut_bytes: segment.end_bytes, reason, pending_events: pending_origin.length };
 }

@@ -44,7 +44,8 @@ export interface FileIO {
   lock(file: string): { release(): void };
 }
 
-const zero_chunk_bytes = 1024 * 1024;
+// Large chunks: each async write costs one event-loop turn, and a spare must be ready before the active segment fills.
+const zero_chunk_bytes = 4 * 1024 * 1024;
 let zero_chunk: Uint8Array | null = null;
 function zeros(): Uint8Array {
   zero_chunk ??= new Uint8Array(zero_chunk_bytes);

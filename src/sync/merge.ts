@@ -15,7 +15,7 @@ import { origin_from_words } from "../log/ids.ts";
 import type { IncomingEvent } from "../log/log.ts";
 import type { SyncCounters } from "./counters.ts";
 import type { GapBuffer } from "./gap_buffer.ts";
-import { type ReplicaLog, flush_for_read } from "./replica_log.ts";
+import type { ReplicaLog } from "./replica_log.ts";
 
 /** A sync validator (design.md section 4): an error message, or null when the event is fine. */
 export type SyncValidator = (payload: Uint8Array, ctx: SyncValidationContext) => string | null;
@@ -203,7 +203,6 @@ export class Merger {
   private duplicate(origin: string, seq: number, bytes: Uint8Array, view: DataView, at: number): void {
     this.counters.events_duplicate++;
     if ((frame_flags(view, at) & flag_rejected) !== 0) return;
-    flush_for_read(this.log);
     const local = this.log.get(origin, seq);
     if (local === null || local.rejected) return;
     const payload = bytes.subarray(at + frame_header_bytes, at + frame_len(view, at));

@@ -38,6 +38,8 @@ export interface StatusMessage {
   kind: "status";
   from: string;
   online: boolean;
+  /** Changes with every connection, so peers can tell a reconnect from a replayed retained status. */
+  session: number;
 }
 
 export interface EventsMessage {
@@ -78,7 +80,7 @@ export function encode_message(m: SyncMessage): Uint8Array {
     case "vv":
       return encode({ ...base, name: m.name, vv: encode_vv(m.vv), pull: m.pull === "*" ? "*" : encode_ids(m.pull) });
     case "status":
-      return encode({ ...base, online: m.online });
+      return encode({ ...base, online: m.online, session: m.session });
     case "events":
       return encode(m.part === null ? { ...base, frames: m.frames } : { ...base, frames: m.frames, part: [m.part.at, m.part.total, m.part.id] });
     case "want":
@@ -160,7 +162,7 @@ export function decode_message(bytes: Uint8Array, topic: ParsedTopic): SyncMessa
     }
     case "status":
       if (typeof body.online !== "boolean") throw new Malformed("bad_shape", "field online is not a boolean");
-      return { kind: "status", from, online: body.online };
+      return { kind: "status", from, online: body.online, session: body.session === undefined ? 0 : count_field(body, "session", 0) };
     case "events":
       return { kind: "events", from, frames: bytes_field(body, "frames"), part: part_field(body) };
     case "want": {

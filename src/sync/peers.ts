@@ -19,6 +19,8 @@ export class Peer {
   pull: "*" | Set<string> | null = null;
   /** From its retained status; null until known. */
   online: boolean | null = null;
+  /** The connection its last online status announced. */
+  session: number | null = null;
   /** Consecutive requests it did not answer usefully; resets on progress. */
   failures = 0;
   backoff_until_ms = 0;

@@ -19,7 +19,7 @@ import {
 } from "./messages.ts";
 import { type SeqRange, vv_entry_bytes } from "./packed.ts";
 import { Peer } from "./peers.ts";
-import { type ReplicaLog, durable_held, durable_vv, flush_for_read } from "./replica_log.ts";
+import { type ReplicaLog, durable_held, durable_vv } from "./replica_log.ts";
 import { type ParsedTopic, Topics } from "./topics.ts";
 
 /** A message for the transport to publish. */
@@ -151,6 +151,8 @@ export class Replicator {
 
   private connected = false;
   private req_counter = 0;
+  /** Identifies the current broker connection in the status message. */
+  private session = 0;
   /** Own events up to this seq were pushed live. */
   private pushed_seq = 0;
   private last_vv_ms = Number.NEGATIVE_INFINITY;
@@ -217,7 +219,7 @@ export class Replicator {
 
   /** The last-will message the broker publishes when this replica's link dies. */
   will(): Outbound {
-    return this.encode(this.topics.status(this.id), { kind: "status", from: this.id, online: false }, true);
+    return this.encode(this.topics.status(this.id), { kind: "status", from: this.id, online: false, session: this.session }, true);
   }
 
   get is_connected(): boolean {
@@ -230,11 +232,12 @@ export class Replicator {
   on_connect(now_ms: number): Outbound[] {
     this.connected = true;
     if (this.req_counter === 0) this.req_counter = Math.max(1, Math.floor(now_ms));
+    this.session = Math.max(this.session + 1, Math.floor(now_ms));
     for (const peer of this.peers.values()) peer.backoff_until_ms = 0;
     // Own events appended while offline reach peers through their repair requests, not a burst of pushes.
     this.pushed_seq = durable_held(this.log, this.id);
     const out: Outbound[] = [];
-    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true }, true, null);
+    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
     this.publish_vv(out, now_ms);
     this.plan(out, now_ms);
     return out;
@@ -276,7 +279,7 @@ export class Replicator {
   /** A clean stop: the offline status to publish before disconnecting. */
   shutdown(now_ms: number): Outbound[] {
     const out: Outbound[] = [];
-    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: false }, true, null);
+    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: false, session: this.session }, true, null);
     this.on_disconnect(now_ms);
     return out;
   }
@@ -316,9 +319,10 @@ export class Replicator {
         return this.handle_vv(peer, m);
       case "status":
         if (m.online && peer.online === false) peer.backoff_until_ms = 0;
+        // Offline, or back with a new session (clean start, subscriptions made anew): a request in flight to it is lost.
+        if (peer.want !== null && (!m.online || (peer.session !== null && m.session !== peer.session))) this.cancel_want(peer);
         peer.online = m.online;
-        // Offline, or just (re)connected with a clean session: a request in flight to it is lost either way.
-        if (peer.want !== null) this.cancel_want(peer);
+        if (m.online) peer.session = m.session;
         this.plan_needed = true;
         return;
       case "events":
@@ -391,7 +395,6 @@ export class Replicator {
     let budget = Math.min(m.max_bytes, this.window_bytes);
     const packer = new ChunkPacker(this.max_packet_bytes - envelope_reserve_bytes - m.ranges.length * vv_entry_bytes);
     const durable = this.log.durable_count;
-    flush_for_read(this.log);
     const held = new Map<string, number>();
     let events = 0;
     for (const r of m.ranges) {
@@ -439,7 +442,6 @@ export class Replicator {
     const durable_own = durable_held(this.log, this.id);
     if (durable_own <= this.pushed_seq) return;
     const packer = new ChunkPacker(this.max_packet_bytes - envelope_reserve_bytes);
-    flush_for_read(this.log);
     let budget = this.push_burst_bytes;
     let events = 0;
     for (const e of this.log.events_after(this.id, this.pushed_seq)) {
@@ -556,7 +558,6 @@ export class Replicator {
       for (const [origin, seq] of p.claims) if (this.pulls(origin)) behind += Math.max(0, seq - this.log.held(origin));
       let oldest: number | null = null;
       if (p.pulls(this.id) && p.claim(this.id) < own) {
-        flush_for_read(this.log);
         const e = this.log.get(this.id, p.claim(this.id) + 1);
         if (e !== null) oldest = Math.max(0, now_ms - e.time_ms);
       }

@@ -185,6 +185,17 @@ export class MqttTransport {
     this.connected = false;
   }
 
+  /** Drops the link at once without the offline status, as a crash would: the broker publishes the will. */
+  abort(): void {
+    if (this.client === null || this.stopping) return;
+    this.stopping = true;
+    this.tick_timer?.cancel();
+    this.drain_timer?.cancel();
+    this.connected = false;
+    this.replicator.on_disconnect(this.clock.now_ms());
+    this.client.end(true);
+  }
+
   status(): TransportStatus {
     return { connected: this.connected, ...this.counts, queue: { ...this.queue.stats }, last_error: this.last_error };
   }

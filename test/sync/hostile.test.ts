@@ -44,7 +44,7 @@ describe("hostile input", () => {
     };
     const valid: Record<keyof typeof topics, Uint8Array> = {
       vv: encode_message({ kind: "vv", from: evil, name: "e", vv: new Map([[evil, 3]]), pull: "*" }),
-      status: encode_message({ kind: "status", from: evil, online: true }),
+      status: encode_message({ kind: "status", from: evil, online: true, session: 1 }),
       events: encode_message({ kind: "events", from: evil, frames: make_frame(evil, 1, enc("x")), part: null }),
       want: encode_message({ kind: "want", from: evil, to: me, req: 1, max_bytes: 1000, ranges: [{ origin: a.id, after: 0, upto: 5 }] }),
       to: encode_message({ kind: "to", from: evil, to: me, req: 1, frames: new Uint8Array(0), part: null, last: true, held: null }),

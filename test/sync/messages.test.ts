@@ -13,7 +13,7 @@ describe("wire format", () => {
     const cases: [string, SyncMessage][] = [
       [topics.vv(a), { kind: "vv", from: a, name: "truck 7", vv: new Map([[a, 42], [b, 2 ** 53 - 1]]), pull: [b] }],
       [topics.vv(a), { kind: "vv", from: a, name: "", vv: new Map(), pull: "*" }],
-      [topics.status(a), { kind: "status", from: a, online: false }],
+      [topics.status(a), { kind: "status", from: a, online: false, session: 1_700_000_000_000 }],
       [topics.events(a), { kind: "events", from: a, frames, part: null }],
       [topics.events(a), { kind: "events", from: a, frames, part: { at: 8, total: 100_000, id: 7 } }],
       [topics.want(a, b), { kind: "want", from: a, to: b, req: 9, max_bytes: 1 << 20, ranges: [{ origin: b, after: 3, upto: 2 ** 53 - 1 }] }],

@@ -97,6 +97,23 @@ describe("sync through a real mosquitto", () => {
     await close(b);
   });
 
+  test("peers see a replica offline after a clean stop (status) and after its link dies (last will)", async () => {
+    const a = await replica("a");
+    const b = await replica("b");
+    const c = await replica("c");
+    const online = (who: LiveReplica) => a.rep.status(Date.now()).peers.find((p) => p.id === who.id)?.online;
+    await wait_until(() => online(b) === true && online(c) === true, () => describe_vvs([a, b, c]));
+    await close(b);
+    await wait_until(() => online(b) === false, () => describe_vvs([a, c]));
+    // c's link dies without a DISCONNECT: the broker publishes its will.
+    c.transport.abort();
+    expect(online(c)).toBe(true);
+    await wait_until(() => online(c) === false, () => describe_vvs([a]), 30_000);
+    await close(a);
+    open.splice(open.indexOf(c), 1);
+    await c.log.close();
+  });
+
   test("partial replication: a spoke holds only the origins it pulls", async () => {
     const hub = await replica("hub");
     const other = await replica("other");
@@ -146,7 +163,7 @@ describe("sync through a real mosquitto", () => {
     const base = { v: 1, from: evil };
     for (const topic of topics) {
       await publish(topic, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
-      await publish(topic, encode_message({ kind: "status", from: evil, online: true }).subarray(0, 5));
+      await publish(topic, encode_message({ kind: "status", from: evil, online: true, session: 1 }).subarray(0, 5));
       await publish(topic, encode({ ...base, v: 7 }));
       await publish(topic, encode({ ...base, from: a.id, kind: "vv" }));
     }

@@ -5,6 +5,7 @@ import { InterlogError, errno_code, is_interlog_error } from "../lib/errors.ts";
 import { type FileHandle, type FileIO, node_file_io } from "./file_io.ts";
 import {
   flag_batch_end,
+  flag_rejected,
   frame_header_bytes,
   frame_size_bytes,
   payload_max_bytes,
@@ -318,7 +319,7 @@ export class Log {
       assert_origin(e.origin);
       if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw new InterlogError("BAD_ARGUMENT", `seq ${e.seq} is not a positive integer`);
       if (!Number.isSafeInteger(e.time_ms) || e.time_ms < 0) throw new InterlogError("BAD_ARGUMENT", `time ${e.time_ms} is not a valid time`);
-      if (((e.flags ?? 0) & ~2) !== 0) throw new InterlogError("BAD_ARGUMENT", `flags ${e.flags} are not allowed on an incoming event`);
+      if (((e.flags ?? 0) & ~flag_rejected) !== 0) throw new InterlogError("BAD_ARGUMENT", `flags ${e.flags} are not allowed on an incoming event`);
       this.check_payload(e.payload.length);
       const expected = next.get(e.origin) ?? (this.vv_map.get(e.origin) ?? 0) + 1;
       if (e.seq < expected) {
@@ -822,6 +823,11 @@ export class Log {
   private prepare_spare(): void {
     if (this.read_only || this.spare_ready || this.spare_job !== null || this.closing) return;
     const spare = path.join(this.segments_dir, spare_file_name);
+    // A spare left by the last run was zero-filled and fsynced before it got its name: reuse it.
+    if (this.io.exists(spare) && this.io.size_bytes(spare) === this.segment_size_bytes) {
+      this.spare_ready = true;
+      return;
+    }
     const tmp = `${spare}.tmp`;
     this.spare_job = (async () => {
       try {

@@ -97,18 +97,22 @@ export class Merger {
     let hi = -1;
     let lo = -1;
     let origin = "";
+    /** Highest seq seen in the current run of one origin's frames, reported to `note` once per run. */
+    let noted_seq = 0;
     let at = 0;
     while (at < frames.length && !this.failed) {
       const size = frame_size_bytes(frame_len(view, at) - frame_header_bytes);
       const h = frame_origin_hi(view, at);
       const l = frame_origin_lo(view, at);
       if (h !== hi || l !== lo) {
+        if (noted_seq > 0) note(origin, noted_seq);
+        noted_seq = 0;
         hi = h;
         lo = l;
         origin = origin_from_words(h, l);
       }
       const seq = frame_seq(view, at);
-      note(origin, seq);
+      if (seq > noted_seq) noted_seq = seq;
       if (origin === me) {
         if (seq <= this.log.held(me)) this.duplicate(origin, seq, frames, view, at);
         else this.counters.events_dropped.own_origin++;
@@ -129,6 +133,7 @@ export class Merger {
       }
       at += size;
     }
+    if (noted_seq > 0) note(origin, noted_seq);
     this.flush();
     this.next.clear();
     return this.counters.events_appended - appended_before;

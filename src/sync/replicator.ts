@@ -50,6 +50,12 @@ export interface ReplicatorOptions {
   retry_backoff_max_ms?: number;
   /** Least time between two vv publications while it changes. */
   vv_interval_ms?: number;
+  /**
+   * Added to that least time per origin listed, so a hub's vv with many
+   * origins costs each subscriber a bounded bandwidth (16 bytes per entry per
+   * this many ms: ~16 KB/s at the default) whatever the fleet size.
+   */
+  vv_ms_per_origin?: number;
   /** The vv is republished at least this often even when unchanged, so a lost one is made good. */
   vv_refresh_ms?: number;
   gap_buffer_max_bytes?: number;
@@ -72,6 +78,7 @@ export const sync_defaults = {
   retry_backoff_base_ms: 1_000,
   retry_backoff_max_ms: 30_000,
   vv_interval_ms: 200,
+  vv_ms_per_origin: 1,
   vv_refresh_ms: 15_000,
   gap_buffer_max_bytes: 4 * 1024 * 1024,
   gap_hold_ms: 60_000,
@@ -136,6 +143,7 @@ export class Replicator {
   private readonly retry_backoff_base_ms: number;
   private readonly retry_backoff_max_ms: number;
   private readonly vv_interval_ms: number;
+  private readonly vv_ms_per_origin: number;
   private readonly vv_refresh_ms: number;
   private readonly gap_hold_ms: number;
   private readonly push_burst_bytes: number;
@@ -157,6 +165,7 @@ export class Replicator {
   private pushed_seq = 0;
   private last_vv_ms = Number.NEGATIVE_INFINITY;
   private last_vv_count = -1;
+  private last_vv_entries = 0;
   private plan_needed = true;
   private warned_own_ahead = false;
   private warned_vv_truncated = false;
@@ -181,6 +190,7 @@ export class Replicator {
     this.retry_backoff_base_ms = options.retry_backoff_base_ms ?? d.retry_backoff_base_ms;
     this.retry_backoff_max_ms = options.retry_backoff_max_ms ?? d.retry_backoff_max_ms;
     this.vv_interval_ms = options.vv_interval_ms ?? d.vv_interval_ms;
+    this.vv_ms_per_origin = options.vv_ms_per_origin ?? d.vv_ms_per_origin;
     this.vv_refresh_ms = options.vv_refresh_ms ?? d.vv_refresh_ms;
     this.gap_hold_ms = options.gap_hold_ms ?? d.gap_hold_ms;
     this.push_burst_bytes = options.push_burst_bytes ?? d.push_burst_bytes;
@@ -461,7 +471,8 @@ export class Replicator {
   private maybe_publish_vv(out: Outbound[], now_ms: number): void {
     const changed = this.log.durable_count !== this.last_vv_count;
     const since = now_ms - this.last_vv_ms;
-    if ((changed && since >= this.vv_interval_ms) || since >= this.vv_refresh_ms) this.publish_vv(out, now_ms);
+    const interval = Math.max(this.vv_interval_ms, this.last_vv_entries * this.vv_ms_per_origin);
+    if ((changed && since >= interval) || since >= Math.max(this.vv_refresh_ms, interval)) this.publish_vv(out, now_ms);
   }
 
   private publish_vv(out: Outbound[], now_ms: number): void {
@@ -481,6 +492,7 @@ export class Replicator {
         this.on_warning(`the version vector has more origins than fit in one ${this.max_packet_bytes}-byte message; only ${entries_max} are published`, {});
       }
     }
+    this.last_vv_entries = vv.size;
     const pull = this.pull_set === null ? "*" : [...this.pull_set];
     this.emit(out, this.topics.vv(this.id), { kind: "vv", from: this.id, name: this.log.name, vv, pull }, true, null);
   }

@@ -213,6 +213,27 @@ describe("repair", () => {
     expect(s.counters.wants_timed_out).toBeGreaterThan(0);
   });
 
+  test("a vv listing many origins is republished less often, so its bandwidth per subscriber stays bounded", async () => {
+    const net = new TestNet();
+    const hub = await net.add();
+    net.connect(hub);
+    const origins = Array.from({ length: 2000 }, (_, i) => (i + 1).toString(16).padStart(16, "0"));
+    hub.log.accept_batch(origins.map((origin) => ({ origin, seq: 1, time_ms: 1, payload: enc("x") })));
+    await hub.log.durable();
+    const sent_before = hub.sent.length;
+    for (let t = 0; t < 100; t++) {
+      hub.log.accept({ origin: origins[t], seq: 2, time_ms: 1, payload: enc("y") }); // the vv changes all the time
+      await hub.log.durable();
+      net.publish(hub, hub.rep.tick((net.now += 100)));
+    }
+    const vvs = hub.sent.slice(sent_before).filter((s) => s.message.kind === "vv");
+    const bytes = vvs.reduce((n, s) => n + s.bytes, 0);
+    // 10 s of constant change: at most one vv per 2000 x 1 ms.
+    expect(vvs.length).toBeGreaterThan(1);
+    expect(vvs.length).toBeLessThanOrEqual(6);
+    expect(bytes / 10).toBeLessThan(20_000);
+  });
+
   test("after an unchanged period the vv is republished, so a lost one is made good", async () => {
     const net = new TestNet();
     const a = await net.add({ vv_refresh_ms: 1000 });

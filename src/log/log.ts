@@ -699,10 +699,11 @@ export class Log {
       const target = this.next_pos;
       const handles = this.unsynced;
       this.unsynced = [];
-      const jobs = handles.map((h) => h.sync());
+      // async wrappers: a sync call that throws at once must not leave the others' rejections unhandled.
+      const jobs = handles.map(async (h) => h.sync());
       if (this.dir_dirty) {
         this.dir_dirty = false;
-        jobs.push(this.io.sync_dir(this.segments_dir));
+        jobs.push((async () => this.io.sync_dir(this.segments_dir))());
       }
       if (jobs.length > 0) {
         const started = performance.now();

@@ -101,6 +101,10 @@ export async function recover(
     segments.push(segment);
     expected_first = segment.end_pos;
   }
+  if (recovery.dropped_segments > 0 && !read_only) {
+    // Make the removals durable before anything new is written, or a power cut could bring a dropped segment back.
+    await io.sync_dir(segments_dir);
+  }
   if (recovery.dropped_bytes > 0 || recovery.dropped_segments > 0) {
     on_warning?.("recovery dropped data that was not durable", { ...recovery });
   }

@@ -122,7 +122,7 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
       return replicator.status(clock.now_ms()).peers.map((p) => ({
         id: p.id,
         name: p.name,
-        vv: {},
+        vv: p.vv,
         lag_events: p.lag_events,
         oldest_unacked_age_ms: p.oldest_unacked_age_ms,
         last_seen_ms: p.last_seen_ms,

@@ -94,6 +94,8 @@ export const max_packet_min_bytes = 4096;
 export interface PeerStatus {
   id: string;
   name: string;
+  /** What the peer is known to hold: origin -> highest seq (its vv, pushes and answers). */
+  vv: Record<string, number>;
   online: boolean | null;
   last_seen_ms: number;
   /** Events this replica holds durably, that the peer pulls, beyond what the peer is known to hold. */
@@ -576,6 +578,7 @@ export class Replicator {
       peers.push({
         id: p.id,
         name: p.name,
+        vv: Object.fromEntries(p.claims),
         online: p.online,
         last_seen_ms: p.last_seen_ms,
         lag_events: lag,

@@ -1,12 +1,15 @@
 import pkg from "../../../package.json" with { type: "json" };
 import { type Command, exit_ok } from "../usage.ts";
 
-/** Set at build time with --define; "dev" when run from source. */
+/** Set at build time with --define (scripts/firmware/compile.ts); absent when run from source. */
 declare const INTERLOG_COMMIT: string | undefined;
+declare const INTERLOG_TARGET: string | undefined;
 
 export function version_info(): { version: string; target: string; commit: string } {
   const commit = typeof INTERLOG_COMMIT === "string" ? INTERLOG_COMMIT : "dev";
-  return { version: pkg.version, target: `${process.platform}-${process.arch}`, commit };
+  // The compiled target names the libc too (linux-arm64-musl); from source it is this machine's platform-arch.
+  const target = typeof INTERLOG_TARGET === "string" ? INTERLOG_TARGET : `${process.platform}-${process.arch}`;
+  return { version: pkg.version, target, commit };
 }
 
 export const version_command: Command = {

@@ -1,0 +1,111 @@
+/**
+ * `npm run firmware`: one bundle per target in dist/firmware/:
+ * interlog-<version>-<target>.tar.gz holding the binary, interlog.yaml
+ * (config/device.yaml), interlog.service, install.sh, VERSION and MANIFEST,
+ * plus SHA256SUMS of the tarballs. linux-x64 and linux-arm64 are required;
+ * the musl targets are built when npm has their Bun runtime, else skipped
+ * with a warning. Prints one JSON line per bundle.
+ *
+ *   bun scripts/firmware.ts [--target NAME]... [--out-dir DIR]
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { type Bundle, make_bundle } from "./firmware/bundle.ts";
+import { compile_interlog, package_version, repo_root, source_commit, source_epoch_s } from "./firmware/compile.ts";
+import { type FirmwareTarget, find_target, firmware_targets } from "./firmware/targets.ts";
+
+const usage = `usage: bun scripts/firmware.ts [--target NAME]... [--out-dir DIR]
+targets: ${firmware_targets.map((t) => `${t.name}${t.required ? "" : " (when available)"}`).join(", ")}; default all`;
+
+export interface FirmwareBuild {
+  target: FirmwareTarget;
+  bundle: Bundle;
+  binary_bytes: number;
+}
+
+/** Builds the bundles of `targets` into `out_dir`; a target that is not required and cannot be built is reported and skipped. */
+export async function build_firmware(targets: readonly FirmwareTarget[], out_dir: string, report: (line: Record<string, unknown>) => void): Promise<FirmwareBuild[]> {
+  const version = package_version();
+  const commit = source_commit();
+  const epoch_s = source_epoch_s();
+  fs.mkdirSync(out_dir, { recursive: true });
+  const work = fs.mkdtempSync(path.join(out_dir, ".build-"));
+  const built: FirmwareBuild[] = [];
+  try {
+    for (const target of targets) {
+      let build: FirmwareBuild;
+      try {
+        const binary = path.join(work, `interlog-${target.name}`);
+        const compiled = await compile_interlog({ target, outfile: binary, commit });
+        const bundle = make_bundle({ target, binary, version, commit, bun_version: compiled.bun_version, out_dir, epoch_s });
+        fs.rmSync(binary, { force: true });
+        build = { target, bundle, binary_bytes: compiled.bytes };
+      } catch (err) {
+        if (target.required) throw err;
+        report({ target: target.name, skipped: (err as Error).message });
+        continue;
+      }
+      built.push(build);
+      report({
+        target: target.name,
+        tarball: path.relative(process.cwd(), build.bundle.tarball),
+        tarball_bytes: build.bundle.bytes,
+        binary_bytes: build.binary_bytes,
+        sha256: build.bundle.sha256,
+        commit,
+      });
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  write_sums(out_dir);
+  return built;
+}
+
+/** SHA256SUMS of every bundle in the directory, for `sha256sum -c SHA256SUMS` after a download. */
+function write_sums(out_dir: string): void {
+  const tarballs = fs.readdirSync(out_dir).filter((f) => f.endsWith(".tar.gz")).sort();
+  const lines = tarballs.map((f) => {
+    const hash = Bun.spawnSync(["sha256sum", f], { cwd: out_dir, stdout: "pipe" });
+    return hash.stdout.toString();
+  });
+  fs.writeFileSync(path.join(out_dir, "SHA256SUMS"), lines.join(""));
+}
+
+async function main(argv: string[]): Promise<number> {
+  let values: { target?: string[]; "out-dir"?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { target: { type: "string", multiple: true }, "out-dir": { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${usage}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  let targets: FirmwareTarget[];
+  try {
+    targets = values.target === undefined ? [...firmware_targets] : values.target.map((name) => ({ ...find_target(name), required: true }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  const out_dir = path.resolve(values["out-dir"] ?? path.join(repo_root, "dist", "firmware"));
+  await build_firmware(targets, out_dir, (line) => process.stdout.write(`${JSON.stringify(line)}\n`));
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`firmware: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,105 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { repo_root } from "./compile.ts";
+import type { FirmwareTarget } from "./targets.ts";
+
+/** What goes into a bundle besides the binary, from the repository. */
+export const bundle_sources = {
+  "interlog.yaml": path.join(repo_root, "config", "device.yaml"),
+  "interlog.service": path.join(repo_root, "firmware", "interlog.service"),
+  "install.sh": path.join(repo_root, "firmware", "install.sh"),
+} as const;
+
+/** Files of a bundle, in MANIFEST order; MANIFEST lists every one but itself. */
+export const bundle_files = ["VERSION", "install.sh", "interlog", "interlog.service", "interlog.yaml"] as const;
+
+export interface BundleOptions {
+  target: FirmwareTarget;
+  /** The compiled binary for `target`. */
+  binary: string;
+  version: string;
+  commit: string;
+  bun_version: string;
+  out_dir: string;
+  /** mtime of every file in the tarball, for byte-identical rebuilds. */
+  epoch_s: number;
+  /** gzip level, 1 (fast) to 9 (small); default 6. Tests use 1. */
+  gzip_level?: number;
+}
+
+export interface Bundle {
+  tarball: string;
+  /** Name of the directory the tarball unpacks to. */
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+export function bundle_name(version: string, target: FirmwareTarget): string {
+  return `interlog-${version}-${target.name}`;
+}
+
+/** `VERSION`: key=value lines that install.sh reads with sed. */
+export function version_text(options: Pick<BundleOptions, "target" | "version" | "commit" | "bun_version">): string {
+  const { target } = options;
+  return [
+    `version=${options.version}`,
+    `target=${target.name}`,
+    `commit=${options.commit}`,
+    `bun=${options.bun_version}`,
+    `libc=${target.libc}`,
+    `interpreter=${target.interpreter}`,
+    "",
+  ].join("\n");
+}
+
+export function sha256_of_file(file: string): string {
+  const hash = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const chunk = Buffer.alloc(1 << 20);
+    for (let n = fs.readSync(fd, chunk); n > 0; n = fs.readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+/** `MANIFEST` in `sha256sum` format, so `sha256sum -c MANIFEST` checks an unpacked bundle. */
+export function manifest_text(dir: string): string {
+  return bundle_files.map((name) => `${sha256_of_file(path.join(dir, name))}  ${name}\n`).join("");
+}
+
+/**
+ * Stages the bundle's files in `out_dir/<name>/`, writes VERSION and
+ * MANIFEST, and packs `out_dir/<name>.tar.gz` with fixed owners, order and
+ * times. The staging directory is removed afterwards.
+ */
+export function make_bundle(options: BundleOptions): Bundle {
+  const name = bundle_name(options.version, options.target);
+  const stage = path.join(options.out_dir, name);
+  fs.rmSync(stage, { recursive: true, force: true });
+  fs.mkdirSync(stage, { recursive: true });
+  try {
+    fs.copyFileSync(options.binary, path.join(stage, "interlog"));
+    fs.chmodSync(path.join(stage, "interlog"), 0o755);
+    for (const [file, source] of Object.entries(bundle_sources)) {
+      fs.copyFileSync(source, path.join(stage, file));
+      fs.chmodSync(path.join(stage, file), file === "install.sh" ? 0o755 : 0o644);
+    }
+    fs.writeFileSync(path.join(stage, "VERSION"), version_text(options), { mode: 0o644 });
+    fs.writeFileSync(path.join(stage, "MANIFEST"), manifest_text(stage), { mode: 0o644 });
+    const tarball = path.join(options.out_dir, `${name}.tar.gz`);
+    const members = [...bundle_files, "MANIFEST"].sort().map((file) => `${name}/${file}`);
+    // gzip -n: no name or time in the gzip header, so equal inputs give byte-identical tarballs.
+    const tar = Bun.spawnSync(
+      ["tar", "--owner=0", "--group=0", "--numeric-owner", `--mtime=@${options.epoch_s}`, `--use-compress-program=gzip -n -${options.gzip_level ?? 6}`, "-C", options.out_dir, "-cf", tarball, ...members],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    if (tar.exitCode !== 0) throw new Error(`tar failed for ${name}: ${tar.stderr.toString().trim()}`);
+    return { tarball, name, bytes: fs.statSync(tarball).size, sha256: sha256_of_file(tarball) };
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}

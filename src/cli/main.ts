@@ -4,6 +4,7 @@ import { init_command } from "./commands/init.ts";
 import { read_command } from "./commands/read.ts";
 import { serve_command } from "./commands/serve.ts";
 import { status_command } from "./commands/status.ts";
+import { tail_command } from "./commands/tail.ts";
 import { verify_command } from "./commands/verify.ts";
 import { version_command } from "./commands/version.ts";
 import { type Command, type Output, UsageError, exit_failed, exit_ok, exit_usage, parse } from "./usage.ts";
@@ -13,6 +14,7 @@ export const commands: readonly Command[] = [
   serve_command,
   append_command,
   read_command,
+  tail_command,
   status_command,
   verify_command,
   version_command,

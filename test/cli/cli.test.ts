@@ -81,7 +81,7 @@ describe("interlog CLI", () => {
     const missing = run(["read", "--data-dir", path.join(temp_dir(), "none")]);
     expect(missing.code).toBe(1);
     expect(missing.err).toContain("DATA_DIR_INVALID");
-    for (const command of ["init", "serve", "append", "read", "status", "verify", "version"]) {
+    for (const command of ["init", "serve", "append", "read", "tail", "status", "verify", "version"]) {
       const help = run([command, "--help"]);
       expect(help.code).toBe(0);
       expect(help.out).toContain(`interlog ${command}`);

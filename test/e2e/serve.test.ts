@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Mosquitto } from "../support/mosquitto.ts";
-import { ServeProcess, write_config } from "../support/serve_process.ts";
+import { ServeProcess, interlog_command, write_config } from "../support/serve_process.ts";
 import { temp_dir } from "../support/temp_dir.ts";
 
 const octets = { "content-type": "application/octet-stream" };
@@ -75,6 +75,44 @@ describe("interlog serve (real process)", () => {
       expect(await a.stop()).toBe(0);
       expect(await b.stop()).toBe(0);
       await broker.stop();
+    }
+  });
+
+  test("status and tail ask a running replica's admin API, with its token", async () => {
+    const dir = temp_dir();
+    const token = "s3cret-token-for-tests";
+    const config = write_config(dir, "t.yaml", `name: tailer\ndata_dir: ./data\nadmin:\n  listen: 127.0.0.1:0\n  token_env: INTERLOG_ADMIN_TOKEN\n`);
+    const serve = await ServeProcess.start(config, { env: { INTERLOG_ADMIN_TOKEN: token } });
+    const auth = { authorization: `Bearer ${token}` };
+    try {
+      for (const body of ["one", "two"]) {
+        expect((await serve.fetch("/api/events", { method: "POST", headers: { ...octets, ...auth }, body })).status).toBe(201);
+      }
+      const status = Bun.spawnSync([...interlog_command(), "status", "--url", serve.admin_url], { env: { PATH: process.env.PATH ?? "", INTERLOG_ADMIN_TOKEN: token } });
+      expect(status.exitCode).toBe(0);
+      expect(JSON.parse(status.stdout.toString())).toMatchObject({ id: serve.id, name: "tailer", events: 2 });
+      const refused = Bun.spawnSync([...interlog_command(), "status", "--url", serve.admin_url], { env: { PATH: process.env.PATH ?? "", INTERLOG_ADMIN_TOKEN: "wrong" } });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr.toString()).toContain("401");
+
+      const tail = Bun.spawn([...interlog_command(), "tail", "--url", serve.admin_url, "--from", "0"], {
+        env: { PATH: process.env.PATH ?? "", INTERLOG_ADMIN_TOKEN: token },
+        stdout: "pipe",
+      });
+      let seen = "";
+      const reader = (async () => {
+        for await (const chunk of tail.stdout) seen += new TextDecoder().decode(chunk);
+      })();
+      await wait_for("tail to print the first two events", async () => (seen.split("\n").length > 2 ? true : null));
+      expect((await serve.fetch("/api/events", { method: "POST", headers: { ...octets, ...auth }, body: "three" })).status).toBe(201);
+      await wait_for("tail to follow a new event", async () => (seen.split("\n").length > 3 ? true : null));
+      tail.kill();
+      await reader;
+      const lines = seen.trim().split("\n").map((l) => JSON.parse(l));
+      expect(lines.map((e) => Buffer.from(e.payload, "base64").toString())).toEqual(["one", "two", "three"]);
+      expect(lines[2].id).toBe(`${serve.id}:3`);
+    } finally {
+      expect(await serve.stop()).toBe(0);
     }
   });
 });

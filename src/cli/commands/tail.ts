@@ -1,0 +1,47 @@
+import { type Command, exit_failed, exit_ok, optional_int } from "../usage.ts";
+import { AdminUnreachable, admin_fetch, admin_target } from "../admin_client.ts";
+
+export const tail_command: Command = {
+  name: "tail",
+  summary: "follow a running replica's new events (JSON lines)",
+  help: `interlog tail (--url URL | --config FILE) [--from POS] [--token-env NAME]
+
+Connects to a running replica's admin API (GET /api/events/stream) and prints
+each durable event as a JSON line {"pos","id","origin","seq","time","payload"}
+as it arrives, until interrupted. Without --from it starts at the end.
+The bearer token comes from $INTERLOG_ADMIN_TOKEN (or --token-env NAME, or the
+config's admin.token_env).`,
+  options: { url: { type: "string" }, config: { type: "string" }, from: { type: "string" }, "token-env": { type: "string" } },
+  async run(values, _positionals, io) {
+    const target = admin_target(values);
+    const from = optional_int(values, "from", 0);
+    try {
+      const res = await admin_fetch(target, `/api/events/stream${from === undefined ? "" : `?from=${from}`}`, {
+        headers: { accept: "text/event-stream" },
+      });
+      if (res.body === null) throw new AdminUnreachable("the stream had no body");
+      const decoder = new TextDecoder();
+      let pending = "";
+      for await (const chunk of res.body) {
+        pending += decoder.decode(chunk, { stream: true });
+        let end = pending.indexOf("\n\n");
+        while (end >= 0) {
+          const block = pending.slice(0, end);
+          pending = pending.slice(end + 2);
+          const data = block
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).trimStart())
+            .join("\n");
+          if (data !== "") io.out(`${data}\n`);
+          end = pending.indexOf("\n\n");
+        }
+      }
+      return exit_ok;
+    } catch (err) {
+      if (!(err instanceof AdminUnreachable)) throw err;
+      io.err(`interlog tail: ${err.message}\n`);
+      return exit_failed;
+    }
+  },
+};

@@ -2,8 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "bun:test";
 import { ServeProcess, write_config } from "../support/serve_process.ts";
-import { temp_dir } from "../support/temp_dir.ts";
-import { arm64, compiled_interlog, run } from "./binary_fixture.ts";
+import { arm64, binary_builds, file_temp_dirs, run } from "./binary_fixture.ts";
 
 /**
  * The linux-arm64 binary, run on this x64 machine under qemu-user. A missing
@@ -28,10 +27,12 @@ function qemu_command(): string[] {
   throw new Error(`the arm64 C and C++ libraries (loader /${loader}, libstdc++.so.6) are missing: ${install_hint}`);
 }
 
+const binaries = binary_builds();
+const temp_dir = file_temp_dirs();
 let interlog: string[] = [];
 beforeAll(async () => {
   const qemu = qemu_command();
-  interlog = [...qemu, await compiled_interlog(arm64())];
+  interlog = [...qemu, await binaries.get(arm64())];
 }, 180_000);
 
 const payloads_of = (stdout: string) =>

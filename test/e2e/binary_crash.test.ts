@@ -3,8 +3,7 @@ import { encode } from "cbor2";
 import { Random } from "../../src/lib/random.ts";
 import { for_seeds } from "../support/seeded.ts";
 import { ServeProcess, write_config } from "../support/serve_process.ts";
-import { temp_dir } from "../support/temp_dir.ts";
-import { compiled_interlog, run } from "./binary_fixture.ts";
+import { binary_builds, file_temp_dirs, run } from "./binary_fixture.ts";
 
 /**
  * kill -9 of the compiled binary while HTTP clients append in `always` mode.
@@ -15,9 +14,11 @@ import { compiled_interlog, run } from "./binary_fixture.ts";
 const rounds = 3;
 const writers = 8;
 
+const binaries = binary_builds();
+const temp_dir = file_temp_dirs();
 let bin = "";
 beforeAll(async () => {
-  bin = await compiled_interlog();
+  bin = await binaries.get();
 }, 120_000);
 
 interface Attempt {

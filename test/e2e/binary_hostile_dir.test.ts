@@ -2,8 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "bun:test";
 import { ServeProcess, write_config } from "../support/serve_process.ts";
-import { temp_dir } from "../support/temp_dir.ts";
-import { compiled_interlog, run } from "./binary_fixture.ts";
+import { binary_builds, file_temp_dirs, run } from "./binary_fixture.ts";
 
 /**
  * A device's working directory is not trusted: the binary is compiled with
@@ -11,9 +10,11 @@ import { compiled_interlog, run } from "./binary_fixture.ts";
  * take effect on `bun src/cli.ts`, so the test would notice if they stopped
  * being ignored.
  */
+const binaries = binary_builds();
+const temp_dir = file_temp_dirs();
 let bin = "";
 beforeAll(async () => {
-  bin = await compiled_interlog();
+  bin = await binaries.get();
 }, 120_000);
 
 const from_source = [process.execPath, path.join(import.meta.dir, "..", "..", "src", "cli.ts")];

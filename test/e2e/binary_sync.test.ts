@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { Mosquitto } from "../support/mosquitto.ts";
 import { ServeProcess, write_config } from "../support/serve_process.ts";
-import { temp_dir } from "../support/temp_dir.ts";
-import { compiled_interlog, run, wait_for } from "./binary_fixture.ts";
+import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.ts";
 
 const octets = { "content-type": "application/octet-stream" };
 
@@ -11,9 +10,11 @@ interface EventsPage {
   next: number;
 }
 
+const binaries = binary_builds();
+const temp_dir = file_temp_dirs();
 let bin = "";
 beforeAll(async () => {
-  bin = await compiled_interlog();
+  bin = await binaries.get();
 }, 120_000);
 
 async function all_events(replica: ServeProcess): Promise<Map<string, string>> {

@@ -5,8 +5,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { type Bundle, bundle_files, make_bundle } from "../../scripts/firmware/bundle.ts";
 import { package_version, repo_root, source_commit } from "../../scripts/firmware/compile.ts";
 import { host_target } from "../../scripts/firmware/targets.ts";
-import { temp_dir } from "../support/temp_dir.ts";
-import { compiled_interlog, run } from "./binary_fixture.ts";
+import { binary_builds, file_temp_dirs, run } from "./binary_fixture.ts";
 
 /**
  * The firmware bundle as a technician uses it: unpack the tarball, check the
@@ -17,13 +16,15 @@ const version = package_version();
 const commit = source_commit();
 const next_commit = `${commit.slice(0, 12)}-next`;
 
+const binaries = binary_builds();
+const temp_dir = file_temp_dirs();
 let first: Bundle;
 let second: Bundle;
 beforeAll(async () => {
   const out_dir = temp_dir("interlog-bundles-");
   const target = host_target();
   const bundle_of = async (c: string, dir: string) => {
-    const binary = await compiled_interlog(target, c);
+    const binary = await binaries.get(target, c);
     fs.mkdirSync(dir);
     return make_bundle({ target, binary, version, commit: c, bun_version: Bun.version, out_dir: dir, epoch_s: 1_700_000_000, gzip_level: 1 });
   };
@@ -37,6 +38,10 @@ async function unpack(bundle: Bundle): Promise<string> {
   expect(untar.code).toBe(0);
   return path.join(dir, bundle.name);
 }
+
+/** The first bundle unpacked once, for the tests that only read it. */
+let shared_first: Promise<string> | null = null;
+const unpacked_first = () => (shared_first ??= unpack(first));
 
 const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
@@ -68,7 +73,7 @@ const install = (bundle_dir: string, ...args: string[]) => run(["sh", path.join(
 
 describe("the firmware bundle", () => {
   test("holds the binary, config, unit, install script and VERSION, each checked by MANIFEST", async () => {
-    const dir = await unpack(first);
+    const dir = await unpacked_first();
     expect(fs.readdirSync(dir).sort()).toEqual([...bundle_files, "MANIFEST"].sort());
     const check = await run(["sha256sum", "-c", "MANIFEST"], { cwd: dir });
     expect(check.code).toBe(0);
@@ -81,7 +86,7 @@ describe("the firmware bundle", () => {
   });
 
   test("the systemd unit passes systemd-analyze verify", async () => {
-    const dir = await unpack(first);
+    const dir = await unpacked_first();
     // verify insists that ExecStart exists: point it at the unpacked binary.
     const unit = path.join(temp_dir(), "interlog.service");
     fs.writeFileSync(unit, fs.readFileSync(path.join(dir, "interlog.service"), "utf8").replace("/usr/local/bin/interlog", path.join(dir, "interlog")));

@@ -2,9 +2,19 @@ import { append_256b_never } from "./append_256b_never.ts";
 import { append_256b_vs_sqlite } from "./append_256b_vs_sqlite.ts";
 import { append_durable_1 } from "./append_durable_1.ts";
 import { append_durable_64 } from "./append_durable_64.ts";
+import {
+  fleet_100_spoke_bytes_per_event,
+  fleet_100_spoke_msgs_per_event,
+  fleet_1000_spoke_bytes_per_event,
+  fleet_1000_spoke_msgs_per_event,
+  fleet_spoke_traffic_1000_vs_100_ratio,
+} from "./fleet_spoke_traffic.ts";
 import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
 import { open_1gib_ms } from "./open_1gib_ms.ts";
 import { open_64mib_ms } from "./open_64mib_ms.ts";
+import { sync_256b_events_per_s } from "./sync_256b_events_per_s.ts";
+import { sync_catchup_100k_peak_rss_bytes, sync_catchup_100k_s } from "./sync_catchup_100k.ts";
+import { sync_wire_overhead_ratio } from "./sync_wire_overhead.ts";
 import type { Benchmark } from "./types.ts";
 
 /** Every benchmark, in run order. New ones (sync, issue 4) register here. */
@@ -16,4 +26,13 @@ export const benchmarks: readonly Benchmark[] = [
   open_64mib_ms,
   open_1gib_ms,
   heap_growth_per_1m_appends_bytes,
+  sync_256b_events_per_s,
+  sync_catchup_100k_s,
+  sync_catchup_100k_peak_rss_bytes,
+  sync_wire_overhead_ratio,
+  fleet_100_spoke_msgs_per_event,
+  fleet_100_spoke_bytes_per_event,
+  fleet_1000_spoke_msgs_per_event,
+  fleet_1000_spoke_bytes_per_event,
+  fleet_spoke_traffic_1000_vs_100_ratio,
 ];

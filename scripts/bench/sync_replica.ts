@@ -1,0 +1,77 @@
+import { Log, type SyncMode } from "../../src/log/log.ts";
+import { Replicator } from "../../src/sync/replicator.ts";
+import { MqttTransport } from "../../src/transport/mqtt_transport.ts";
+import { wait_for_spare_segment } from "./appender.ts";
+
+/** Topic prefix of every sync benchmark, so a stray subscriber on the bench broker is easy to tell apart. */
+export const bench_prefix = "bench";
+
+/**
+ * One replica as `interlog serve` assembles it (src/node.ts), with the
+ * product's defaults: a Log with sync=always and 64 MiB segments, a
+ * Replicator and the MQTT transport with their default limits (128 KiB
+ * packets, 1 MiB repair window, 64 publishes in flight, 100 ms tick). Only
+ * the local push differs: the node polls durable_count, the benchmark calls
+ * notify_local() as soon as a batch is durable (the node's best case).
+ */
+export class BenchReplica {
+  private started = false;
+  private constructor(
+    readonly log: Log,
+    readonly rep: Replicator,
+    readonly transport: MqttTransport,
+    readonly warnings: string[],
+  ) {}
+
+  /** Opens the log and waits for its spare segment; the link starts with `start()`. */
+  static async open(dir: string, url: string, name: string, options: { pull?: "*" | string[]; sync?: SyncMode } = {}): Promise<BenchReplica> {
+    const warnings: string[] = [];
+    const warn = (message: string, details: Record<string, unknown> = {}): void => {
+      if (warnings.length < 20) warnings.push(`${message} ${JSON.stringify(details)}`);
+    };
+    const log = await Log.open({ dir, name, sync: options.sync ?? "always", on_warning: warn });
+    await wait_for_spare_segment(dir);
+    const rep = new Replicator({ log, prefix: bench_prefix, pull: options.pull ?? "*", on_warning: warn });
+    const transport = new MqttTransport({ replicator: rep, url, reconnect_period_ms: 200, on_warning: warn });
+    return new BenchReplica(log, rep, transport, warnings);
+  }
+
+  get id(): string {
+    return this.log.id;
+  }
+
+  start(): void {
+    this.started = true;
+    this.transport.start();
+  }
+
+  /** Connected, subscribed, and it has heard from every replica in `peers` (their retained vv or status). */
+  sees(peers: readonly BenchReplica[]): boolean {
+    if (!this.transport.status().connected) return false;
+    const known = new Set(this.rep.status(Date.now()).peers.map((p) => p.id));
+    return peers.every((p) => p === this || known.has(p.id));
+  }
+
+  /** Appends one atomic batch and pushes it once durable, without waiting for that. */
+  append_batch(payloads: readonly Uint8Array[]): void {
+    this.log.append_batch(payloads);
+    this.log.durable().then(
+      () => this.transport.notify_local(),
+      () => {}, // a failed log is reported by its warning and the benchmark's timeout
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.started) await this.transport.stop(2000);
+    await this.log.close();
+  }
+}
+
+/** Polls `ok` every millisecond until true; throws with `describe()` after timeout_ms, so a stuck run fails instead of hanging. */
+export async function until(ok: () => boolean, describe: () => string, timeout_ms = 60_000): Promise<void> {
+  const deadline = performance.now() + timeout_ms;
+  while (!ok()) {
+    if (performance.now() > deadline) throw new Error(`gave up after ${timeout_ms} ms: ${describe()}`);
+    await Bun.sleep(1);
+  }
+}

@@ -139,7 +139,7 @@ fi
 # 5. Config and secrets: written only when absent, so an upgrade keeps them.
 if [ ! -e "$etc_dir/interlog.yaml" ]; then
   put_file "$bundle/interlog.yaml" "$etc_dir/interlog.yaml" 0644 || true
-  say "created $etc_dir/interlog.yaml"
+  if [ "$dry_run" = 0 ]; then say "created $etc_dir/interlog.yaml: edit it, then restart interlog.service"; fi
 fi
 # The shipped default beside it, to compare with after an upgrade.
 put_file "$bundle/interlog.yaml" "$etc_dir/interlog.yaml.default" 0644 || true
@@ -155,10 +155,18 @@ fi
 # 6. The unit and the sysusers entry.
 unit_changed=0
 if put_file "$bundle/interlog.service" "$unit_dir/interlog.service" 0644; then unit_changed=1; changed=1; fi
-sysusers_tmp=$(mktemp)
-printf '%s\n' "u interlog - \"InterLog replica\" /var/lib/interlog" > "$sysusers_tmp"
-put_file "$sysusers_tmp" "$sysusers_dir/interlog.conf" 0644 || true
-rm -f "$sysusers_tmp"
+sysusers_line='u interlog - "InterLog replica" /var/lib/interlog'
+if [ "$(cat "$sysusers_dir/interlog.conf" 2>/dev/null || true)" != "$sysusers_line" ]; then
+  if [ "$dry_run" = 1 ]; then
+    echo "would: write $sysusers_dir/interlog.conf (mode 0644)"
+  else
+    tmp=$sysusers_dir/.interlog.conf.new.$$
+    printf '%s\n' "$sysusers_line" > "$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$sysusers_dir/interlog.conf"
+    tmp=""
+  fi
+fi
 
 # 7. The binary, swapped by one rename: the running service keeps the old file until it restarts.
 if put_file "$bundle/interlog" "$binary" 0755; then changed=1; fi
@@ -190,5 +198,6 @@ elif [ "$changed" = 1 ]; then
 else
   what="already installed, nothing changed"
 fi
-[ "$dry_run" = 1 ] && what="$what (dry run: nothing was changed)"
-say "interlog $version ($commit) for $target: $what${prefix:+ under $prefix}"
+if [ -n "$prefix" ]; then what="$what under $prefix"; fi
+if [ "$dry_run" = 1 ]; then what="$what (dry run: nothing was changed)"; fi
+say "interlog $version ($commit) for $target: $what"

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { type Bundle, bundle_files, make_bundle } from "../../scripts/firmware/bundle.ts";
 import { package_version, repo_root, source_commit } from "../../scripts/firmware/compile.ts";
 import { host_target } from "../../scripts/firmware/targets.ts";
-import { binary_builds, file_temp_dirs, run } from "./binary_fixture.ts";
+import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.ts";
 
 /**
  * The firmware bundle as a technician uses it: unpack the tarball, check the
@@ -180,5 +180,119 @@ describe("the firmware bundle", () => {
     // The installed record of the bundle is the new one, and its MANIFEST still checks the bundle.
     expect(fs.readFileSync(path.join(root, "usr/local/share/interlog/VERSION"), "utf8")).toContain(`commit=${next_commit}\n`);
     expect((await run(["sha256sum", "-c", path.join(root, "usr/local/share/interlog/MANIFEST")], { cwd: v2 })).code).toBe(0);
+  });
+});
+
+describe("install.sh on a busybox system", () => {
+  test("runs under busybox sh with only busybox's applets: install, rerun, upgrade", async () => {
+    const busybox = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "busybox")).find((f) => fs.existsSync(f));
+    if (busybox === undefined) throw new Error("busybox is not installed (apt-get install busybox; see .ci/run): devices often have only busybox");
+    const applets = temp_dir("interlog-busybox-");
+    for (const applet of (await run([busybox, "--list"])).stdout.trim().split("\n")) fs.symlinkSync(busybox, path.join(applets, applet));
+    const [v1, v2] = await Promise.all([unpack(first), unpack(second)]);
+    const root = temp_dir("interlog-root-");
+    const sh = (bundle_dir: string) => run([busybox, "sh", path.join(bundle_dir, "install.sh"), "--prefix", root], { env: { PATH: applets } });
+    const installed = await sh(v1);
+    expect(installed.stderr).toBe("");
+    expect(installed.stdout).toContain(": installed under");
+    expect((await sh(v1)).stdout).toContain("already installed, nothing changed");
+    const upgraded = await sh(v2);
+    expect(upgraded.stderr).toBe("");
+    expect(upgraded.stdout).toContain(`upgraded from ${version} (${commit})`);
+    expect(sha256(path.join(root, "usr/local/bin/interlog"))).toBe(manifest_entries(v2).interlog);
+    expect(fs.statSync(path.join(root, "etc/interlog/interlog.env")).mode & 0o777).toBe(0o600);
+  });
+});
+
+/**
+ * install.sh as root on a live system, without touching this machine: a
+ * private mount namespace with throwaway overlays over /etc, /usr and /var,
+ * so useradd, chown and the paths are real and vanish with the namespace.
+ * No systemd runs here, so the service is started the way its unit would:
+ * as the user interlog, in its state directory.
+ */
+const live_script = `set -eu
+mount -t tmpfs interlog-test "$OVERLAYS"
+for d in etc usr var; do
+  mkdir -p "$OVERLAYS/$d/upper" "$OVERLAYS/$d/work"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OVERLAYS/$d/upper,workdir=$OVERLAYS/$d/work" "/$d"
+done
+sh "$V1/install.sh"
+echo "uid=$(id -u interlog)"
+# A technician's edit: any free port, so the test does not depend on 8080 being free.
+sed -i 's/^  listen: 127.0.0.1:8080/  listen: 127.0.0.1:0/' /etc/interlog/interlog.yaml
+cd /var/lib/interlog
+setpriv --reuid=interlog --regid=interlog --init-groups /usr/local/bin/interlog serve --config /etc/interlog/interlog.yaml &
+echo "serve_pid=$!"
+serve_exit=0
+wait $! || serve_exit=$?
+echo "serve_exit=$serve_exit"
+find /var/lib/interlog -exec stat -c 'owner=%U:%G %n' {} +
+sh "$V2/install.sh"
+echo "uid=$(id -u interlog)"
+grep -c '^  listen: 127.0.0.1:0 ' /etc/interlog/interlog.yaml | sed 's/^/kept_listen=/'
+/usr/local/bin/interlog version
+/usr/local/bin/interlog read --data-dir /var/lib/interlog
+`;
+
+describe("install.sh as root on a live system (private mount namespace)", () => {
+  test("creates the user, the service runs as it in its state directory, and an upgrade keeps user, config and data", async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test needs root (for unshare and mount); CI runs as root");
+    const [v1, v2] = await Promise.all([unpack(first), unpack(second)]);
+    const work = temp_dir("interlog-live-");
+    const overlays = path.join(work, "overlays");
+    fs.mkdirSync(overlays);
+    const script = path.join(work, "live.sh");
+    fs.writeFileSync(script, live_script);
+    const proc = Bun.spawn(["unshare", "--mount", "--propagation", "private", "sh", script], {
+      env: { PATH: process.env.PATH ?? "", OVERLAYS: overlays, V1: v1, V2: v2 },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const lines: string[] = [];
+    void (async () => {
+      let pending = "";
+      for await (const chunk of proc.stdout) {
+        pending += new TextDecoder().decode(chunk);
+        const parts = pending.split("\n");
+        pending = parts.pop() ?? "";
+        lines.push(...parts);
+      }
+    })();
+    const stderr = new Response(proc.stderr).text();
+    const value = (key: string) => lines.filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+    try {
+      const started = await wait_for("serve to start as the user interlog", async () => {
+        if (proc.exitCode !== null) throw new Error(`the script ended early (exit ${proc.exitCode}): ${await stderr}\n${lines.join("\n")}`);
+        const line = lines.find((l) => l.includes(`"msg":"replica started"`));
+        return line === undefined ? null : (JSON.parse(line) as { admin_url: string; id: string });
+      });
+      const res = await fetch(`${started.admin_url}/api/events`, { method: "POST", headers: { "content-type": "application/octet-stream" }, body: "written by the service user" });
+      expect(res.status).toBe(201);
+      process.kill(Number(value("serve_pid")[0]), "SIGTERM");
+      expect(await proc.exited).toBe(0);
+      await Bun.sleep(50); // let the reader take the last lines
+      expect(await stderr).toBe("");
+      const out = lines.join("\n");
+      expect(out).toContain("install.sh: systemd is not running here");
+      expect(value("serve_exit")).toEqual(["0"]);
+      // The data directory and everything the service wrote belong to interlog, not root.
+      const owners = value("owner");
+      expect(owners.length).toBeGreaterThan(2);
+      for (const owner of owners) expect(owner).toStartWith("interlog:interlog ");
+      // The upgrade reused the user and kept the edited config and the data.
+      expect(out).toContain(`upgraded from ${version} (${commit})`);
+      const uids = value("uid");
+      expect(uids.length).toBe(2);
+      expect(uids[1]).toBe(uids[0]);
+      expect(value("kept_listen")).toEqual(["1"]);
+      const json = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(json.find((j) => "target" in j && "commit" in j)).toEqual({ version, target: host_target().name, commit: next_commit });
+      const event = json.find((j) => j.id === `${started.id}:1`);
+      expect(Buffer.from(String(event?.payload), "base64").toString()).toBe("written by the service user");
+    } finally {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+      await proc.exited;
+    }
   });
 });

@@ -31,6 +31,7 @@ export function live_rates(ctx: BenchContext): Promise<LiveRates> {
       let best_sync = 0;
       let best_raw = 0;
       for (let round = 1; round <= rounds; round++) {
+        const raw_cpu = cpu_meter();
         const raw = await raw_mqtt_run({
           url: broker.url,
           pool,
@@ -44,7 +45,7 @@ export function live_rates(ctx: BenchContext): Promise<LiveRates> {
         best_raw = Math.max(best_raw, raw.events_per_s);
         ctx.progress(
           `raw mqtt.js round ${round}: ${(raw.events_per_s / 1e3).toFixed(0)} k events/s ` +
-            `(${live_events} x ${sync_payload_bytes} B in ${raw.messages} QoS 1 messages of <= ${per_message} events, ${raw.seconds.toFixed(2)} s)`,
+            `(${live_events} x ${sync_payload_bytes} B in ${raw.messages} QoS 1 messages of <= ${per_message} events, ${raw.seconds.toFixed(2)} s; ${raw_cpu()})`,
         );
         const ours = await one_sync_round(ctx, broker.url, pool);
         best_sync = Math.max(best_sync, ours.events_per_s);
@@ -74,18 +75,35 @@ async function one_sync_round(ctx: BenchContext, url: string, pool: readonly Uin
       () => `replicas did not see each other: ${a.warnings.join("; ")} ${b.warnings.join("; ")}`,
       10_000,
     );
+    const cpu = cpu_meter();
     const run = await sync_run(a, b, pool, live_events);
+    const cpu_text = cpu();
     const ac = a.rep.counters;
     const bc = b.rep.counters;
     const aq = a.transport.status().queue;
     const details =
       `A sent ${ac.messages_out.events} event messages, ${ac.messages_out.vv} vv, ${ac.events_served} events served on repair; ` +
       `B asked ${bc.wants_sent} repairs, ${bc.events_duplicate} duplicates, ${bc.events_buffered} parked; A queue dropped ${aq.dropped}; ` +
-      `fsyncs A ${a.log.stats.fsyncs} B ${b.log.stats.fsyncs}`;
+      `fsyncs A ${a.log.stats.fsyncs} B ${b.log.stats.fsyncs} (mean ${mean_ms(a)} / ${mean_ms(b)} ms); ${cpu_text}`;
     return { ...run, details };
   } finally {
     for (const r of opened) await r.close();
     ctx.remove_dir(dir_a);
     ctx.remove_dir(dir_b);
   }
+}
+
+function mean_ms(r: BenchReplica): string {
+  const s = r.log.stats;
+  return s.fsyncs === 0 ? "-" : ((s.fsync_seconds_total / s.fsyncs) * 1000).toFixed(1);
+}
+
+/** CPU time this process spends from now until the returned function is called, per 100k events (both sides of the link run here). */
+function cpu_meter(): () => string {
+  const before = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(before);
+    const per_100k = (us: number): string => ((us / 1e6) * (100_000 / live_events)).toFixed(2);
+    return `CPU ${per_100k(used.user)} s user + ${per_100k(used.system)} s sys per 100k events`;
+  };
 }

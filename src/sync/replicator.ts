@@ -20,7 +20,7 @@ import {
 import { type SeqRange, vv_entry_bytes } from "./packed.ts";
 import { Peer } from "./peers.ts";
 import { type ReplicaLog, durable_held, durable_vv } from "./replica_log.ts";
-import { type ParsedTopic, Topics } from "./topics.ts";
+import { Topics } from "./topics.ts";
 
 /** A message for the transport to publish. */
 export interface Outbound {
@@ -168,7 +168,11 @@ export class Replicator {
   private last_vv_ms = Number.NEGATIVE_INFINITY;
   private last_vv_count = -1;
   private last_vv_entries = 0;
-  private plan_needed = true;
+  /** origin -> peers claiming to hold some of it. */
+  private readonly claimants = new Map<string, Set<Peer>>();
+  /** Origins whose sources changed since the last plan; `plan_all` asks for a full pass. */
+  private readonly dirty = new Set<string>();
+  private plan_all = true;
   private warned_own_ahead = false;
   private warned_vv_truncated = false;
 
@@ -251,6 +255,7 @@ export class Replicator {
     const out: Outbound[] = [];
     this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
     this.publish_vv(out, now_ms);
+    this.plan_all = true;
     this.plan(out, now_ms);
     return out;
   }
@@ -284,6 +289,8 @@ export class Replicator {
     if (!this.connected) return out;
     this.push_own(out);
     this.maybe_publish_vv(out, now_ms);
+    // Backoffs expire with time, so ticks look at every origin.
+    this.plan_all = true;
     this.plan(out, now_ms);
     return out;
   }
@@ -314,18 +321,18 @@ export class Replicator {
       peer.messages_in++;
       peer.bytes_in += payload.length;
       this.counters.messages_in[message.kind]++;
-      this.handle(out, peer, message, parsed, now_ms);
+      this.handle(out, peer, message, now_ms);
     } catch (err) {
       if (!(err instanceof Malformed)) throw err;
       return this.drop(out, err.reason, this.peers.get(parsed.from) ?? null);
     }
-    if (this.plan_needed && this.connected) this.plan(out, now_ms);
+    if (this.connected && (this.plan_all || this.dirty.size > 0)) this.plan(out, now_ms);
     return out;
   }
 
   // --------------------------------------------------------------- handling
 
-  private handle(out: Outbound[], peer: Peer, m: SyncMessage, _topic: ParsedTopic, now_ms: number): void {
+  private handle(out: Outbound[], peer: Peer, m: SyncMessage, now_ms: number): void {
     switch (m.kind) {
       case "vv":
         return this.handle_vv(peer, m);
@@ -335,7 +342,7 @@ export class Replicator {
         if (peer.want !== null && (!m.online || (peer.session !== null && m.session !== peer.session))) this.cancel_want(peer);
         peer.online = m.online;
         if (m.online) peer.session = m.session;
-        this.plan_needed = true;
+        for (const origin of peer.claims.keys()) this.dirty.add(origin);
         return;
       case "events":
         this.take_frames(peer, "events", m.frames, m.part, now_ms);
@@ -350,9 +357,8 @@ export class Replicator {
   private handle_vv(peer: Peer, m: VvMessage): void {
     peer.name = m.name;
     peer.pull = m.pull === "*" ? "*" : new Set(m.pull);
-    for (const [origin, seq] of m.vv) {
-      if (peer.raise_claim(origin, seq)) this.plan_needed = true;
-    }
+    // Only what matters here: origins this replica pulls (sources) and its own (the peer's acknowledgement).
+    for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.raise(peer, origin, seq);
     const own_claim = m.vv.get(this.id) ?? 0;
     if (own_claim > this.log.held(this.id) && !this.warned_own_ahead) {
       this.warned_own_ahead = true;
@@ -372,8 +378,11 @@ export class Replicator {
       // The sender's own word on what it holds beats an older claim.
       for (const [origin, seq] of m.held) {
         if (seq >= peer.claim(origin)) continue;
-        if (seq === 0) peer.claims.delete(origin);
-        else peer.claims.set(origin, seq);
+        if (seq > 0) peer.claims.set(origin, seq);
+        else {
+          peer.claims.delete(origin);
+          this.claimants.get(origin)?.delete(peer);
+        }
       }
     }
     if (m.last) this.finish_want(peer, now_ms);
@@ -391,10 +400,19 @@ export class Replicator {
     const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
     check_frames(frames, view);
     if (kind === "events") check_single_origin(frames, view, peer.id);
-    const appended = this.merger.merge(frames, peer.id, now_ms, (origin, seq) => {
-      if (peer.raise_claim(origin, seq)) this.plan_needed = true;
-    });
-    if (appended > 0) this.plan_needed = true;
+    this.merger.merge(frames, peer.id, now_ms, (origin, seq) => this.raise(peer, origin, seq));
+  }
+
+  /** Records that `peer` holds origin up to seq. */
+  private raise(peer: Peer, origin: string, seq: number): void {
+    if (!peer.raise_claim(origin, seq)) return;
+    let set = this.claimants.get(origin);
+    if (set === undefined) {
+      set = new Set();
+      this.claimants.set(origin, set);
+    }
+    set.add(peer);
+    this.dirty.add(origin);
   }
 
   // ----------------------------------------------------------------- serving
@@ -501,18 +519,26 @@ export class Replicator {
 
   // ---------------------------------------------------------------- repairs
 
-  /** Asks peers for what they hold and this replica lacks: per origin the best available peer, one request per peer. */
+  /**
+   * Asks peers for what they hold and this replica lacks: per origin the best
+   * available peer, one request per peer. Looks at the origins whose sources
+   * changed, or at all of them on ticks and (re)connects.
+   */
   private plan(out: Outbound[], now_ms: number): void {
-    this.plan_needed = false;
     if (!this.connected) return;
+    const origins = this.plan_all ? [...this.claimants.keys()] : [...this.dirty];
+    this.plan_all = false;
+    this.dirty.clear();
     const best = new Map<string, Peer>();
-    for (const peer of this.peers.values()) {
-      if (!peer.available(now_ms)) continue;
-      for (const [origin, claim] of peer.claims) {
-        if (this.busy.has(origin) || !this.pulls(origin) || claim <= this.log.held(origin)) continue;
-        const current = best.get(origin);
-        if (current === undefined || peer.better_than(current, origin)) best.set(origin, peer);
+    for (const origin of origins) {
+      if (this.busy.has(origin) || !this.pulls(origin)) continue;
+      const held = this.log.held(origin);
+      let chosen: Peer | null = null;
+      for (const peer of this.claimants.get(origin) ?? []) {
+        if (!peer.available(now_ms) || peer.claim(origin) <= held) continue;
+        if (chosen === null || peer.better_than(chosen, origin)) chosen = peer;
       }
+      if (chosen !== null) best.set(origin, chosen);
     }
     if (best.size === 0) return;
     const wants = new Map<Peer, SeqRange[]>();
@@ -554,8 +580,10 @@ export class Replicator {
     const want = peer.want;
     if (want === null) return;
     peer.want = null;
-    for (const r of want.ranges) if (this.busy.get(r.origin) === peer) this.busy.delete(r.origin);
-    this.plan_needed = true;
+    for (const r of want.ranges) {
+      if (this.busy.get(r.origin) === peer) this.busy.delete(r.origin);
+      this.dirty.add(r.origin);
+    }
   }
 
   // ------------------------------------------------------------------ status

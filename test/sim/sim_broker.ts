@@ -1,6 +1,6 @@
 import type { Random } from "../../src/lib/random.ts";
 import type { Outbound } from "../../src/sync/replicator.ts";
-import { topic_matches } from "./topic_match.ts";
+import { SubscriptionTrie, topic_matches } from "./topic_match.ts";
 
 /** How the simulated network mistreats each delivery. */
 export interface NetworkFaults {
@@ -40,6 +40,7 @@ export class SimBroker {
   faults: NetworkFaults = no_faults;
   readonly retained = new Map<string, Uint8Array>();
   private readonly clients = new Map<string, Client>();
+  private readonly subscriptions = new SubscriptionTrie<string>();
   private epochs = 0;
   published = 0;
   delivered_bytes = 0;
@@ -51,7 +52,10 @@ export class SimBroker {
 
   connect(client: string, filters: string[], will: Outbound | null): number {
     const epoch = ++this.epochs;
+    const old = this.clients.get(client);
+    if (old !== undefined) for (const f of old.filters) this.subscriptions.remove(f, client);
     this.clients.set(client, { filters, epoch, connected: true, will });
+    for (const f of filters) this.subscriptions.add(f, client);
     for (const [topic, payload] of this.retained) {
       if (filters.some((f) => topic_matches(f, topic))) this.deliver(client, epoch, topic, payload);
     }
@@ -89,9 +93,10 @@ export class SimBroker {
       if (message.payload.length === 0) this.retained.delete(message.topic);
       else this.retained.set(message.topic, message.payload);
     }
-    for (const [id, c] of this.clients) {
+    for (const id of this.subscriptions.match(message.topic)) {
+      const c = this.clients.get(id) as Client;
       if (id === sender || !c.connected) continue;
-      if (c.filters.some((f) => topic_matches(f, message.topic))) this.deliver(id, c.epoch, message.topic, message.payload);
+      this.deliver(id, c.epoch, message.topic, message.payload);
     }
   }
 

@@ -74,7 +74,10 @@ if [ "$live" = 1 ]; then
   if [ -n "$interpreter" ] && [ ! -e "$interpreter" ]; then
     fail "this bundle is for $target and needs $interpreter, which this machine lacks; use the bundle for this machine's architecture and libc (uname -m: $(uname -m))"
   fi
-  "$bundle/interlog" version >/dev/null 2>&1 || fail "the bundle's binary does not run on this machine (bundle target $target, uname -m: $(uname -m))"
+  if ! run_error=$("$bundle/interlog" version 2>&1 >/dev/null); then
+    # The loader names what is missing, e.g. libstdc++.so.6 on a board without the C++ runtime.
+    fail "the bundle's binary does not run on this machine (bundle target $target, uname -m: $(uname -m)): $run_error"
+  fi
 fi
 
 previous=""

@@ -209,7 +209,9 @@ describe("install.sh on a busybox system", () => {
  * private mount namespace with throwaway overlays over /etc, /usr and /var,
  * so useradd, chown and the paths are real and vanish with the namespace.
  * No systemd runs here, so the service is started the way its unit would:
- * as the user interlog, in its state directory.
+ * as the user interlog, in its state directory; install.sh's systemctl calls
+ * go to a stand-in that records them (with /run/systemd/system present, as
+ * on a systemd machine).
  */
 const live_script = `set -eu
 mount -t tmpfs interlog-test "$OVERLAYS"
@@ -217,7 +219,11 @@ for d in etc usr var; do
   mkdir -p "$OVERLAYS/$d/upper" "$OVERLAYS/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OVERLAYS/$d/upper,workdir=$OVERLAYS/$d/work" "/$d"
 done
-sh "$V1/install.sh"
+mount -t tmpfs interlog-test-run /run
+mkdir -p /run/systemd/system
+PATH="$FAKE_BIN:$PATH" sh "$V1/install.sh"
+PATH="$FAKE_BIN:$PATH" sh "$V1/install.sh"
+echo "systemctl calls after the rerun"
 echo "uid=$(id -u interlog)"
 # A technician's edit: any free port, so the test does not depend on 8080 being free.
 sed -i 's/^  listen: 127.0.0.1:8080/  listen: 127.0.0.1:0/' /etc/interlog/interlog.yaml
@@ -228,7 +234,7 @@ serve_exit=0
 wait $! || serve_exit=$?
 echo "serve_exit=$serve_exit"
 find /var/lib/interlog -exec stat -c 'owner=%U:%G %n' {} +
-sh "$V2/install.sh"
+PATH="$FAKE_BIN:$PATH" sh "$V2/install.sh"
 echo "uid=$(id -u interlog)"
 grep -c '^  listen: 127.0.0.1:0 ' /etc/interlog/interlog.yaml | sed 's/^/kept_listen=/'
 /usr/local/bin/interlog version
@@ -244,8 +250,12 @@ describe("install.sh as root on a live system (private mount namespace)", () => 
     fs.mkdirSync(overlays);
     const script = path.join(work, "live.sh");
     fs.writeFileSync(script, live_script);
+    const fake_bin = path.join(work, "fake-bin");
+    fs.mkdirSync(fake_bin);
+    // Prints each call as a line of the script's output; is-enabled answers "enabled".
+    fs.writeFileSync(path.join(fake_bin, "systemctl"), `#!/bin/sh\necho "systemctl: $*"\n`, { mode: 0o755 });
     const proc = Bun.spawn(["unshare", "--mount", "--propagation", "private", "sh", script], {
-      env: { PATH: process.env.PATH ?? "", OVERLAYS: overlays, V1: v1, V2: v2 },
+      env: { PATH: process.env.PATH ?? "", OVERLAYS: overlays, V1: v1, V2: v2, FAKE_BIN: fake_bin },
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -274,7 +284,14 @@ describe("install.sh as root on a live system (private mount namespace)", () => 
       await Bun.sleep(50); // let the reader take the last lines
       expect(await stderr).toBe("");
       const out = lines.join("\n");
-      expect(out).toContain("install.sh: systemd is not running here");
+      // systemctl: reload and enable --now on the first install, nothing on the rerun, restart on the upgrade.
+      expect(lines.filter((l) => l.startsWith("systemctl"))).toEqual([
+        "systemctl: daemon-reload",
+        "systemctl: enable --now interlog.service",
+        "systemctl calls after the rerun",
+        "systemctl: is-enabled --quiet interlog.service",
+        "systemctl: restart interlog.service",
+      ]);
       expect(value("serve_exit")).toEqual(["0"]);
       // The data directory and everything the service wrote belong to interlog, not root.
       const owners = value("owner");

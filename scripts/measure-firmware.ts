@@ -173,18 +173,37 @@ async function measure_load(bin: string): Promise<void> {
     const cpu_before = cpu_s(pid);
     const t_load = performance.now();
     const sampler = setInterval(() => (peak = Math.max(peak, rss_kib(pid))), 100);
-    const concurrency = batch === 1 ? 64 : 4;
-    const load = Bun.spawn(
-      [process.execPath, path.join(repo_root, "scripts", "firmware", "http_load.ts"), running.admin_url, "10000", String(load_seconds), String(batch), String(concurrency)],
-      { stdout: "pipe", stderr: "inherit" },
-    );
-    children.push(load);
-    const result = JSON.parse(await new Response(load.stdout).text()) as { events_per_s: number; p50_ms: number; p99_ms: number; failed: number };
+    // Single-event POSTs need more client CPU than one load process has: split the rate over two.
+    const processes = batch === 1 ? 2 : 1;
+    const concurrency = batch === 1 ? 32 : 4;
+    const loads = Array.from({ length: processes }, () => {
+      const load = Bun.spawn(
+        [
+          process.execPath,
+          path.join(repo_root, "scripts", "firmware", "http_load.ts"),
+          running.admin_url,
+          String(10_000 / processes),
+          String(load_seconds),
+          String(batch),
+          String(concurrency),
+        ],
+        { stdout: "pipe", stderr: "inherit" },
+      );
+      children.push(load);
+      return new Response(load.stdout).text().then((text) => JSON.parse(text) as { events_per_s: number; p50_ms: number; p99_ms: number; failed: number });
+    });
+    const parts = await Promise.all(loads);
+    const result = {
+      events_per_s: parts.reduce((sum, r) => sum + r.events_per_s, 0),
+      p50_ms: Math.max(...parts.map((r) => r.p50_ms)),
+      p99_ms: Math.max(...parts.map((r) => r.p99_ms)),
+      failed: parts.reduce((sum, r) => sum + r.failed, 0),
+    };
     clearInterval(sampler);
     const serve_cpu_percent = Math.round((100 * (cpu_s(pid) - cpu_before)) / ((performance.now() - t_load) / 1000));
     const shape = batch === 1 ? "single-event POSTs" : `CBOR batches of ${batch}`;
     record(
-      `RSS peak at 10k events/s, ${shape}`,
+      `RSS peak, 10k events/s offered, ${shape}`,
       mib(peak * 1024),
       "MiB",
       `reached ${result.events_per_s} events/s for ${load_seconds} s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, ${result.failed} failed; serve used ${serve_cpu_percent}% of a core`,

@@ -4,7 +4,8 @@
 #   sudo ./install.sh              install on this machine and (re)start the service
 #   ./install.sh --dry-run         print what would change, change nothing
 #   ./install.sh --prefix DIR      install into the root file system at DIR (an image
-#                                  being built, or a test): no user, no chown, no systemctl
+#                                  being built, or a test): no user (systemd-sysusers makes
+#                                  it at boot), no chown, no systemctl; enabled by a link
 #
 # First install: creates the user "interlog", the directories, the config
 # /etc/interlog/interlog.yaml and an empty secrets file interlog.env, installs
@@ -15,7 +16,7 @@
 set -eu
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 prefix=""
@@ -192,6 +193,11 @@ if [ "$live" = 1 ]; then
   else
     say "systemd is not running here; start the replica with: $binary serve --config /etc/interlog/interlog.yaml"
   fi
+elif [ "$first_install" = 1 ]; then
+  # What `systemctl enable` does, for an image: the service starts on its first boot.
+  wants=$unit_dir/multi-user.target.wants
+  make_dir "$wants" 0755
+  if [ ! -L "$wants/interlog.service" ]; then run ln -s /etc/systemd/system/interlog.service "$wants/interlog.service"; fi
 fi
 
 if [ "$first_install" = 1 ]; then

@@ -51,6 +51,10 @@ function snapshot(root: string): Record<string, string> {
   const walk = (dir: string) => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
+      if (entry.isSymbolicLink()) {
+        out[path.relative(root, file)] = `-> ${fs.readlinkSync(file)}`;
+        continue;
+      }
       const mode = (fs.statSync(file).mode & 0o7777).toString(8);
       if (entry.isDirectory()) {
         out[`${path.relative(root, file)}/`] = mode;
@@ -131,6 +135,8 @@ describe("the firmware bundle", () => {
     expect(fs.statSync(data).mode & 0o777).toBe(0o750);
     expect(fs.readFileSync(path.join(root, "etc/systemd/system/interlog.service"), "utf8")).toBe(fs.readFileSync(path.join(v1, "interlog.service"), "utf8"));
     expect(fs.readFileSync(path.join(root, "usr/lib/sysusers.d/interlog.conf"), "utf8")).toContain("u interlog -");
+    // Enabled the way systemctl enable would, so an image starts it on first boot.
+    expect(fs.readlinkSync(path.join(root, "etc/systemd/system/multi-user.target.wants/interlog.service"))).toBe("/etc/systemd/system/interlog.service");
     expect(JSON.parse((await run([binary, "version"])).stdout)).toMatchObject({ commit });
 
     // The device runs a while: data in the state directory, a technician edits the config.

@@ -408,6 +408,7 @@ export class Log {
     let index = this.segment_index_of(pos);
     while (index >= 0 && pos < this.next_pos) {
       const segment = this.segments[index];
+      this.flush_if_needed(pos + 1);
       let offset = segment.offset_of(pos);
       while (pos < segment.end_pos) {
         this.flush_if_needed(pos + 1);

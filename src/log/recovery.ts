@@ -26,6 +26,8 @@ export async function recover(
   const vv = new Map<string, number>();
   const segments: Segment[] = [];
   const pending_summaries: Segment[] = [];
+  /** Segments read record by record: their data may exist only in the page cache (after a process crash). */
+  const scanned: Segment[] = [];
   let expected_first = 0;
   let previous_scanned = false;
   for (let i = 0; i < firsts.length; i++) {
@@ -66,6 +68,7 @@ export async function recover(
       const fresh = new Segment(firsts[i], file, segment.map);
       const scan = scan_segment(fresh, vv);
       recovery.scanned_bytes += fresh.end_bytes;
+      scanned.push(fresh);
       const tail_end = last_nonzero(fresh.map, fresh.end_bytes, fresh.size_bytes);
       if (!scan.clean || tail_end >= 0) {
         // Torn records, a batch without its end, or stale bytes past the end: zero them so they can never resurface.
@@ -124,14 +127,32 @@ export async function recover(
   }
   const active = segments[segments.length - 1];
   active.sealed = false;
+  let active_handle: FileHandle | null = null;
   if (!read_only) {
+    // What a crashed process left in the page cache is reported durable from now on, and peers may be served it:
+    // make it durable first, or a power cut soon after would lose events that were already published.
+    active_handle = io.open(active.file);
+    for (const s of scanned) {
+      if (!segments.includes(s)) continue;
+      if (s === active) {
+        await active_handle.sync();
+        continue;
+      }
+      const handle = io.open(s.file);
+      try {
+        await handle.sync();
+      } finally {
+        handle.close();
+      }
+    }
+    await io.sync_dir(segments_dir);
     for (const s of pending_summaries) {
       if (s === active) continue;
       await io.write_file_atomic(path.join(segments_dir, summary_file_name(s.first_pos)), s.summary_bytes());
     }
     // A segment cut short becomes the active one; its old successors' summaries were removed above.
   }
-  return { segments, vv, recovery, active_handle: read_only ? null : io.open(active.file) };
+  return { segments, vv, recovery, active_handle };
 }
 
 /** A summary is trusted only when its origins continue the version vector so far. */

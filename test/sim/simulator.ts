@@ -63,23 +63,6 @@ const check_interval_ms = 500;
 const segment_size_bytes = 64 * 1024;
 const rejected_first_byte = 0xff;
 
-/**
- * After a process crash the page cache survives, so Log.open recovers data
- * that was never fsynced and reports it durable at once; a power cut soon
- * after loses it although peers may have been served it, and the origin
- * then reissues those seqs with other content (reproduce: set this to true,
- * SEED=5878). Until Log.open fsyncs what it recovered, the simulator does
- * that fsync for it before reopening.
- */
-const log_open_syncs_recovered_data = false;
-
-async function sync_everything(io: MemFileIO): Promise<void> {
-  for (const dir of ["/data", "/data/segments"]) {
-    for (const name of io.list(dir)) await io.open(`${dir}/${name}`).sync();
-    await io.sync_dir(dir);
-  }
-}
-
 type Action =
   | { kind: "deliver"; delivery: Delivery }
   | { kind: "tick"; node: number; incarnation: number }
@@ -268,7 +251,6 @@ export class Simulation {
       case "restart": {
         const node = this.nodes[action.node];
         if (node.log !== null) return;
-        if (!log_open_syncs_recovered_data) await sync_everything(node.io);
         await this.open_log(node);
         this.start_replicator(node);
         if (!this.healed) this.at(this.exp(this.options.crash_every_ms), { kind: "crash", node: action.node });
@@ -425,7 +407,6 @@ export class Simulation {
     for (const node of this.nodes) {
       if (node.log === null) {
         await this.settle();
-        if (!log_open_syncs_recovered_data) await sync_everything(node.io);
         await this.open_log(node);
         this.start_replicator(node);
       }

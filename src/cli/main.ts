@@ -1,23 +1,22 @@
 import { InterlogError } from "../lib/errors.ts";
-import { append_command } from "./commands/append.ts";
-import { init_command } from "./commands/init.ts";
-import { read_command } from "./commands/read.ts";
-import { serve_command } from "./commands/serve.ts";
-import { status_command } from "./commands/status.ts";
-import { tail_command } from "./commands/tail.ts";
-import { verify_command } from "./commands/verify.ts";
-import { version_command } from "./commands/version.ts";
 import { type Command, type Output, UsageError, exit_failed, exit_ok, exit_usage, parse } from "./usage.ts";
 
-export const commands: readonly Command[] = [
-  init_command,
-  serve_command,
-  append_command,
-  read_command,
-  tail_command,
-  status_command,
-  verify_command,
-  version_command,
+/** Commands load on use: a shell script calling `interlog append` on a weak board should not pay for the HTTP server. */
+interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: readonly CommandEntry[] = [
+  { name: "init", summary: "create a data directory with a new random replica id", load: async () => (await import("./commands/init.ts")).init_command },
+  { name: "serve", summary: "run a replica (log, MQTT sync, admin API) from a YAML config", load: async () => (await import("./commands/serve.ts")).serve_command },
+  { name: "append", summary: "append events read from stdin (one per line) or a file", load: async () => (await import("./commands/append.ts")).append_command },
+  { name: "read", summary: "print events as JSON lines, in this log's order", load: async () => (await import("./commands/read.ts")).read_command },
+  { name: "tail", summary: "follow a running replica's new events (JSON lines)", load: async () => (await import("./commands/tail.ts")).tail_command },
+  { name: "status", summary: "print a data directory's id, size and version vector as JSON", load: async () => (await import("./commands/status.ts")).status_command },
+  { name: "verify", summary: "re-check every record's checksum; exit 1 at the first bad one", load: async () => (await import("./commands/verify.ts")).verify_command },
+  { name: "version", summary: "print version, target and commit", load: async () => (await import("./commands/version.ts")).version_command },
 ];
 
 function overview(): string {
@@ -40,12 +39,13 @@ export async function main(argv: string[], io: Output): Promise<number> {
     io.out(overview());
     return name === undefined ? exit_usage : exit_ok;
   }
-  if (name === "--version") return version_command.run({}, [], io);
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry = commands.find((c) => c.name === (name === "--version" ? "version" : name));
+  if (entry === undefined) {
     io.err(`interlog: unknown command "${name}"\n\n${overview()}`);
     return exit_usage;
   }
+  const command = await entry.load();
+  if (name === "--version") return command.run({}, [], io);
   try {
     const { values, positionals } = parse(command, rest);
     if (values.help === true) {

@@ -21,7 +21,6 @@ export type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export interface Command {
   name: string;
-  summary: string;
   help: string;
   options: Options;
   run(values: Record<string, string | boolean | undefined>, positionals: string[], io: Output): Promise<number>;

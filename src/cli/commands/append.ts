@@ -7,7 +7,6 @@ const newline = 10;
 
 export const append_command: Command = {
   name: "append",
-  summary: "append events read from stdin (one per line) or a file",
   help: `interlog append --data-dir DIR [--sync always|interval|never] [--batch N] [--file F]
 
 Reads payloads from stdin, one per line (the line's bytes without the newline),

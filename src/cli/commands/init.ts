@@ -3,7 +3,6 @@ import { type Command, exit_ok, required_string } from "../usage.ts";
 
 export const init_command: Command = {
   name: "init",
-  summary: "create a data directory with a new random replica id",
   help: `interlog init --data-dir DIR [--name NAME]
 
 Creates DIR (and its first segment) if needed and prints {"id","name"}.

@@ -4,7 +4,6 @@ import { event_json } from "../event_json.ts";
 
 export const read_command: Command = {
   name: "read",
-  summary: "print events as JSON lines, in this log's order",
   help: `interlog read --data-dir DIR [--from POS] [--limit N]
 
 Prints one JSON object per event: {"pos","id","origin","seq","time","payload"}

@@ -4,7 +4,6 @@ import { type Command, exit_ok, required_string } from "../usage.ts";
 
 export const serve_command: Command = {
   name: "serve",
-  summary: "run a replica (log, MQTT sync, admin API) from a YAML config",
   help: `interlog serve --config FILE
 
 Opens the log in the config's data_dir, syncs through the configured MQTT

@@ -4,7 +4,6 @@ import { AdminUnreachable, admin_fetch, admin_target } from "../admin_client.ts"
 
 export const status_command: Command = {
   name: "status",
-  summary: "print a data directory's id, size and version vector as JSON",
   help: `interlog status --data-dir DIR
 interlog status (--url URL | --config FILE) [--token-env NAME]
 

@@ -3,7 +3,6 @@ import { AdminUnreachable, admin_fetch, admin_target } from "../admin_client.ts"
 
 export const tail_command: Command = {
   name: "tail",
-  summary: "follow a running replica's new events (JSON lines)",
   help: `interlog tail (--url URL | --config FILE) [--from POS] [--token-env NAME]
 
 Connects to a running replica's admin API (GET /api/events/stream) and prints

@@ -3,7 +3,6 @@ import { type Command, exit_failed, exit_ok, required_string } from "../usage.ts
 
 export const verify_command: Command = {
   name: "verify",
-  summary: "re-check every record's checksum; exit 1 at the first bad one",
   help: `interlog verify --data-dir DIR
 
 Re-reads every segment: record checksums, seq order, batch ends, and that the

@@ -14,7 +14,6 @@ export function version_info(): { version: string; target: string; commit: strin
 
 export const version_command: Command = {
   name: "version",
-  summary: "print version, target and commit",
   help: "interlog version\n\nPrints {\"version\",\"target\",\"commit\"}.",
   options: {},
   async run(_values, _positionals, io) {

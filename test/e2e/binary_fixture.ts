@@ -77,12 +77,4 @@ export async function run(command: string[], options: { cwd?: string; stdin?: st
   return { code, stdout, stderr };
 }
 
-export async function wait_for<T>(what: string, probe: () => Promise<T | null>, timeout_ms = 30_000): Promise<T> {
-  const deadline = Date.now() + timeout_ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+export { wait_for } from "../support/wait_for.ts";

@@ -2,22 +2,13 @@ import { describe, expect, test } from "bun:test";
 import { Mosquitto } from "../support/mosquitto.ts";
 import { ServeProcess, interlog_command, write_config } from "../support/serve_process.ts";
 import { temp_dir } from "../support/temp_dir.ts";
+import { wait_for } from "../support/wait_for.ts";
 
 const octets = { "content-type": "application/octet-stream" };
 
 interface EventsPage {
   events: { pos: number; id: string; payload: string }[];
   next: number;
-}
-
-async function wait_for<T>(what: string, probe: () => Promise<T | null>, timeout_ms = 30_000): Promise<T> {
-  const deadline = Date.now() + timeout_ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await Bun.sleep(50);
-  }
 }
 
 describe("interlog serve (real process)", () => {

@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { free_port } from "../../test/support/mosquitto.ts";
+import { find_mosquitto, free_port, port_accepts } from "../../test/support/mosquitto.ts";
 
 const start_timeout_ms = 10_000;
 
@@ -19,24 +18,10 @@ function install_exit_hook(): void {
   });
 }
 
-function find_mosquitto(): string {
-  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"]) {
-    if (dir === "") continue;
-    const file = path.join(dir, "mosquitto");
-    if (fs.existsSync(file)) return file;
-  }
-  throw new Error("the sync benchmarks need mosquitto (apt-get install mosquitto)");
-}
-
-async function accepts(port: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
+function find_mosquitto_or_fail(): string {
+  const file = find_mosquitto();
+  if (file === null) throw new Error("the sync benchmarks need mosquitto (apt-get install mosquitto)");
+  return file;
 }
 
 /**
@@ -58,7 +43,7 @@ export class BenchBroker {
 
   static async start(): Promise<BenchBroker> {
     install_exit_hook();
-    const binary = find_mosquitto();
+    const binary = find_mosquitto_or_fail();
     // In the OS temp dir, readable by all: started as root, mosquitto drops to its own user.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "interlog-bench-mosquitto-"));
     fs.chmodSync(dir, 0o755);
@@ -74,7 +59,7 @@ export class BenchBroker {
     let exited = false;
     child.once("exit", () => (exited = true));
     const deadline = performance.now() + start_timeout_ms;
-    while (!(await accepts(port))) {
+    while (!(await port_accepts(port))) {
       if (exited || performance.now() > deadline) {
         broker.kill_now();
         throw new Error(`mosquitto did not start on port ${port}:\n${output}`);

@@ -25,7 +25,7 @@ export function mosquitto_available(): boolean {
   return find_mosquitto() !== null;
 }
 
-function find_mosquitto(): string | null {
+export function find_mosquitto(): string | null {
   for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/local/sbin"]) {
     const file = path.join(dir, "mosquitto");
     if (dir !== "" && fs.existsSync(file)) return file;
@@ -44,7 +44,7 @@ export async function free_port(): Promise<number> {
   });
 }
 
-async function port_accepts(port: number): Promise<boolean> {
+export async function port_accepts(port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port });
     socket.once("connect", () => {

@@ -3,16 +3,24 @@ import { assert } from "../lib/assert.ts";
 import { type Clock, type Timers, type TimerHandle, system_clock, system_timers } from "../lib/clock.ts";
 import { InterlogError, errno_code, is_interlog_error } from "../lib/errors.ts";
 import { type FileHandle, type FileIO, node_file_io } from "./file_io.ts";
+import { copy_bytes } from "../lib/bytes.ts";
+import { crc32c_update } from "../lib/crc32c.ts";
 import {
   flag_batch_end,
   flag_rejected,
   frame_header_bytes,
+  frame_len,
+  frame_origin_hi,
+  frame_origin_lo,
+  frame_seq,
   frame_size_bytes,
   payload_max_bytes,
   write_frame_header,
+  write_u64,
 } from "./frame.ts";
 import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
 import { LogEvent } from "./log_event.ts";
+import type { CheckedEvents } from "./checked_events.ts";
 import { WaiterQueue } from "./waiter_queue.ts";
 import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
 import { recover } from "./recovery.ts";
@@ -129,6 +137,9 @@ export class Log {
 
   private readonly staging = new Uint8Array(staging_bytes);
   private readonly staging_view = new DataView(this.staging.buffer);
+  /** Scratch of accept_checked, reused: origin -> next seq, and which events are already held. */
+  private readonly accept_next = new Map<string, number>();
+  private readonly accept_skip: number[] = [];
   private staged_bytes = 0;
   /** Offset in the active segment where staging[0] belongs. */
   private staged_at = 0;
@@ -355,6 +366,62 @@ export class Log {
   }
 
   /**
+   * The merge step of sync for events whose frames the caller checked
+   * (see CheckedEvents): like accept_batch, atomic and all-or-nothing on a
+   * gap, but the origin's crc is written as received and payloads are copied
+   * without making views. Frames keep the origin's flags; the batch's last
+   * frame also gets batch-end (its crc is then computed anew). Returns the
+   * number of events appended; already-held ones are skipped.
+   */
+  accept_checked(events: CheckedEvents): number {
+    this.check_writable();
+    const next = this.accept_next;
+    next.clear();
+    let fresh = 0;
+    let last_fresh = -1;
+    let bytes = 0;
+    let payload_bytes = 0;
+    const skip = this.accept_skip;
+    skip.length = 0;
+    for (let i = 0; i < events.count; i++) {
+      const origin = events.origin[i];
+      const seq = events.seq[i];
+      assert(origin !== this.id, "own events are never accepted from peers");
+      assert((events.flags[i] & ~(flag_batch_end | flag_rejected)) === 0, "incoming flags are batch-end and rejected only");
+      this.check_payload(events.end[i] - events.start[i]);
+      const expected = next.get(origin) ?? (this.vv_map.get(origin) ?? 0) + 1;
+      if (seq < expected) {
+        skip[i] = 1;
+        continue;
+      }
+      if (seq > expected) {
+        throw new InterlogError(
+          "SEQ_GAP",
+          `event ${origin}:${seq} cannot be appended: this log holds ${origin} only up to seq ${expected - 1}; fetch the missing events first`,
+          { origin, seq, held: expected - 1 },
+        );
+      }
+      skip[i] = 0;
+      next.set(origin, seq + 1);
+      bytes += frame_size_bytes(events.end[i] - events.start[i]);
+      payload_bytes += events.end[i] - events.start[i];
+      fresh++;
+      last_fresh = i;
+    }
+    if (fresh === 0) return 0;
+    this.reserve(bytes);
+    for (let i = 0; i <= last_fresh; i++) {
+      if (skip[i] === 1) continue;
+      const flags = events.flags[i] | (i === last_fresh ? flag_batch_end : 0);
+      const crc = flags === events.flags[i] ? events.crc[i] : -1;
+      this.stage_checked(events, i, flags, crc);
+      this.vv_map.set(events.origin[i], events.seq[i]);
+    }
+    this.committed(fresh, payload_bytes);
+    return fresh;
+  }
+
+  /**
    * Resolves once every event before `pos` (default: all appended so far) is
    * durable under the sync mode: fsynced for always and interval, handed to
    * the OS for never.
@@ -466,6 +533,43 @@ export class Log {
           seq++;
         }
         offset += event.frame_bytes;
+        pos++;
+      }
+    }
+  }
+
+  /**
+   * Visits the frames of `origin` with seq > after_seq in seq order, in
+   * place: visit(map, view, offset, pos) gets the segment mapping and the
+   * frame's offset in it, and returns false to stop. Allocates nothing per
+   * event (sync reads its backlog this way); the views are valid while the
+   * log is open.
+   */
+  scan_origin(origin: string, after_seq: number, visit: (map: Uint8Array, view: DataView, offset: number, pos: number) => boolean): void {
+    this.check_open();
+    assert_origin(origin);
+    const last = this.vv_map.get(origin) ?? 0;
+    if (after_seq >= last) return;
+    const hi = origin_hi(origin);
+    const lo = origin_lo(origin);
+    let seq = after_seq + 1;
+    this.flush_if_needed(this.next_pos);
+    for (const segment of this.segments) {
+      const range = segment.origins.get(origin);
+      if (range === undefined || range.seq_last < seq) continue;
+      const at = segment.locate(origin, hi, lo, seq);
+      assert(at !== null, "an origin's seqs continue in the next segment that holds it");
+      const { map, view } = segment;
+      let offset = at.offset;
+      let pos = at.pos;
+      while (pos < segment.end_pos && seq <= range.seq_last) {
+        const len = frame_len(view, offset);
+        if (frame_origin_hi(view, offset) === hi && frame_origin_lo(view, offset) === lo) {
+          assert(frame_seq(view, offset) === seq, "an origin's events appear in seq order");
+          if (!visit(map, view, offset, pos)) return;
+          seq++;
+        }
+        offset += frame_size_bytes(len - frame_header_bytes);
         pos++;
       }
     }
@@ -616,6 +720,39 @@ export class Log {
       this.staged_at = offset + size;
     }
     segment.note_record(origin, seq, offset);
+    segment.end_bytes = offset + size;
+  }
+
+  /** Writes event i of `events` like stage(), with `crc` as given (-1: compute it). */
+  private stage_checked(events: CheckedEvents, i: number, flags: number, crc: number): void {
+    const src = events.src[i];
+    const start = events.start[i];
+    const payload_bytes = events.end[i] - start;
+    const size = frame_size_bytes(payload_bytes);
+    if (size > this.staging.length) {
+      const payload = src.subarray(start, events.end[i]);
+      this.stage(events.origin[i], events.origin_hi[i], events.origin_lo[i], events.seq[i], events.time_ms[i], flags, payload);
+      return;
+    }
+    const segment = this.active;
+    const offset = segment.end_bytes;
+    assert(offset + size <= segment.size_bytes, "reserve() made room for the frame");
+    if (this.staged_bytes + size > this.staging.length) this.flush();
+    const at = this.staged_bytes;
+    const view = this.staging_view;
+    copy_bytes(src, start, events.end[i], this.staging, at + frame_header_bytes);
+    this.staging.fill(0, at + frame_header_bytes + payload_bytes, at + size);
+    view.setUint32(at + 8, events.origin_hi[i], true);
+    view.setUint32(at + 12, events.origin_lo[i], true);
+    write_u64(view, at + 16, events.seq[i]);
+    write_u64(view, at + 24, events.time_ms[i]);
+    view.setUint32(at + 32, flags, true);
+    view.setUint32(at + 36, 0, true);
+    const len = frame_header_bytes + payload_bytes;
+    view.setUint32(at + 4, crc >= 0 ? crc : crc32c_update(0, this.staging, at + 8, at + len), true);
+    view.setUint32(at, len, true);
+    this.staged_bytes = at + size;
+    segment.note_record(events.origin[i], events.seq[i], offset);
     segment.end_bytes = offset + size;
   }
 

@@ -1,21 +1,23 @@
 import { assert } from "../lib/assert.ts";
+import { copy_bytes } from "../lib/bytes.ts";
 import { is_interlog_error } from "../lib/errors.ts";
+import { CheckedEvents } from "../log/checked_events.ts";
 import {
   flag_rejected,
+  frame_crc,
   frame_flags,
   frame_header_bytes,
   frame_len,
   frame_origin_hi,
   frame_origin_lo,
-  frame_seq,
   frame_size_bytes,
   frame_time_ms,
+  write_u64,
 } from "../log/frame.ts";
-import { origin_from_words } from "../log/ids.ts";
-import type { IncomingEvent } from "../log/log.ts";
 import type { SyncCounters } from "./counters.ts";
 import type { GapBuffer } from "./gap_buffer.ts";
 import type { ReplicaLog } from "./replica_log.ts";
+import type { DecodedEvents } from "./wire_events.ts";
 
 /** A sync validator (design.md section 4): an error message, or null when the event is fine. */
 export type SyncValidator = (payload: Uint8Array, ctx: SyncValidationContext) => string | null;
@@ -45,18 +47,19 @@ export interface MergeOptions {
 
 const encoder = new TextEncoder();
 
-function bytes_equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+function bytes_equal(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
   return true;
 }
 
 /**
- * The merge step of design.md section 3 for frames already checked by
- * check_frames: a held seq is a duplicate (different content = a replica-id
- * conflict), held + 1 passes the sync validator and is appended, anything
- * further is parked in the gap buffer. Appends go through log.accept_batch,
- * which copies the payload out of the received message.
+ * The merge step of design.md section 3 for events already decoded and
+ * checked by decode_events: a held seq is a duplicate (different content = a
+ * replica-id conflict), held + 1 passes the sync validator and is appended,
+ * anything further is parked in the gap buffer. Appends go through
+ * log.accept_checked, which copies each payload out of the received message
+ * and keeps the origin's crc; no object is made per event.
  */
 export class Merger {
   private readonly log: ReplicaLog;
@@ -68,8 +71,7 @@ export class Merger {
   private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
   private warnings = 0;
 
-  private batch: IncomingEvent[] = [];
-  private batch_bytes = 0;
+  private readonly batch = new CheckedEvents();
   /** origin -> next seq expected, for events staged in `batch` but not yet in the log. */
   private readonly next = new Map<string, number>();
   private failed = false;
@@ -85,55 +87,46 @@ export class Merger {
   }
 
   /**
-   * Merges every frame of `frames` (checked beforehand). `note` sees each
-   * (origin, seq) the sender evidently holds. Returns the events appended.
+   * Merges every event of `d` (checked beforehand). `note` sees, per run,
+   * the highest (origin, seq) the sender evidently holds. Returns the events
+   * appended.
    */
-  merge(frames: Uint8Array, from: string, now_ms: number, note: (origin: string, seq: number) => void): number {
-    assert(this.batch.length === 0 && this.next.size === 0, "no merge in progress");
-    const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+  merge(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): number {
+    assert(this.batch.count === 0 && this.next.size === 0, "no merge in progress");
     const me = this.log.id;
     const appended_before = this.counters.events_appended;
     this.failed = false;
-    let hi = -1;
-    let lo = -1;
-    let origin = "";
-    /** Highest seq seen in the current run of one origin's frames, reported to `note` once per run. */
-    let noted_seq = 0;
-    let at = 0;
-    while (at < frames.length && !this.failed) {
-      const size = frame_size_bytes(frame_len(view, at) - frame_header_bytes);
-      const h = frame_origin_hi(view, at);
-      const l = frame_origin_lo(view, at);
-      if (h !== hi || l !== lo) {
-        if (noted_seq > 0) note(origin, noted_seq);
-        noted_seq = 0;
-        hi = h;
-        lo = l;
-        origin = origin_from_words(h, l);
-      }
-      const seq = frame_seq(view, at);
-      if (seq > noted_seq) noted_seq = seq;
+    for (let r = 0; r < d.run_first.length && !this.failed; r++) {
+      const first = d.run_first[r];
+      const end = r + 1 < d.run_first.length ? d.run_first[r + 1] : d.count;
+      const origin = d.origin[first];
+      note(origin, d.seq[end - 1]);
       if (origin === me) {
-        if (seq <= this.log.held(me)) this.duplicate(origin, seq, frames, view, at);
-        else this.counters.events_dropped.own_origin++;
-      } else if (!this.pulls(origin)) {
-        this.counters.events_dropped.not_pulled++;
-      } else {
+        for (let i = first; i < end; i++) {
+          if (d.seq[i] <= this.log.held(me)) this.duplicate(d, i);
+          else this.counters.events_dropped.own_origin++;
+        }
+        continue;
+      }
+      if (!this.pulls(origin)) {
+        this.counters.events_dropped.not_pulled += end - first;
+        continue;
+      }
+      for (let i = first; i < end && !this.failed; i++) {
+        const seq = d.seq[i];
         const expected = this.next.get(origin) ?? this.log.held(origin) + 1;
         if (seq < expected) {
-          if (seq <= this.log.held(origin)) this.duplicate(origin, seq, frames, view, at);
+          if (seq <= this.log.held(origin)) this.duplicate(d, i);
           else this.counters.events_duplicate++;
         } else if (seq > expected) {
-          if (this.gap.put(origin, seq, frames.subarray(at, at + size), now_ms)) this.counters.events_buffered++;
+          if (this.gap.put(origin, seq, rebuild_frame(d, i), now_ms)) this.counters.events_buffered++;
           else this.counters.events_dropped.gap_buffer_full++;
         } else {
-          this.stage(origin, seq, frames, view, at, from);
+          this.stage(origin, d.origin_hi[i], d.origin_lo[i], seq, d.time_ms[i], d.flags[i], d.crc[i], d.bytes, d.payload_start[i], d.payload_end[i], from);
           this.drain(origin, from);
         }
       }
-      at += size;
     }
-    if (noted_seq > 0) note(origin, noted_seq);
     this.flush();
     this.next.clear();
     return this.counters.events_appended - appended_before;
@@ -145,73 +138,94 @@ export class Merger {
       const seq = this.next.get(origin) as number;
       const frame = this.gap.take(origin, seq);
       if (frame === undefined || this.failed) return;
-      this.stage(origin, seq, frame, new DataView(frame.buffer, frame.byteOffset, frame.byteLength), 0, from);
+      const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+      this.stage(
+        origin,
+        frame_origin_hi(view, 0),
+        frame_origin_lo(view, 0),
+        seq,
+        frame_time_ms(view, 0),
+        frame_flags(view, 0),
+        frame_crc(view, 0),
+        frame,
+        frame_header_bytes,
+        frame_len(view, 0),
+        from,
+      );
     }
   }
 
-  private stage(origin: string, seq: number, bytes: Uint8Array, view: DataView, at: number, from: string): void {
-    const len = frame_len(view, at);
-    const time_ms = frame_time_ms(view, at);
-    let flags = frame_flags(view, at) & flag_rejected;
-    let payload = bytes.subarray(at + frame_header_bytes, at + len);
-    if (flags === 0 && this.validate !== null) {
+  private stage(
+    origin: string,
+    hi: number,
+    lo: number,
+    seq: number,
+    time_ms: number,
+    flags: number,
+    crc: number,
+    src: Uint8Array,
+    start: number,
+    end: number,
+    from: string,
+  ): void {
+    if ((flags & flag_rejected) === 0 && this.validate !== null) {
       let problem: string | null;
       try {
-        problem = this.validate(payload, { origin, seq, time_ms, from });
+        problem = this.validate(src.subarray(start, end), { origin, seq, time_ms, from });
       } catch (err) {
         problem = `validator failed: ${String(err)}`;
       }
       if (problem !== null) {
-        payload = encoder.encode(problem).subarray(0, rejection_message_max_bytes);
+        src = encoder.encode(problem).subarray(0, rejection_message_max_bytes);
+        start = 0;
+        end = src.length;
         flags = flag_rejected;
+        crc = -1;
         this.counters.events_rejected++;
       }
     }
     if (this.gap.has_origin(origin)) this.gap.take(origin, seq);
-    this.batch.push({ origin, seq, time_ms, payload, flags });
-    this.batch_bytes += frame_size_bytes(payload.length);
+    this.batch.push(origin, hi, lo, seq, time_ms, flags, crc, src, start, end);
     this.next.set(origin, seq + 1);
-    if (this.batch_bytes >= this.accept_batch_max_bytes) this.flush();
+    if (this.batch.frame_bytes >= this.accept_batch_max_bytes) this.flush();
   }
 
   private flush(): void {
     const batch = this.batch;
-    this.batch = [];
-    this.batch_bytes = 0;
-    if (batch.length === 0 || this.failed) return;
-    this.accept(batch);
+    if (batch.count === 0) return;
+    if (!this.failed) this.accept(batch);
+    batch.clear();
   }
 
   /** Appends a staged batch, halving it when the log says it does not fit in one segment. */
-  private accept(batch: IncomingEvent[]): void {
+  private accept(batch: CheckedEvents): void {
     try {
-      const results = this.log.accept_batch(batch);
-      for (const r of results) {
-        if (r === "appended") this.counters.events_appended++;
-        else this.counters.events_duplicate++;
-      }
+      const appended = this.log.accept_checked(batch);
+      this.counters.events_appended += appended;
+      this.counters.events_duplicate += batch.count - appended;
     } catch (err) {
-      if (is_interlog_error(err, "BATCH_TOO_LARGE") && batch.length > 1) {
-        const half = batch.length >> 1;
-        this.accept(batch.slice(0, half));
-        if (!this.failed) this.accept(batch.slice(half));
+      if (is_interlog_error(err, "BATCH_TOO_LARGE") && batch.count > 1) {
+        const [first, second] = batch.halves();
+        this.accept(first);
+        if (!this.failed) this.accept(second);
         return;
       }
       // The log is full, failed or closed: stop this message; repair fetches the rest later.
       this.failed = true;
       this.next.clear();
-      this.counters.events_dropped.log_error += batch.length;
+      this.counters.events_dropped.log_error += batch.count;
       this.warn("the log refused events received from a peer; they will be fetched again", { error: String(err) });
     }
   }
 
-  private duplicate(origin: string, seq: number, bytes: Uint8Array, view: DataView, at: number): void {
+  private duplicate(d: DecodedEvents, i: number): void {
     this.counters.events_duplicate++;
-    if ((frame_flags(view, at) & flag_rejected) !== 0) return;
+    if ((d.flags[i] & flag_rejected) !== 0) return;
+    const origin = d.origin[i];
+    const seq = d.seq[i];
     const local = this.log.get(origin, seq);
     if (local === null || local.rejected) return;
-    const payload = bytes.subarray(at + frame_header_bytes, at + frame_len(view, at));
-    if (local.time_ms === frame_time_ms(view, at) && bytes_equal(local.payload, payload)) return;
+    if (local.time_ms === d.time_ms[i] && bytes_equal(local.payload, d.bytes, d.payload_start[i], d.payload_end[i])) return;
     this.counters.conflicts++;
     this.warn(
       `replica-id conflict: event ${origin}:${seq} arrived with content different from the one held; two devices may share the replica id ${origin} (was a data directory copied?)`,
@@ -224,4 +238,21 @@ export class Merger {
     this.warnings++;
     this.on_warning(message, details);
   }
+}
+
+/** The record frame event i of `d` was on its origin's disk (a copy, for the gap buffer). */
+function rebuild_frame(d: DecodedEvents, i: number): Uint8Array {
+  const start = d.payload_start[i];
+  const payload_bytes = d.payload_end[i] - start;
+  const frame = new Uint8Array(frame_size_bytes(payload_bytes));
+  copy_bytes(d.bytes, start, d.payload_end[i], frame, frame_header_bytes);
+  const view = new DataView(frame.buffer);
+  view.setUint32(8, d.origin_hi[i], true);
+  view.setUint32(12, d.origin_lo[i], true);
+  write_u64(view, 16, d.seq[i]);
+  write_u64(view, 24, d.time_ms[i]);
+  view.setUint32(32, d.flags[i], true);
+  view.setUint32(4, d.crc[i], true);
+  view.setUint32(0, frame_header_bytes + payload_bytes, true);
+  return frame;
 }

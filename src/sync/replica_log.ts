@@ -3,7 +3,7 @@ import type { Log } from "../log/log.ts";
 /** What sync needs of the local log; `Log` provides it. */
 export type ReplicaLog = Pick<
   Log,
-  "id" | "name" | "count" | "durable_count" | "held" | "vv" | "iterate" | "get" | "events_after" | "accept_batch"
+  "id" | "name" | "count" | "durable_count" | "held" | "vv" | "iterate" | "get" | "scan_origin" | "accept_checked"
 >;
 
 /**

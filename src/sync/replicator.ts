@@ -1,9 +1,9 @@
 import { assert } from "../lib/assert.ts";
 import { InterlogError } from "../lib/errors.ts";
-import { frame_header_bytes, frame_len, frame_origin_hi, frame_origin_lo, frame_size_bytes } from "../log/frame.ts";
-import { assert_origin, origin_hi, origin_lo } from "../log/ids.ts";
+import { frame_header_bytes, frame_len, frame_seq, frame_size_bytes } from "../log/frame.ts";
+import { assert_origin } from "../log/ids.ts";
 import { type DropReason, type SyncCounters, new_counters } from "./counters.ts";
-import { ChunkPacker, Reassembler, check_frames } from "./frames.ts";
+import { Reassembler } from "./fragments.ts";
 import { GapBuffer } from "./gap_buffer.ts";
 import { Malformed } from "./malformed.ts";
 import { Merger, type SyncValidator } from "./merge.ts";
@@ -21,6 +21,7 @@ import { type SeqRange, vv_entry_bytes } from "./packed.ts";
 import { Peer } from "./peers.ts";
 import { type ReplicaLog, durable_held, durable_vv } from "./replica_log.ts";
 import { Topics } from "./topics.ts";
+import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wire_events.ts";
 
 /** A message for the transport to publish. */
 export interface Outbound {
@@ -65,7 +66,7 @@ export interface ReplicatorOptions {
   push_burst_bytes?: number;
   /** Most peers tracked; messages from further unknown ids are dropped. */
   peers_max?: number;
-  /** Largest batch handed to log.accept_batch at once. */
+  /** Largest batch handed to log.accept_checked at once. */
   accept_batch_max_bytes?: number;
   on_warning?: (message: string, details: Record<string, unknown>) => void;
 }
@@ -158,6 +159,9 @@ export class Replicator {
   private readonly gap: GapBuffer;
   private readonly merger: Merger;
   private readonly reassembler = new Reassembler();
+  /** Reused for every outgoing batch and every received one: no per-message buffers on the hot path. */
+  private readonly encoder: EventsEncoder;
+  private readonly decoded = new DecodedEvents();
 
   private connected = false;
   private req_counter = 0;
@@ -202,6 +206,7 @@ export class Replicator {
     this.push_burst_bytes = options.push_burst_bytes ?? d.push_burst_bytes;
     this.peers_max = options.peers_max ?? d.peers_max;
     this.on_warning = options.on_warning ?? (() => {});
+    this.encoder = new EventsEncoder(this.max_packet_bytes - envelope_reserve_bytes);
     this.gap = new GapBuffer(options.gap_buffer_max_bytes ?? d.gap_buffer_max_bytes);
     this.merger = new Merger({
       log: this.log,
@@ -345,7 +350,7 @@ export class Replicator {
         for (const origin of peer.claims.keys()) this.dirty.add(origin);
         return;
       case "events":
-        this.take_frames(peer, "events", m.frames, m.part, now_ms);
+        this.take_events(peer, "events", m.events, m.part, now_ms);
         return;
       case "want":
         return this.serve(out, peer, m);
@@ -370,7 +375,7 @@ export class Replicator {
   }
 
   private handle_answer(peer: Peer, m: AnswerMessage, now_ms: number): void {
-    this.take_frames(peer, "to", m.frames, m.part, now_ms);
+    this.take_events(peer, "to", m.events, m.part, now_ms);
     const want = peer.want;
     if (want === null || want.req !== m.req) return;
     want.deadline_ms = now_ms + this.want_timeout_ms;
@@ -388,19 +393,24 @@ export class Replicator {
     if (m.last) this.finish_want(peer, now_ms);
   }
 
-  /** Checks and merges received frames (reassembling a fragmented one first). */
-  private take_frames(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number): void {
-    let frames = bytes;
+  /** Checks and merges received events (reassembling a fragmented one first). */
+  private take_events(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number): void {
+    let region = bytes;
     if (part !== null) {
       const whole = this.reassembler.add(`${kind}/${peer.id}`, part, bytes);
       if (whole === null) return;
-      frames = whole;
+      region = whole;
     }
-    if (frames.length === 0) return;
-    const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
-    check_frames(frames, view);
-    if (kind === "events") check_single_origin(frames, view, peer.id);
-    this.merger.merge(frames, peer.id, now_ms, (origin, seq) => this.raise(peer, origin, seq));
+    if (region.length === 0) return;
+    const decoded = this.decoded;
+    decode_events(region, decoded);
+    if (kind === "events") {
+      // Live pushes carry only the publisher's own events.
+      for (const first of decoded.run_first) {
+        if (decoded.origin[first] !== peer.id) throw new Malformed("wrong_origin", `an event of another origin pushed by ${peer.id}`);
+      }
+    }
+    this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.raise(peer, origin, seq));
   }
 
   /** Records that `peer` holds origin up to seq. */
@@ -423,7 +433,12 @@ export class Replicator {
     if (m.req === peer.last_served_req) return; // the broker delivered it twice
     peer.last_served_req = m.req;
     let budget = Math.min(m.max_bytes, this.window_bytes);
-    const packer = new ChunkPacker(this.max_packet_bytes - envelope_reserve_bytes - m.ranges.length * vv_entry_bytes);
+    const topic = this.topics.to(this.id, peer.id);
+    const answer = (events: Uint8Array, part: Part | null, last: boolean, held: Map<string, number> | null): void =>
+      this.emit(out, topic, { kind: "to", from: this.id, to: peer.id, req: m.req, events, part, last, held }, false, peer);
+    const encoder = this.encoder;
+    encoder.reset();
+    const chunker = new EventsChunker(encoder, (events, part) => answer(events, part, false, null));
     const durable = this.log.durable_count;
     const held = new Map<string, number>();
     let events = 0;
@@ -431,39 +446,31 @@ export class Replicator {
       if (budget <= 0) break;
       let served = r.after;
       let out_of_budget = false;
-      for (const e of this.log.events_after(r.origin, r.after)) {
-        if (e.seq > r.upto || e.pos >= durable) break;
-        if (e.frame_bytes > budget && packer.bytes > 0) {
+      this.log.scan_origin(r.origin, r.after, (map, view, at, pos) => {
+        const seq = frame_seq(view, at);
+        if (seq > r.upto || pos >= durable) return false;
+        const frame_bytes = frame_size_bytes(frame_len(view, at) - frame_header_bytes);
+        if (frame_bytes > budget && events > 0) {
           out_of_budget = true;
-          break;
+          return false;
         }
-        packer.add(e.frame);
-        budget -= e.frame_bytes;
-        served = e.seq;
+        chunker.add(map, view, at);
+        budget -= frame_bytes;
+        served = seq;
         events++;
-      }
+        return true;
+      });
       if (!out_of_budget && served < r.upto) {
         held.set(r.origin, served > r.after ? served : Math.min(r.after, durable_held(this.log, r.origin)));
       }
       if (out_of_budget) break;
     }
-    packer.cut();
-    const chunks = packer.chunks.length > 0 ? packer.chunks : [{ frames: new Uint8Array(0), part: null, events: 0 }];
-    const topic = this.topics.to(this.id, peer.id);
-    chunks.forEach((c, i) => {
-      const last = i === chunks.length - 1;
-      const answer: AnswerMessage = {
-        kind: "to",
-        from: this.id,
-        to: peer.id,
-        req: m.req,
-        frames: c.frames,
-        part: c.part,
-        last,
-        held: last ? held : null,
-      };
-      this.emit(out, topic, answer, false, peer);
-    });
+    // The last message also carries `held`: trimmed to what a message holds, and alone when the chunk leaves no room.
+    const held_room = Math.floor((this.max_packet_bytes - 2 * envelope_reserve_bytes) / vv_entry_bytes);
+    for (const origin of held.keys()) if (held.size > held_room) held.delete(origin);
+    if (encoder.bytes + held.size * vv_entry_bytes > encoder.limit) chunker.flush();
+    answer(encoder.chunk(), null, true, held);
+    encoder.reset();
     this.counters.events_served += events;
   }
 
@@ -471,20 +478,25 @@ export class Replicator {
   private push_own(out: Outbound[]): void {
     const durable_own = durable_held(this.log, this.id);
     if (durable_own <= this.pushed_seq) return;
-    const packer = new ChunkPacker(this.max_packet_bytes - envelope_reserve_bytes);
+    const topic = this.topics.events(this.id);
+    const encoder = this.encoder;
+    encoder.reset();
+    const chunker = new EventsChunker(encoder, (events, part) => this.emit(out, topic, { kind: "events", from: this.id, events, part }, false, null));
     let budget = this.push_burst_bytes;
     let events = 0;
-    for (const e of this.log.events_after(this.id, this.pushed_seq)) {
-      if (e.seq > durable_own) break;
-      if (e.frame_bytes > budget && packer.bytes > 0) break;
-      packer.add(e.frame);
-      budget -= e.frame_bytes;
-      this.pushed_seq = e.seq;
+    this.log.scan_origin(this.id, this.pushed_seq, (map, view, at) => {
+      const seq = frame_seq(view, at);
+      if (seq > durable_own) return false;
+      const frame_bytes = frame_size_bytes(frame_len(view, at) - frame_header_bytes);
+      if (frame_bytes > budget && events > 0) return false;
+      chunker.add(map, view, at);
+      budget -= frame_bytes;
+      this.pushed_seq = seq;
       events++;
-    }
-    packer.cut();
-    const topic = this.topics.events(this.id);
-    for (const c of packer.chunks) this.emit(out, topic, { kind: "events", from: this.id, frames: c.frames, part: c.part }, false, null);
+      return true;
+    });
+    chunker.flush();
+    encoder.reset();
     this.counters.events_pushed += events;
   }
 
@@ -678,15 +690,4 @@ function id_set(ids: readonly string[], what: string): Set<string> {
     }
   }
   return new Set(ids);
-}
-
-/** Live pushes carry only the publisher's own events. */
-function check_single_origin(frames: Uint8Array, view: DataView, origin: string): void {
-  const hi = origin_hi(origin);
-  const lo = origin_lo(origin);
-  for (let at = 0; at < frames.length; at += frame_size_bytes(frame_len(view, at) - frame_header_bytes)) {
-    if (frame_origin_hi(view, at) !== hi || frame_origin_lo(view, at) !== lo) {
-      throw new Malformed("wrong_origin", `an event of another origin pushed by ${origin}`);
-    }
-  }
 }

@@ -1,9 +1,10 @@
 import { encode } from "cbor2";
-import { crc32c_update } from "../../src/lib/crc32c.ts";
 import type { Random } from "../../src/lib/random.ts";
 import { flag_batch_end, frame_header_bytes, frame_size_bytes, write_frame_header } from "../../src/log/frame.ts";
 import { new_origin, origin_hi, origin_lo } from "../../src/log/ids.ts";
-import { encode_message } from "../../src/sync/messages.ts";
+import { assemble_message, encode_message, protocol_version } from "../../src/sync/messages.ts";
+import type { TopicKind } from "../../src/sync/topics.ts";
+import { encode_frames } from "../../src/sync/wire_events.ts";
 import type { Delivery, SimBroker } from "./sim_broker.ts";
 
 /** A record frame for `origin:seq` with a valid crc. */
@@ -14,13 +15,21 @@ export function make_frame(origin: string, seq: number, payload: Uint8Array, tim
   return bytes;
 }
 
-/** A frame whose seq is 2^53 or more, with a crc that matches (so only the seq check can catch it). */
-export function overflow_frame(origin: string, payload: Uint8Array): Uint8Array {
-  const bytes = make_frame(origin, 1, payload);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(20, 0x00200000, true);
-  view.setUint32(4, crc32c_update(0, bytes, 8, frame_header_bytes + payload.length), true);
+/** The wire encoding of one event `origin:seq` with a valid crc. */
+export function make_events(origin: string, seq: number, payload: Uint8Array, time_ms = 1): Uint8Array {
+  return encode_frames(make_frame(origin, seq, payload, time_ms));
+}
+
+/** Encoded events whose run starts at a seq of 2^53 or more (only the seq check can catch it). */
+export function overflow_events(origin: string, payload: Uint8Array): Uint8Array {
+  const bytes = make_events(origin, 1, payload);
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(12, 0x00200000, true);
   return bytes;
+}
+
+/** A message with any envelope at all (CBOR-encoded as given), for forging bad ones. */
+export function forge(kind: TopicKind, envelope: unknown, events: Uint8Array | null = null, version = protocol_version): Uint8Array {
+  return assemble_message(kind, encode(envelope), events, version);
 }
 
 /**
@@ -70,8 +79,8 @@ export class Hostile {
   act(_now_ms: number): void {
     const rng = this.rng;
     const victim = rng.pick(this.victims);
-    const kind = rng.pick(["vv", "events", "status", "want", "to"]);
-    const base = { v: 1, from: this.id, kind };
+    const kind = rng.pick<TopicKind>(["vv", "events", "status", "want", "to"]);
+    const base = { from: this.id };
     switch (rng.int(0, 11)) {
       case 0:
         return this.send(this.topic(kind, victim), rng.bytes(rng.int(0, 300)));
@@ -101,19 +110,19 @@ export class Hostile {
         return this.send(this.topic("vv", victim), encode_message({ kind: "vv", from: this.id, name: "mallory", vv, pull: "*" }), true);
       }
       case 5: {
-        const frame = make_frame(victim, rng.int(1, 1000), rng.bytes(rng.int(0, 100)));
-        frame[rng.int(8, frame.length - 1)] ^= 1 << rng.int(0, 7);
-        return this.send(this.topic("to", victim), encode({ ...base, kind: "to", to: victim, req: rng.int(0, 100), frames: frame, last: true }));
+        const events = make_events(victim, rng.int(1, 1000), rng.bytes(rng.int(0, 100)));
+        events[rng.int(0, events.length - 1)] ^= 1 << rng.int(0, 7);
+        return this.send(this.topic("to", victim), forge("to", { ...base, to: victim, req: rng.int(0, 100), last: true }, events));
       }
       case 6:
-        return this.send(this.topic("to", victim), encode({ ...base, kind: "to", to: victim, req: 1, frames: overflow_frame(victim, rng.bytes(10)) }));
+        return this.send(this.topic("to", victim), forge("to", { ...base, to: victim, req: 1 }, overflow_events(victim, rng.bytes(10))));
       case 7:
         // A live push carrying another origin's events.
-        return this.send(this.topic("events", victim), encode({ ...base, kind: "events", frames: make_frame(victim, 1, rng.bytes(20)) }));
+        return this.send(this.topic("events", victim), forge("events", base, make_events(victim, 1, rng.bytes(20))));
       case 8:
         return this.send(this.topic(kind, victim), rng.bytes(this.max_packet_bytes + rng.int(1, 1000)));
       case 9:
-        return this.send(this.topic(kind, victim), encode({ ...base, v: rng.pick([0, 2, 99, "1"]) }));
+        return this.send(this.topic(kind, victim), forge(kind, base, null, rng.pick([0, 1, 3, 99, 255])));
       case 10: {
         const ranges = new Uint8Array(24);
         const view = new DataView(ranges.buffer);
@@ -121,11 +130,11 @@ export class Hostile {
         view.setUint32(4, origin_lo(victim), true);
         view.setUint32(16, 0xffffffff, true);
         view.setUint32(20, rng.chance(0.5) ? 0x1fffff : 0xffffffff, true);
-        return this.send(this.topic("want", victim), encode({ ...base, kind: "want", to: victim, req: rng.int(0, 1e6), max: 2 ** 40, ranges }));
+        return this.send(this.topic("want", victim), forge("want", { ...base, to: victim, req: rng.int(0, 1e6), max: 2 ** 40, ranges }));
       }
       default:
         // Mistyped fields.
-        return this.send(this.topic(kind, victim), encode({ ...base, to: victim, req: "x", frames: "nope", vv: [1, 2], online: "yes", name: 5 }));
+        return this.send(this.topic(kind, victim), forge(kind, { ...base, to: victim, req: "x", part: "nope", vv: [1, 2], online: "yes", name: 5 }));
     }
   }
 }

@@ -1,8 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { encode } from "cbor2";
 import type { DropReason } from "../../src/sync/counters.ts";
 import { encode_message } from "../../src/sync/messages.ts";
-import { make_frame, overflow_frame } from "../sim/hostile.ts";
+import { forge, make_events, overflow_events } from "../sim/hostile.ts";
 import { for_seeds } from "../support/seeded.ts";
 import { TestNet, type TestNode, dec, enc } from "./net.ts";
 
@@ -33,7 +32,7 @@ describe("hostile input", () => {
   test("each kind of bad message on each topic a replica listens on is dropped and counted by reason", async () => {
     const { net, a, b } = await victim_with_history();
     const me = b.id;
-    const base = (kind: string) => ({ v: 1, from: evil, kind });
+    const base = { from: evil };
     const cases: { topic: string; payload: Uint8Array; reason: DropReason }[] = [];
     const topics = {
       vv: `t/${evil}/vv`,
@@ -45,35 +44,44 @@ describe("hostile input", () => {
     const valid: Record<keyof typeof topics, Uint8Array> = {
       vv: encode_message({ kind: "vv", from: evil, name: "e", vv: new Map([[evil, 3]]), pull: "*" }),
       status: encode_message({ kind: "status", from: evil, online: true, session: 1 }),
-      events: encode_message({ kind: "events", from: evil, frames: make_frame(evil, 1, enc("x")), part: null }),
+      events: encode_message({ kind: "events", from: evil, events: make_events(evil, 1, enc("x")), part: null }),
       want: encode_message({ kind: "want", from: evil, to: me, req: 1, max_bytes: 1000, ranges: [{ origin: a.id, after: 0, upto: 5 }] }),
-      to: encode_message({ kind: "to", from: evil, to: me, req: 1, frames: new Uint8Array(0), part: null, last: true, held: null }),
+      to: encode_message({ kind: "to", from: evil, to: me, req: 1, events: new Uint8Array(0), part: null, last: true, held: null }),
     };
     for (const kind of Object.keys(topics) as (keyof typeof topics)[]) {
       const topic = topics[kind];
-      cases.push({ topic, payload: new Uint8Array([0xff, 0x00, 0x13, 0x37, 0xde, 0xad]), reason: "bad_cbor" });
-      cases.push({ topic, payload: valid[kind].subarray(0, valid[kind].length >> 1), reason: "bad_cbor" });
-      cases.push({ topic, payload: encode({ ...base(kind), v: 2 }), reason: "unknown_version" });
+      cases.push({ topic, payload: new Uint8Array([0xff, 0x00, 0x13, 0x37, 0xde, 0xad]), reason: "unknown_version" });
+      cases.push({ topic, payload: new Uint8Array([2, valid[kind][1], 3, 0, 0, 0, 0xff, 0x00, 0x13]), reason: "bad_cbor" });
+      cases.push({ topic, payload: valid[kind].subarray(0, 8), reason: "bad_cbor" });
+      cases.push({ topic, payload: valid[kind].subarray(0, 3), reason: "bad_cbor" });
+      cases.push({ topic, payload: forge(kind, base, null, 1), reason: "unknown_version" });
       cases.push({ topic, payload: new Uint8Array(8192 + 1), reason: "oversize" });
-      cases.push({ topic, payload: encode({ ...base(kind), from: a.id }), reason: "impersonation" });
-      cases.push({ topic, payload: encode({ ...base(kind === "vv" ? "status" : "vv") }), reason: "bad_shape" });
-      cases.push({ topic, payload: encode([1, 2, 3]), reason: "bad_cbor" });
+      cases.push({ topic, payload: forge(kind, { from: a.id }), reason: "impersonation" });
+      cases.push({ topic, payload: forge(kind === "vv" ? "status" : "vv", base), reason: "bad_shape" });
+      cases.push({ topic, payload: forge(kind, [1, 2, 3]), reason: "bad_cbor" });
     }
     cases.push({ topic: `t/not-an-id/vv`, payload: valid.vv, reason: "bad_topic" });
     cases.push({ topic: `t/${evil}/want/${a.id}`, payload: valid.want, reason: "not_for_me" });
     cases.push({ topic: `t/${me}/vv`, payload: valid.vv, reason: "own_echo" });
-    const bad_crc = make_frame(a.id, 11, enc("forged"));
+    const to = { ...base, to: me, req: 7 };
+    const bad_crc = make_events(a.id, 11, enc("forged"));
     bad_crc[bad_crc.length - 1] ^= 0x40;
-    cases.push({ topic: topics.to, payload: encode({ ...base("to"), to: me, req: 7, frames: bad_crc }), reason: "bad_frame" });
-    cases.push({ topic: topics.to, payload: encode({ ...base("to"), to: me, req: 7, frames: overflow_frame(a.id, enc("x")) }), reason: "seq_overflow" });
-    cases.push({ topic: topics.to, payload: encode({ ...base("to"), to: me, req: 7, frames: make_frame(a.id, 11, enc("x")).subarray(0, 30) }), reason: "bad_frame" });
-    cases.push({ topic: topics.events, payload: encode({ ...base("events"), frames: make_frame(a.id, 11, enc("x")) }), reason: "wrong_origin" });
-    cases.push({ topic: topics.events, payload: encode({ ...base("events"), frames: make_frame(evil, 1, enc("x")), part: [5, 3, 1] }), reason: "bad_part" });
+    cases.push({ topic: topics.to, payload: forge("to", to, bad_crc), reason: "bad_frame" });
+    cases.push({ topic: topics.to, payload: forge("to", to, overflow_events(a.id, enc("x"))), reason: "seq_overflow" });
+    const whole = make_events(a.id, 11, enc("xyz"));
+    for (let cut = 1; cut < whole.length; cut++) cases.push({ topic: topics.to, payload: forge("to", to, whole.subarray(0, cut)), reason: "bad_frame" });
+    const bad_flags = make_events(a.id, 11, enc("x"));
+    bad_flags[20 + 1 + 4] |= 0x10;
+    cases.push({ topic: topics.to, payload: forge("to", to, bad_flags), reason: "bad_frame" });
+    cases.push({ topic: topics.to, payload: forge("to", to, new Uint8Array(20)), reason: "bad_frame" });
+    cases.push({ topic: topics.events, payload: forge("events", base, make_events(a.id, 11, enc("x"))), reason: "wrong_origin" });
+    cases.push({ topic: topics.events, payload: forge("events", { ...base, part: [5, 3, 1] }, make_events(evil, 1, enc("x"))), reason: "bad_part" });
+    cases.push({ topic: topics.vv, payload: forge("vv", { ...base, name: "e", vv: new Uint8Array(0), pull: "*" }, enc("trailing")), reason: "bad_shape" });
     const huge_range = new Uint8Array(24);
     new DataView(huge_range.buffer).setUint32(20, 0xffffffff, true);
     new DataView(huge_range.buffer).setUint32(4, 1, true);
-    cases.push({ topic: topics.want, payload: encode({ ...base("want"), to: me, req: 3, max: 100, ranges: huge_range }), reason: "seq_overflow" });
-    cases.push({ topic: topics.to, payload: encode({ ...base("to"), to: me, req: 7, frames: "not bytes" }), reason: "bad_shape" });
+    cases.push({ topic: topics.want, payload: forge("want", { ...base, to: me, req: 3, max: 100, ranges: huge_range }), reason: "seq_overflow" });
+    cases.push({ topic: topics.to, payload: forge("to", { ...to, part: "not a part" }), reason: "bad_shape" });
 
     const held_before = b.log.count;
     for (const c of cases) {

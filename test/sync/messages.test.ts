@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type SyncMessage, decode_message, encode_message } from "../../src/sync/messages.ts";
 import { Topics } from "../../src/sync/topics.ts";
-import { make_frame } from "../sim/hostile.ts";
+import { make_events } from "../sim/hostile.ts";
 
 const a = "3f09c2a41b7e55d0";
 const b = "00000000000000b1";
@@ -9,16 +9,16 @@ const topics = new Topics("fleet/eu");
 
 describe("wire format", () => {
   test("every message kind survives encode and decode on its topic", () => {
-    const frames = make_frame(a, 42, new TextEncoder().encode("hello"));
+    const events = make_events(a, 42, new TextEncoder().encode("hello"));
     const cases: [string, SyncMessage][] = [
       [topics.vv(a), { kind: "vv", from: a, name: "truck 7", vv: new Map([[a, 42], [b, 2 ** 53 - 1]]), pull: [b] }],
       [topics.vv(a), { kind: "vv", from: a, name: "", vv: new Map(), pull: "*" }],
       [topics.status(a), { kind: "status", from: a, online: false, session: 1_700_000_000_000 }],
-      [topics.events(a), { kind: "events", from: a, frames, part: null }],
-      [topics.events(a), { kind: "events", from: a, frames, part: { at: 8, total: 100_000, id: 7 } }],
+      [topics.events(a), { kind: "events", from: a, events, part: null }],
+      [topics.events(a), { kind: "events", from: a, events, part: { at: 8, total: 100_000, id: 7 } }],
       [topics.want(a, b), { kind: "want", from: a, to: b, req: 9, max_bytes: 1 << 20, ranges: [{ origin: b, after: 3, upto: 2 ** 53 - 1 }] }],
-      [topics.to(a, b), { kind: "to", from: a, to: b, req: 9, frames, part: null, last: true, held: new Map([[b, 0]]) }],
-      [topics.to(a, b), { kind: "to", from: a, to: b, req: 10, frames: new Uint8Array(0), part: null, last: false, held: null }],
+      [topics.to(a, b), { kind: "to", from: a, to: b, req: 9, events, part: null, last: true, held: new Map([[b, 0]]) }],
+      [topics.to(a, b), { kind: "to", from: a, to: b, req: 10, events: new Uint8Array(0), part: null, last: false, held: null }],
     ];
     for (const [topic, message] of cases) {
       const parsed = topics.parse(topic);

@@ -3,7 +3,8 @@ import { flag_rejected } from "../../src/log/frame.ts";
 import type { Log } from "../../src/log/log.ts";
 import type { AnswerMessage, WantMessage } from "../../src/sync/messages.ts";
 import { encode_message } from "../../src/sync/messages.ts";
-import { make_frame } from "../sim/hostile.ts";
+import { encode_frames } from "../../src/sync/wire_events.ts";
+import { make_events, make_frame } from "../sim/hostile.ts";
 import { TestNet, type TestNode, dec, enc } from "./net.ts";
 
 function payloads(log: Log, origin: string): string[] {
@@ -70,7 +71,7 @@ describe("replication between replicas", () => {
       expect(s.bytes).toBeLessThanOrEqual(16 * 1024);
       if (s.message.kind !== "to") continue;
       const m = s.message as AnswerMessage;
-      by_req.set(m.req, (by_req.get(m.req) ?? 0) + m.frames.length);
+      by_req.set(m.req, (by_req.get(m.req) ?? 0) + m.events.length);
     }
     expect(by_req.size).toBeGreaterThan(10);
     for (const bytes of by_req.values()) expect(bytes).toBeLessThanOrEqual(window_bytes);
@@ -142,9 +143,9 @@ describe("merge rules", () => {
     a.log.append(enc("original"));
     await net.run();
     const clone = a.id;
-    const fake = make_frame(clone, 1, enc("an impostor with the same id"));
+    const fake = make_events(clone, 1, enc("an impostor with the same id"));
     const liar = "00000000000000aa";
-    net.inject(`t/${liar}/to/${b.id}`, encode_message({ kind: "to", from: liar, to: b.id, req: 1, frames: fake, part: null, last: true, held: null }));
+    net.inject(`t/${liar}/to/${b.id}`, encode_message({ kind: "to", from: liar, to: b.id, req: 1, events: fake, part: null, last: true, held: null }));
     await net.run();
     expect(b.rep.counters.conflicts).toBe(1);
     expect(payloads(b.log, a.id)).toEqual(["original"]);
@@ -157,7 +158,7 @@ describe("merge rules", () => {
     const origin = "00000000000000ab";
     const send = (seqs: number[]) => {
       const frames = Buffer.concat(seqs.map((s) => make_frame(origin, s, enc(`e${s}`))));
-      net.inject(`t/${origin}/events`, encode_message({ kind: "events", from: origin, frames: new Uint8Array(frames), part: null }));
+      net.inject(`t/${origin}/events`, encode_message({ kind: "events", from: origin, events: encode_frames(new Uint8Array(frames)), part: null }));
     };
     send([3, 4]);
     await net.run(3);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqtt from "mqtt";
-import { encode } from "cbor2";
 import { encode_message } from "../../src/sync/messages.ts";
-import { make_frame, overflow_frame } from "../sim/hostile.ts";
+import type { TopicKind } from "../../src/sync/topics.ts";
+import { forge, make_events, overflow_events } from "../sim/hostile.ts";
 import { Mosquitto } from "../support/mosquitto.ts";
 import { temp_dir } from "../support/temp_dir.ts";
 import { LiveReplica, converged, describe_vvs, wait_until } from "./live_replica.ts";
@@ -160,18 +160,19 @@ describe("sync through a real mosquitto", () => {
     const publish = (topic: string, payload: Uint8Array) =>
       new Promise<void>((resolve) => attacker.publish(topic, Buffer.from(payload), { qos: 1 }, () => resolve()));
     const topics = b.rep.subscriptions().map((f) => f.replace("+", evil));
-    const base = { v: 1, from: evil };
+    const base = { from: evil };
     for (const topic of topics) {
+      const kind = topic.split("/")[2] as TopicKind;
       await publish(topic, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
       await publish(topic, encode_message({ kind: "status", from: evil, online: true, session: 1 }).subarray(0, 5));
-      await publish(topic, encode({ ...base, v: 7 }));
-      await publish(topic, encode({ ...base, from: a.id, kind: "vv" }));
+      await publish(topic, forge(kind, base, null, 7));
+      await publish(topic, forge(kind, { from: a.id }));
     }
-    const bad_crc = make_frame(a.id, 101, new TextEncoder().encode("forged"));
-    bad_crc[44] ^= 1;
-    await publish(`it/${evil}/to/${b.id}`, encode({ ...base, kind: "to", to: b.id, req: 1, frames: bad_crc, last: true }));
-    await publish(`it/${evil}/to/${b.id}`, encode({ ...base, kind: "to", to: b.id, req: 1, frames: overflow_frame(a.id, new Uint8Array(4)) }));
-    await publish(`it/${evil}/events`, encode({ ...base, kind: "events", frames: make_frame(a.id, 101, new Uint8Array(4)) }));
+    const bad_crc = make_events(a.id, 101, new TextEncoder().encode("forged"));
+    bad_crc[bad_crc.length - 2] ^= 1;
+    await publish(`it/${evil}/to/${b.id}`, forge("to", { ...base, to: b.id, req: 1, last: true }, bad_crc));
+    await publish(`it/${evil}/to/${b.id}`, forge("to", { ...base, to: b.id, req: 1 }, overflow_events(a.id, new Uint8Array(4))));
+    await publish(`it/${evil}/events`, forge("events", base, make_events(a.id, 101, new Uint8Array(4))));
     await publish(`it/${evil}/vv`, encode_message({ kind: "vv", from: evil, name: "liar", vv: new Map([[a.id, 1e12]]), pull: "*" }));
     await a.append(100);
     await wait_until(() => b.log.held(a.id) === 200, () => describe_vvs([a, b]));

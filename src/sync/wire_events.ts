@@ -1,0 +1,361 @@
+import { assert } from "../lib/assert.ts";
+import { copy_bytes } from "../lib/bytes.ts";
+import { crc32c_update } from "../lib/crc32c.ts";
+import {
+  flag_batch_end,
+  flag_rejected,
+  frame_crc,
+  frame_flags,
+  frame_header_bytes,
+  frame_len,
+  frame_origin_hi,
+  frame_origin_lo,
+  frame_seq,
+  frame_time_ms,
+  payload_max_bytes,
+} from "../log/frame.ts";
+import { origin_from_words } from "../log/ids.ts";
+import { Malformed } from "./malformed.ts";
+import type { Part } from "./messages.ts";
+import { seq_hi_word_max } from "./packed.ts";
+
+/**
+ * Events on the wire (protocol v2): runs of one origin's consecutive seqs,
+ * so the 40-byte record header shrinks to about 8 bytes per event while the
+ * receiver can rebuild the origin's record frame bit for bit and check the
+ * origin's own crc32c. Little-endian:
+ *
+ *   run   := u32 origin_hi | u32 origin_lo | u32 first_seq_lo | u32 first_seq_hi | u32 count | event * count
+ *   event := uleb128 payload_len | u32 crc32c | u8 flags | time | payload
+ *   time  := u64 time_ms when flags & 0x80, else uleb128 zigzag(time_ms - previous event's time_ms in the run)
+ *
+ * flags & 3 are the frame's flags (batch-end, rejected); the crc is the
+ * frame's, over the rebuilt header fields and the payload.
+ */
+export const run_header_bytes = 20;
+const wire_time_absolute = 0x80;
+const wire_flags_known = wire_time_absolute | flag_batch_end | flag_rejected;
+/** Deltas within +-2^30 ms are sent as a varint; anything else as a full u64. */
+const delta_max_ms = 2 ** 30;
+const two_pow_32 = 4294967296;
+const seq_max = 2 ** 53 - 1;
+
+/** Most bytes one event can take on the wire, its run header included. */
+export function encoded_event_bytes_max(payload_bytes: number): number {
+  return run_header_bytes + 4 + 4 + 1 + 8 + payload_bytes;
+}
+
+/** The largest encoded region of one event (what a fragmented event reassembles to). */
+export const event_region_max_bytes = encoded_event_bytes_max(payload_max_bytes);
+
+function varint_bytes(value: number): number {
+  let n = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Encodes record frames (read in place from a segment mapping) into one
+ * chunk of at most capacity_bytes. The chunk is a view into a reused buffer:
+ * valid until the next `add` or `reset`, so the caller copies it into a
+ * message right away.
+ */
+export class EventsEncoder {
+  private readonly buf: Uint8Array;
+  private readonly view: DataView;
+  private limit_bytes: number;
+  private at = 0;
+  private run_at = -1;
+  private run_hi = 0;
+  private run_lo = 0;
+  private run_next_seq = 0;
+  private run_count = 0;
+  private prev_time_ms = 0;
+  /** Events in the current chunk. */
+  events = 0;
+
+  constructor(readonly capacity_bytes: number) {
+    assert(capacity_bytes >= 1024, "a chunk holds at least 1 KiB");
+    this.buf = new Uint8Array(capacity_bytes);
+    this.view = new DataView(this.buf.buffer);
+    this.limit_bytes = capacity_bytes;
+  }
+
+  /** The most bytes a chunk may take now (set by reset). */
+  get limit(): number {
+    return this.limit_bytes;
+  }
+
+  /** Whether the frame at `at` can go in a chunk at all (else send it alone, fragmented: encode_alone). */
+  fits_alone(view: DataView, at: number): boolean {
+    return encoded_event_bytes_max(frame_len(view, at) - frame_header_bytes) <= this.limit_bytes;
+  }
+
+  get bytes(): number {
+    return this.at;
+  }
+
+  /** The encoded chunk so far (a view; see the class comment). */
+  chunk(): Uint8Array {
+    return this.buf.subarray(0, this.at);
+  }
+
+  /** Starts an empty chunk of at most limit_bytes (default: the capacity). */
+  reset(limit_bytes = this.capacity_bytes): void {
+    assert(limit_bytes >= 1024 && limit_bytes <= this.capacity_bytes, "a chunk limit within the encoder's capacity");
+    this.limit_bytes = limit_bytes;
+    this.at = 0;
+    this.run_at = -1;
+    this.events = 0;
+  }
+
+  /** Appends the frame at map[at]; false when it does not fit in this chunk (send the chunk, reset, add again). */
+  add(map: Uint8Array, view: DataView, at: number): boolean {
+    const len = frame_len(view, at);
+    const payload_bytes = len - frame_header_bytes;
+    const hi = frame_origin_hi(view, at);
+    const lo = frame_origin_lo(view, at);
+    const seq = frame_seq(view, at);
+    const time_ms = frame_time_ms(view, at);
+    const continues = this.run_at >= 0 && hi === this.run_hi && lo === this.run_lo && seq === this.run_next_seq;
+    const delta = continues ? time_ms - this.prev_time_ms : Number.POSITIVE_INFINITY;
+    const small_delta = delta > -delta_max_ms && delta < delta_max_ms;
+    const zigzag = small_delta ? (delta >= 0 ? 2 * delta : -2 * delta - 1) : 0;
+    const need = (continues ? 0 : run_header_bytes) + varint_bytes(payload_bytes) + 5 + (small_delta ? varint_bytes(zigzag) : 8) + payload_bytes;
+    if (this.at + need > this.limit_bytes) return false;
+    const out = this.view;
+    if (!continues) {
+      this.run_at = this.at;
+      this.run_hi = hi;
+      this.run_lo = lo;
+      this.run_count = 0;
+      out.setUint32(this.at, hi, true);
+      out.setUint32(this.at + 4, lo, true);
+      out.setUint32(this.at + 8, seq % two_pow_32, true);
+      out.setUint32(this.at + 12, Math.floor(seq / two_pow_32), true);
+      this.at += run_header_bytes;
+    }
+    this.at = this.put_varint(this.at, payload_bytes);
+    out.setUint32(this.at, frame_crc(view, at), true);
+    const flags = frame_flags(view, at) & (flag_batch_end | flag_rejected);
+    if (small_delta) {
+      this.buf[this.at + 4] = flags;
+      this.at = this.put_varint(this.at + 5, zigzag);
+    } else {
+      this.buf[this.at + 4] = flags | wire_time_absolute;
+      out.setUint32(this.at + 5, time_ms % two_pow_32, true);
+      out.setUint32(this.at + 9, Math.floor(time_ms / two_pow_32), true);
+      this.at += 13;
+    }
+    copy_bytes(map, at + frame_header_bytes, at + len, this.buf, this.at);
+    this.at += payload_bytes;
+    this.run_count++;
+    out.setUint32(this.run_at + 16, this.run_count, true);
+    this.run_next_seq = seq + 1;
+    this.prev_time_ms = time_ms;
+    this.events++;
+    return true;
+  }
+
+  private put_varint(at: number, value: number): number {
+    const buf = this.buf;
+    while (value >= 0x80) {
+      buf[at++] = (value % 128) | 0x80;
+      value = Math.floor(value / 128);
+    }
+    buf[at++] = value;
+    return at;
+  }
+}
+
+/** One event too big for a message, encoded on its own (then sent in fragments). */
+function encode_alone(map: Uint8Array, view: DataView, at: number): Uint8Array {
+  const encoder = new EventsEncoder(Math.max(1024, encoded_event_bytes_max(frame_len(view, at) - frame_header_bytes)));
+  assert(encoder.add(map, view, at), "an event fits a chunk sized for it");
+  return encoder.chunk();
+}
+
+/**
+ * Feeds frames to an encoder and hands every full chunk to `send`; an event
+ * too big for any chunk goes alone, cut into fragments (`part`) that the
+ * receiver reassembles. What is left in the encoder after the last `add` is
+ * the caller's to send (an answer marks it last).
+ */
+export class EventsChunker {
+  constructor(
+    private readonly encoder: EventsEncoder,
+    private readonly send: (events: Uint8Array, part: Part | null) => void,
+  ) {}
+
+  add(map: Uint8Array, view: DataView, at: number): void {
+    const encoder = this.encoder;
+    if (!encoder.fits_alone(view, at)) {
+      this.flush();
+      const whole = encode_alone(map, view, at);
+      const id = frame_crc(view, at);
+      for (let p = 0; p < whole.length; p += encoder.limit) {
+        this.send(whole.subarray(p, Math.min(whole.length, p + encoder.limit)), { at: p, total: whole.length, id });
+      }
+      return;
+    }
+    if (encoder.add(map, view, at)) return;
+    this.flush();
+    assert(encoder.add(map, view, at), "an event that fits alone fits an empty chunk");
+  }
+
+  /** Sends the chunk being filled, if it holds any event. */
+  flush(): void {
+    if (this.encoder.events === 0) return;
+    this.send(this.encoder.chunk(), null);
+    this.encoder.reset(this.encoder.limit);
+  }
+}
+
+/**
+ * The events of one received region, decoded and checked, as parallel
+ * arrays (no object per event). Payloads stay in `bytes`, the received
+ * message. Reused from message to message.
+ */
+export class DecodedEvents {
+  bytes: Uint8Array = new Uint8Array(0);
+  count = 0;
+  readonly origin: string[] = [];
+  readonly origin_hi: number[] = [];
+  readonly origin_lo: number[] = [];
+  readonly seq: number[] = [];
+  readonly time_ms: number[] = [];
+  readonly flags: number[] = [];
+  readonly crc: number[] = [];
+  readonly payload_start: number[] = [];
+  readonly payload_end: number[] = [];
+  /** Runs: index of each run's first event, and its origin. */
+  readonly run_first: number[] = [];
+
+  clear(): void {
+    this.count = 0;
+    this.run_first.length = 0;
+  }
+}
+
+const header_scratch = new Uint8Array(frame_header_bytes);
+const header_view = new DataView(header_scratch.buffer);
+
+/** The crc32c of the frame these fields and payload make (what the origin wrote). */
+export function frame_crc_of(hi: number, lo: number, seq: number, time_ms: number, flags: number, bytes: Uint8Array, start: number, end: number): number {
+  header_view.setUint32(8, hi, true);
+  header_view.setUint32(12, lo, true);
+  header_view.setUint32(16, seq % two_pow_32, true);
+  header_view.setUint32(20, Math.floor(seq / two_pow_32), true);
+  header_view.setUint32(24, time_ms % two_pow_32, true);
+  header_view.setUint32(28, Math.floor(time_ms / two_pow_32), true);
+  header_view.setUint32(32, flags, true);
+  header_view.setUint32(36, 0, true);
+  return crc32c_update(crc32c_update(0, header_scratch, 8, frame_header_bytes), bytes, start, end);
+}
+
+function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < max_bytes; i++) {
+    if (at >= end) throw new Malformed("bad_frame", "an event cut short");
+    const b = bytes[at++];
+    value += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) return [value, at];
+    scale *= 128;
+  }
+  throw new Malformed("bad_frame", "a number longer than allowed");
+}
+
+/**
+ * Decodes and checks every event of `bytes` into `out` before any is used:
+ * whole, crc-valid, seq in 1..2^53, origin not zero, known flags. One bad
+ * event drops the whole message. Returns the number of events.
+ */
+export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
+  out.clear();
+  out.bytes = bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = bytes.length;
+  let at = 0;
+  let n = 0;
+  while (at < end) {
+    if (end - at < run_header_bytes) throw new Malformed("bad_frame", `${end - at} stray bytes after the last event`);
+    const hi = view.getUint32(at, true);
+    const lo = view.getUint32(at + 4, true);
+    const seq_hi = view.getUint32(at + 12, true);
+    if (seq_hi >= seq_hi_word_max) throw new Malformed("seq_overflow", "a run starting beyond seq 2^53");
+    const first_seq = seq_hi * two_pow_32 + view.getUint32(at + 8, true);
+    const count = view.getUint32(at + 16, true);
+    if (hi === 0 && lo === 0) throw new Malformed("bad_frame", "a run of origin 0");
+    if (first_seq < 1 || count < 1) throw new Malformed("bad_frame", "a run with seq 0 or no events");
+    if (first_seq + count - 1 > seq_max) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
+    at += run_header_bytes;
+    const origin = origin_from_words(hi, lo);
+    out.run_first.push(n);
+    let time_ms = 0;
+    for (let i = 0; i < count; i++) {
+      let payload_bytes: number;
+      [payload_bytes, at] = read_varint(bytes, at, end, 4);
+      if (payload_bytes > payload_max_bytes) throw new Malformed("bad_frame", `an event of ${payload_bytes} bytes`);
+      if (end - at < 5) throw new Malformed("bad_frame", "an event cut short");
+      const crc = view.getUint32(at, true);
+      const wire_flags = bytes[at + 4];
+      at += 5;
+      if ((wire_flags & ~wire_flags_known) !== 0) throw new Malformed("bad_frame", `unknown event flags ${wire_flags}`);
+      if ((wire_flags & wire_time_absolute) !== 0) {
+        if (end - at < 8) throw new Malformed("bad_frame", "an event cut short");
+        const time_hi = view.getUint32(at + 4, true);
+        if (time_hi >= seq_hi_word_max) throw new Malformed("bad_frame", "a time beyond 2^53 ms");
+        time_ms = time_hi * two_pow_32 + view.getUint32(at, true);
+        at += 8;
+      } else {
+        let zigzag: number;
+        [zigzag, at] = read_varint(bytes, at, end, 5);
+        if (zigzag >= 2 * delta_max_ms) throw new Malformed("bad_frame", "a time delta out of range");
+        time_ms += zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2;
+        if (time_ms < 0 || time_ms > seq_max) throw new Malformed("bad_frame", "a time out of range");
+      }
+      if (end - at < payload_bytes) throw new Malformed("bad_frame", "an event cut short");
+      const seq = first_seq + i;
+      const flags = wire_flags & (flag_batch_end | flag_rejected);
+      if (frame_crc_of(hi, lo, seq, time_ms, flags, bytes, at, at + payload_bytes) !== crc) {
+        throw new Malformed("bad_frame", `event ${origin}:${seq} fails its crc`);
+      }
+      out.origin[n] = origin;
+      out.origin_hi[n] = hi;
+      out.origin_lo[n] = lo;
+      out.seq[n] = seq;
+      out.time_ms[n] = time_ms;
+      out.flags[n] = flags;
+      out.crc[n] = crc;
+      out.payload_start[n] = at;
+      out.payload_end[n] = at + payload_bytes;
+      at += payload_bytes;
+      n++;
+    }
+  }
+  out.count = n;
+  return n;
+}
+
+/** Encodes concatenated record frames (e.g. read from a log) as a wire region; for tests and tools. */
+export function encode_frames(frames: Uint8Array): Uint8Array {
+  const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+  const parts: Uint8Array[] = [];
+  let encoder = new EventsEncoder(Math.max(1024, frames.length * 2));
+  for (let at = 0; at < frames.length; ) {
+    const len = frame_len(view, at);
+    assert(len >= frame_header_bytes, "a whole frame");
+    if (!encoder.add(frames, view, at)) {
+      parts.push(encoder.chunk().slice());
+      encoder = new EventsEncoder(encoder.capacity_bytes);
+      continue;
+    }
+    at += (len + 7) & ~7;
+  }
+  parts.push(encoder.chunk().slice());
+  return parts.length === 1 ? parts[0] : new Uint8Array(Buffer.concat(parts));
+}

@@ -8,10 +8,10 @@ import { encode_frames } from "../../src/sync/wire_events.ts";
 import type { Delivery, SimBroker } from "./sim_broker.ts";
 
 /** A record frame for `origin:seq` with a valid crc. */
-export function make_frame(origin: string, seq: number, payload: Uint8Array, time_ms = 1): Uint8Array {
+export function make_frame(origin: string, seq: number, payload: Uint8Array, time_ms = 1, flags = flag_batch_end): Uint8Array {
   const bytes = new Uint8Array(frame_size_bytes(payload.length));
   bytes.set(payload, frame_header_bytes);
-  write_frame_header(bytes, new DataView(bytes.buffer), 0, origin_hi(origin), origin_lo(origin), seq, time_ms, flag_batch_end, payload);
+  write_frame_header(bytes, new DataView(bytes.buffer), 0, origin_hi(origin), origin_lo(origin), seq, time_ms, flags, payload);
   return bytes;
 }
 

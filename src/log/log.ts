@@ -152,6 +152,13 @@ export class Log {
   private flushed_pos: number;
   /** Events fsynced (survive a power cut). */
   private durable_pos: number;
+  /** origin -> highest seq durable, brought up to durable_count lazily from the pending batches below. */
+  private readonly durable_vv_map: Map<string, number>;
+  /** Committed batches not yet applied to durable_vv_map: the position after each and the seq it reached for one origin. */
+  private readonly pending_end_pos: number[] = [];
+  private readonly pending_origin: string[] = [];
+  private readonly pending_seq: number[] = [];
+  private pending_head = 0;
 
   /** Waiting for a flush (never mode's durability). */
   private readonly flush_waiters = new WaiterQueue();
@@ -210,6 +217,8 @@ export class Log {
     this.next_pos = this.active.end_pos;
     this.flushed_pos = this.next_pos;
     this.durable_pos = this.next_pos;
+    // Recovery made everything it kept durable.
+    this.durable_vv_map = new Map(this.vv_map);
     this.staged_at = this.active.end_bytes;
     if (!this.read_only && this.sync_mode === "interval") {
       const interval_ms = options.sync_interval_ms ?? sync_interval_default_ms;
@@ -275,6 +284,7 @@ export class Log {
     this.stage(this.id, this.origin_hi, this.origin_lo, seq, this.clock.now_ms(), flag_batch_end, payload);
     this.vv_map.set(this.id, seq);
     this.committed(1, payload.length);
+    this.pending_push(this.id, seq);
     return seq;
   }
 
@@ -298,6 +308,7 @@ export class Log {
     }
     this.vv_map.set(this.id, first + last);
     this.committed(payloads.length, payload_bytes);
+    this.pending_push(this.id, first + last);
     return first;
   }
 
@@ -362,6 +373,7 @@ export class Log {
       this.vv_map.set(e.origin, e.seq);
     }
     this.committed(fresh, payload_bytes);
+    for (const [origin, next_seq] of next) this.pending_push(origin, next_seq - 1);
     return results;
   }
 
@@ -418,6 +430,7 @@ export class Log {
       this.vv_map.set(events.origin[i], events.seq[i]);
     }
     this.committed(fresh, payload_bytes);
+    for (const [origin, next_seq] of next) this.pending_push(origin, next_seq - 1);
     return fresh;
   }
 
@@ -573,6 +586,56 @@ export class Log {
         pos++;
       }
     }
+  }
+
+  /**
+   * The durable version vector: what is held minus events not yet durable
+   * (positions from durable_count on). Only this may be published or
+   * acknowledged, so a replica restarted after a crash never contradicts
+   * what peers were told.
+   */
+  durable_vv(): Map<string, number> {
+    this.check_open();
+    this.catch_up_durable_vv();
+    return new Map(this.durable_vv_map);
+  }
+
+  /** Highest seq of `origin` held durably (0 when none). */
+  durable_held(origin: string): number {
+    this.check_open();
+    this.catch_up_durable_vv();
+    return this.durable_vv_map.get(origin) ?? 0;
+  }
+
+  /** Applies the batches that became durable to durable_vv_map. */
+  private catch_up_durable_vv(): void {
+    const durable = this.durable_count;
+    const ends = this.pending_end_pos;
+    let head = this.pending_head;
+    while (head < ends.length && ends[head] <= durable) {
+      this.durable_vv_map.set(this.pending_origin[head], this.pending_seq[head]);
+      head++;
+    }
+    if (head === ends.length) {
+      ends.length = 0;
+      this.pending_origin.length = 0;
+      this.pending_seq.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > ends.length) {
+      ends.splice(0, head);
+      this.pending_origin.splice(0, head);
+      this.pending_seq.splice(0, head);
+      head = 0;
+    }
+    this.pending_head = head;
+  }
+
+  /** Notes that the batch just committed wrote origin up to seq (applied to durable_vv once durable). */
+  private pending_push(origin: string, seq: number): void {
+    this.pending_end_pos.push(this.next_pos);
+    this.pending_origin.push(origin);
+    this.pending_seq.push(seq);
+    if (this.pending_end_pos.length - this.pending_head > 4096) this.catch_up_durable_vv();
   }
 
   /** The version vector: origin -> highest seq held. */

@@ -116,10 +116,11 @@ export function encode_message(m: SyncMessage): Uint8Array {
 /** Frames an envelope (already CBOR) and an events region into one message. Exported for tests that forge messages. */
 export function assemble_message(kind: TopicKind, envelope: Uint8Array, events: Uint8Array | null, version = protocol_version): Uint8Array {
   const events_bytes = events === null ? 0 : events.length;
-  const bytes = new Uint8Array(message_prefix_bytes + envelope.length + events_bytes);
+  // Unzeroed: every byte is written below, and zeroing fresh 128 KiB buffers showed in profiles.
+  const bytes: Uint8Array = Buffer.allocUnsafe(message_prefix_bytes + envelope.length + events_bytes);
   bytes[0] = version;
   bytes[1] = kind_codes[kind];
-  new DataView(bytes.buffer).setUint32(2, envelope.length, true);
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(2, envelope.length, true);
   bytes.set(envelope, message_prefix_bytes);
   if (events !== null) bytes.set(events, message_prefix_bytes + envelope.length);
   return bytes;

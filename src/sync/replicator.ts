@@ -19,7 +19,7 @@ import {
 } from "./messages.ts";
 import { type SeqRange, vv_entry_bytes } from "./packed.ts";
 import { Peer } from "./peers.ts";
-import { type ReplicaLog, durable_held, durable_vv } from "./replica_log.ts";
+import type { ReplicaLog } from "./replica_log.ts";
 import { Topics } from "./topics.ts";
 import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wire_events.ts";
 
@@ -256,7 +256,7 @@ export class Replicator {
     this.session = Math.max(this.session + 1, Math.floor(now_ms));
     for (const peer of this.peers.values()) peer.backoff_until_ms = 0;
     // Own events appended while offline reach peers through their repair requests, not a burst of pushes.
-    this.pushed_seq = durable_held(this.log, this.id);
+    this.pushed_seq = this.log.durable_held(this.id);
     const out: Outbound[] = [];
     this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
     this.publish_vv(out, now_ms);
@@ -461,7 +461,7 @@ export class Replicator {
         return true;
       });
       if (!out_of_budget && served < r.upto) {
-        held.set(r.origin, served > r.after ? served : Math.min(r.after, durable_held(this.log, r.origin)));
+        held.set(r.origin, served > r.after ? served : Math.min(r.after, this.log.durable_held(r.origin)));
       }
       if (out_of_budget) break;
     }
@@ -476,7 +476,7 @@ export class Replicator {
 
   /** Pushes own durable events not pushed yet on P/<id>/events, at most push_burst_bytes per call. */
   private push_own(out: Outbound[]): void {
-    const durable_own = durable_held(this.log, this.id);
+    const durable_own = this.log.durable_held(this.id);
     if (durable_own <= this.pushed_seq) return;
     const topic = this.topics.events(this.id);
     const encoder = this.encoder;
@@ -510,7 +510,7 @@ export class Replicator {
   private publish_vv(out: Outbound[], now_ms: number): void {
     this.last_vv_count = this.log.durable_count;
     this.last_vv_ms = now_ms;
-    let vv = durable_vv(this.log);
+    let vv = this.log.durable_vv();
     const entries_max = Math.floor((this.max_packet_bytes - 2 * envelope_reserve_bytes) / vv_entry_bytes);
     if (vv.size > entries_max) {
       // Keep own events first: that entry is the acknowledgement peers wait for.
@@ -602,7 +602,7 @@ export class Replicator {
 
   /** Per-peer lag and counters for /metrics and /api/peers. */
   status(now_ms: number): SyncStatus {
-    const mine = durable_vv(this.log);
+    const mine = this.log.durable_vv();
     const own = mine.get(this.id) ?? 0;
     const peers: PeerStatus[] = [];
     for (const p of this.peers.values()) {

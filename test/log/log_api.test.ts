@@ -159,3 +159,24 @@ describe("embedded log API", () => {
     await again.close();
   });
 });
+
+describe("durable version vector", () => {
+  test("durable_vv and durable_held move only when events become durable, for own and accepted events", async () => {
+    const log = await Log.open({ dir: temp_dir(), sync: "always" });
+    log.append(enc("one"));
+    await log.durable();
+    log.append_batch([enc("two"), enc("three")]);
+    log.accept_batch([{ origin: other, seq: 1, time_ms: 5, payload: enc("theirs") }]);
+    expect(log.vv()).toEqual({ [log.id]: 3, [other]: 1 });
+    expect(log.durable_held(log.id)).toBe(1);
+    expect(log.durable_held(other)).toBe(0);
+    expect(log.durable_vv()).toEqual(new Map([[log.id, 1]]));
+    await log.durable();
+    expect(log.durable_held(log.id)).toBe(3);
+    expect(log.durable_vv()).toEqual(new Map([[log.id, 3], [other, 1]]));
+    await log.close();
+    const again = await Log.open({ dir: log.dir });
+    expect(again.durable_vv()).toEqual(new Map([[log.id, 3], [other, 1]]));
+    await again.close();
+  });
+});

@@ -44,7 +44,7 @@ export const event_drop_reasons = [
 ] as const;
 export type EventDropReason = (typeof event_drop_reasons)[number];
 
-export const message_kinds: readonly TopicKind[] = ["vv", "events", "want", "to", "status"];
+export const message_kinds: readonly TopicKind[] = ["vv", "entry", "events", "want", "to", "status"];
 
 export interface SyncCounters {
   messages_in: Record<TopicKind, number>;

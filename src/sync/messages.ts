@@ -18,7 +18,7 @@ import type { ParsedTopic, TopicKind } from "./topics.ts";
  */
 export const protocol_version = 2;
 export const message_prefix_bytes = 6;
-const kind_codes: Record<TopicKind, number> = { vv: 1, status: 2, events: 3, want: 4, to: 5 };
+const kind_codes: Record<TopicKind, number> = { vv: 1, status: 2, events: 3, want: 4, to: 5, entry: 6 };
 export const want_ranges_max = 256;
 export const name_max_chars = 256;
 
@@ -39,6 +39,24 @@ export interface VvMessage {
   /** Durable version vector: origin -> highest seq held durably. */
   vv: Map<string, number>;
   pull: "*" | string[];
+}
+
+/**
+ * One entry of the sender's durable vv, retained on `P/<from>/vv/<origin>`:
+ * the acknowledgement a replica that pulls few origins waits for (its own
+ * entry) and the sources of what it pulls, without the whole vv of a hub
+ * that grows with the fleet.
+ */
+export interface EntryMessage {
+  kind: "entry";
+  from: string;
+  name: string;
+  /** The origin (from the topic). */
+  origin: string;
+  /** The sender holds origin's events 1..seq durably (0: none). */
+  seq: number;
+  /** Whether the sender pulls (keeps) this origin's events. */
+  pulls: boolean;
 }
 
 export interface StatusMessage {
@@ -81,15 +99,19 @@ export interface AnswerMessage {
   held: Map<string, number> | null;
 }
 
-export type SyncMessage = VvMessage | StatusMessage | EventsMessage | WantMessage | AnswerMessage;
+export type SyncMessage = VvMessage | EntryMessage | StatusMessage | EventsMessage | WantMessage | AnswerMessage;
 
-export function encode_message(m: SyncMessage): Uint8Array {
+/** Encodes `m`; into `buffer` (from a MessagePool) when given and large enough, else a new one. */
+export function encode_message(m: SyncMessage, buffer: Uint8Array | null = null): Uint8Array {
   const base = { from: m.from };
   let envelope: Record<string, unknown>;
   let events: Uint8Array | null = null;
   switch (m.kind) {
     case "vv":
       envelope = { ...base, name: m.name, vv: encode_vv(m.vv), pull: m.pull === "*" ? "*" : encode_ids(m.pull) };
+      break;
+    case "entry":
+      envelope = { ...base, name: m.name, seq: m.seq, pulls: m.pulls };
       break;
     case "status":
       envelope = { ...base, online: m.online, session: m.session };
@@ -110,14 +132,21 @@ export function encode_message(m: SyncMessage): Uint8Array {
       break;
     }
   }
-  return assemble_message(m.kind, encode(envelope), events);
+  return assemble_message(m.kind, encode(envelope), events, protocol_version, buffer);
 }
 
 /** Frames an envelope (already CBOR) and an events region into one message. Exported for tests that forge messages. */
-export function assemble_message(kind: TopicKind, envelope: Uint8Array, events: Uint8Array | null, version = protocol_version): Uint8Array {
+export function assemble_message(
+  kind: TopicKind,
+  envelope: Uint8Array,
+  events: Uint8Array | null,
+  version = protocol_version,
+  buffer: Uint8Array | null = null,
+): Uint8Array {
   const events_bytes = events === null ? 0 : events.length;
-  // Unzeroed: every byte is written below, and zeroing fresh 128 KiB buffers showed in profiles.
-  const bytes: Uint8Array = Buffer.allocUnsafe(message_prefix_bytes + envelope.length + events_bytes);
+  const total = message_prefix_bytes + envelope.length + events_bytes;
+  // Unzeroed: every byte is written below.
+  const bytes: Uint8Array = buffer !== null && buffer.length >= total ? buffer.subarray(0, total) : Buffer.allocUnsafe(total);
   bytes[0] = version;
   bytes[1] = kind_codes[kind];
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(2, envelope.length, true);
@@ -196,6 +225,12 @@ export function decode_message(bytes: Uint8Array, topic: ParsedTopic): SyncMessa
       if (typeof name !== "string" || name.length > name_max_chars) throw new Malformed("bad_shape", "field name is not a short text");
       const pull = body.pull === "*" ? "*" : decode_ids(bytes_field(body, "pull"));
       return { kind: "vv", from, name, vv: decode_vv(bytes_field(body, "vv")), pull };
+    }
+    case "entry": {
+      const name = body.name;
+      if (typeof name !== "string" || name.length > name_max_chars) throw new Malformed("bad_shape", "field name is not a short text");
+      if (typeof body.pulls !== "boolean") throw new Malformed("bad_shape", "field pulls is not a boolean");
+      return { kind: "entry", from, name, origin: topic.peer as string, seq: count_field(body, "seq", 0), pulls: body.pulls };
     }
     case "status":
       if (typeof body.online !== "boolean") throw new Malformed("bad_shape", "field online is not a boolean");

@@ -7,8 +7,10 @@ import { Reassembler } from "./fragments.ts";
 import { GapBuffer } from "./gap_buffer.ts";
 import { Malformed } from "./malformed.ts";
 import { Merger, type SyncValidator } from "./merge.ts";
+import { MessagePool } from "./message_pool.ts";
 import {
   type AnswerMessage,
+  type EntryMessage,
   type Part,
   type SyncMessage,
   type VvMessage,
@@ -29,6 +31,8 @@ export interface Outbound {
   payload: Uint8Array;
   retain: boolean;
   qos: 0 | 1;
+  /** Call once the broker acknowledged the message and nothing reads `payload` any more: its buffer is reused. */
+  release?: () => void;
 }
 
 export interface ReplicatorOptions {
@@ -87,6 +91,9 @@ export const sync_defaults = {
   peers_max: 10_000,
   accept_batch_max_bytes: 1024 * 1024,
 } as const;
+
+/** Idle outgoing buffers kept for reuse: about the transport's publishes in flight. */
+const message_pool_keep_max = 64;
 
 /** Kept free in every message for the topic, the MQTT fixed and variable header and the CBOR envelope. */
 export const envelope_reserve_bytes = 512;
@@ -162,6 +169,7 @@ export class Replicator {
   /** Reused for every outgoing batch and every received one: no per-message buffers on the hot path. */
   private readonly encoder: EventsEncoder;
   private readonly decoded = new DecodedEvents();
+  private readonly pool: MessagePool;
 
   private connected = false;
   private req_counter = 0;
@@ -178,6 +186,12 @@ export class Replicator {
   private readonly dirty = new Set<string>();
   private plan_all = true;
   private warned_own_ahead = false;
+  /** vv entries last published (origin -> seq), and when. */
+  private readonly entries_published = new Map<string, number>();
+  private entries_dirty = false;
+  private last_entries_ms = Number.NEGATIVE_INFINITY;
+  private last_entries_refresh_ms = Number.NEGATIVE_INFINITY;
+  private last_entries_count = -1;
   private warned_vv_truncated = false;
 
   constructor(options: ReplicatorOptions) {
@@ -207,6 +221,7 @@ export class Replicator {
     this.peers_max = options.peers_max ?? d.peers_max;
     this.on_warning = options.on_warning ?? (() => {});
     this.encoder = new EventsEncoder(this.max_packet_bytes - envelope_reserve_bytes);
+    this.pool = new MessagePool(this.max_packet_bytes, message_pool_keep_max);
     this.gap = new GapBuffer(options.gap_buffer_max_bytes ?? d.gap_buffer_max_bytes);
     this.merger = new Merger({
       log: this.log,
@@ -224,14 +239,22 @@ export class Replicator {
     return origin !== this.id && (this.pull_set === null || this.pull_set.has(origin));
   }
 
-  /** Topic filters the transport subscribes to (with no-local where the broker supports it). */
+  /**
+   * Topic filters the transport subscribes to (with no-local where the
+   * broker supports it). A replica that pulls everything follows whole vvs;
+   * one that pulls a list follows only the vv entries it needs (its own
+   * acknowledgement and the origins it pulls), so its traffic does not grow
+   * with the number of origins a hub holds.
+   */
   subscriptions(): string[] {
     const t = this.topics;
     const p = t.prefix;
     const subs = [`${p}/+/want/${this.id}`, `${p}/+/to/${this.id}`];
-    if (this.watch_set === null) subs.push(`${p}/+/vv`, `${p}/+/status`);
-    else {
-      for (const id of new Set([...this.watch_set, ...(this.pull_set ?? [])])) subs.push(t.vv(id), t.status(id));
+    const watched = this.watch_set === null ? ["+"] : [...new Set([...this.watch_set, ...(this.pull_set ?? [])])];
+    for (const w of watched) {
+      subs.push(`${p}/${w}/status`);
+      if (this.pull_set === null) subs.push(`${p}/${w}/vv`);
+      else for (const origin of [this.id, ...this.pull_set]) subs.push(`${p}/${w}/vv/${origin}`);
     }
     if (this.pull_set === null) subs.push(`${p}/+/events`);
     else for (const id of this.pull_set) subs.push(t.events(id));
@@ -260,6 +283,7 @@ export class Replicator {
     const out: Outbound[] = [];
     this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
     this.publish_vv(out, now_ms);
+    this.maybe_publish_entries(out, now_ms, true);
     this.plan_all = true;
     this.plan(out, now_ms);
     return out;
@@ -277,6 +301,7 @@ export class Replicator {
     if (!this.connected) return out;
     this.push_own(out);
     this.maybe_publish_vv(out, now_ms);
+    this.maybe_publish_entries(out, now_ms, false);
     return out;
   }
 
@@ -294,6 +319,7 @@ export class Replicator {
     if (!this.connected) return out;
     this.push_own(out);
     this.maybe_publish_vv(out, now_ms);
+    this.maybe_publish_entries(out, now_ms, false);
     // Backoffs expire with time, so ticks look at every origin.
     this.plan_all = true;
     this.plan(out, now_ms);
@@ -317,7 +343,7 @@ export class Replicator {
     const known = this.peers.get(parsed.from) ?? null;
     if (parsed.from === this.id) return this.drop(out, "own_echo", null);
     if (payload.length > this.max_packet_bytes) return this.drop(out, "oversize", known);
-    if (parsed.peer !== null && parsed.peer !== this.id) return this.drop(out, "not_for_me", known);
+    if ((parsed.kind === "want" || parsed.kind === "to") && parsed.peer !== this.id) return this.drop(out, "not_for_me", known);
     try {
       const message = decode_message(payload, parsed);
       const peer = this.peer_for(parsed.from);
@@ -341,6 +367,8 @@ export class Replicator {
     switch (m.kind) {
       case "vv":
         return this.handle_vv(peer, m);
+      case "entry":
+        return this.handle_entry(peer, m);
       case "status":
         if (m.online && peer.online === false) peer.backoff_until_ms = 0;
         // Offline, or back with a new session (clean start, subscriptions made anew): a request in flight to it is lost.
@@ -362,9 +390,24 @@ export class Replicator {
   private handle_vv(peer: Peer, m: VvMessage): void {
     peer.name = m.name;
     peer.pull = m.pull === "*" ? "*" : new Set(m.pull);
+    if (m.pull !== "*") this.entries_dirty = true; // it may want entries of ours
     // Only what matters here: origins this replica pulls (sources) and its own (the peer's acknowledgement).
     for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.raise(peer, origin, seq);
-    const own_claim = m.vv.get(this.id) ?? 0;
+    this.check_own_claim(peer, m.vv.get(this.id) ?? 0);
+  }
+
+  private handle_entry(peer: Peer, m: EntryMessage): void {
+    peer.name = m.name;
+    if (peer.pull !== "*") {
+      if (peer.pull === null) peer.pull = new Set();
+      if (m.pulls) peer.pull.add(m.origin);
+      else peer.pull.delete(m.origin);
+    }
+    if (m.origin === this.id || this.pulls(m.origin)) this.raise(peer, m.origin, m.seq);
+    if (m.origin === this.id) this.check_own_claim(peer, m.seq);
+  }
+
+  private check_own_claim(peer: Peer, own_claim: number): void {
     if (own_claim > this.log.held(this.id) && !this.warned_own_ahead) {
       this.warned_own_ahead = true;
       this.on_warning(
@@ -498,6 +541,51 @@ export class Replicator {
     chunker.flush();
     encoder.reset();
     this.counters.events_pushed += events;
+  }
+
+  /**
+   * Publishes the vv entries that changed (all of them on connect and every
+   * vv_refresh_ms), at most every vv_interval_ms whatever the number of
+   * origins, so a spoke hears its acknowledgement as often in a fleet of a
+   * thousand as in one of ten.
+   */
+  private maybe_publish_entries(out: Outbound[], now_ms: number, force: boolean): void {
+    if (!this.entries_dirty && !force && this.log.durable_count === this.last_entries_count && now_ms - this.last_entries_refresh_ms < this.vv_refresh_ms) return;
+    if (!force && now_ms - this.last_entries_ms < this.vv_interval_ms) return;
+    const refresh = force || now_ms - this.last_entries_refresh_ms >= this.vv_refresh_ms;
+    if (refresh) this.last_entries_refresh_ms = now_ms;
+    this.last_entries_ms = now_ms;
+    this.last_entries_count = this.log.durable_count;
+    this.entries_dirty = false;
+    const wanted = this.entries_wanted();
+    const vv = this.log.durable_vv();
+    for (const origin of wanted) {
+      const seq = vv.get(origin) ?? 0;
+      if (!refresh && this.entries_published.get(origin) === seq) continue;
+      this.entries_published.set(origin, seq);
+      const entry: EntryMessage = { kind: "entry", from: this.id, name: this.log.name, origin, seq, pulls: origin === this.id || this.pulls(origin) };
+      this.emit(out, this.topics.entry(this.id, origin), entry, true, null);
+    }
+  }
+
+  /**
+   * Entries worth publishing: our own origin always; a partial replica all
+   * it holds (a few origins); a full one only what known partial replicas
+   * follow (their own acknowledgement and what they pull). A full replica
+   * hears every partial one's vv, so it knows them.
+   */
+  private entries_wanted(): Set<string> {
+    const wanted = new Set<string>([this.id]);
+    if (this.pull_set !== null) {
+      for (const origin of this.pull_set) if (this.log.held(origin) > 0) wanted.add(origin);
+      return wanted;
+    }
+    for (const peer of this.peers.values()) {
+      if (peer.pull === null || peer.pull === "*") continue;
+      wanted.add(peer.id);
+      for (const origin of peer.pull) wanted.add(origin);
+    }
+    return wanted;
   }
 
   private maybe_publish_vv(out: Outbound[], now_ms: number): void {
@@ -664,9 +752,13 @@ export class Replicator {
   }
 
   private encode(topic: string, m: SyncMessage, retain: boolean): Outbound {
-    const payload = encode_message(m);
+    // Batches go into pooled buffers, returned by the transport once acknowledged.
+    const pooled = m.kind === "events" || m.kind === "to" ? this.pool.take() : null;
+    const payload = encode_message(m, pooled);
     assert(payload.length + topic.length + 16 <= this.max_packet_bytes, "an outgoing message fits in max_packet_bytes");
-    return { topic, payload, retain, qos: 1 };
+    const o: Outbound = { topic, payload, retain, qos: 1 };
+    if (pooled !== null && payload.buffer === pooled.buffer) o.release = () => this.pool.give(pooled);
+    return o;
   }
 
   private emit(out: Outbound[], topic: string, m: SyncMessage, retain: boolean, peer: Peer | null): void {

@@ -6,13 +6,13 @@ import { is_origin } from "../log/ids.ts";
  * only under `P/<its id>/`, so a broker ACL `pattern write P/%c/#` (client id
  * = replica id) stops one replica from speaking for another.
  */
-export type TopicKind = "vv" | "events" | "want" | "to" | "status";
+export type TopicKind = "vv" | "entry" | "events" | "want" | "to" | "status";
 
 export interface ParsedTopic {
   /** The replica that published (the id after the prefix). */
   from: string;
   kind: TopicKind;
-  /** For want/to: the replica addressed. */
+  /** For want/to: the replica addressed; for entry: the origin the entry is about. */
   peer: string | null;
 }
 
@@ -39,6 +39,10 @@ export class Topics {
 
   vv(id: string): string {
     return `${this.prefix}/${id}/vv`;
+  }
+  /** One origin's entry of id's vv (retained): what a replica that pulls only a few origins follows instead of the whole vv. */
+  entry(id: string, origin: string): string {
+    return `${this.prefix}/${id}/vv/${origin}`;
   }
   events(id: string): string {
     return `${this.prefix}/${id}/events`;
@@ -67,6 +71,7 @@ export class Topics {
     if (parts.length === 3 && (parts[1] === "want" || parts[1] === "to") && is_origin(parts[2])) {
       return { from, kind: parts[1], peer: parts[2] };
     }
+    if (parts.length === 3 && parts[1] === "vv" && is_origin(parts[2])) return { from, kind: "entry", peer: parts[2] };
     return null;
   }
 }

@@ -239,6 +239,8 @@ export class MqttTransport {
     const client = this.client;
     if (client === null) return done(new Error("no client"));
     client.publish(m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), { qos: m.qos, retain: m.retain }, (err) => {
+      // Acknowledged: mqtt.js keeps only its own copy (for redelivery), so the buffer may be reused.
+      if (!err) m.release?.();
       done(err ?? undefined);
       if (this.connected) this.queue.drain();
     });

@@ -68,6 +68,7 @@ export class Hostile {
 
   private topic(kind: string, victim: string): string {
     const p = `${this.prefix}/${this.id}`;
+    if (kind === "entry") return `${p}/vv/${victim}`;
     return kind === "want" || kind === "to" ? `${p}/${kind}/${victim}` : `${p}/${kind}`;
   }
 
@@ -79,7 +80,7 @@ export class Hostile {
   act(_now_ms: number): void {
     const rng = this.rng;
     const victim = rng.pick(this.victims);
-    const kind = rng.pick<TopicKind>(["vv", "events", "status", "want", "to"]);
+    const kind = rng.pick<TopicKind>(["vv", "entry", "events", "status", "want", "to"]);
     const base = { from: this.id };
     switch (rng.int(0, 11)) {
       case 0:

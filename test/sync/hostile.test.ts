@@ -36,6 +36,7 @@ describe("hostile input", () => {
     const cases: { topic: string; payload: Uint8Array; reason: DropReason }[] = [];
     const topics = {
       vv: `t/${evil}/vv`,
+      entry: `t/${evil}/vv/${me}`,
       status: `t/${evil}/status`,
       events: `t/${evil}/events`,
       want: `t/${evil}/want/${me}`,
@@ -43,6 +44,7 @@ describe("hostile input", () => {
     };
     const valid: Record<keyof typeof topics, Uint8Array> = {
       vv: encode_message({ kind: "vv", from: evil, name: "e", vv: new Map([[evil, 3]]), pull: "*" }),
+      entry: encode_message({ kind: "entry", from: evil, name: "e", origin: me, seq: 3, pulls: true }),
       status: encode_message({ kind: "status", from: evil, online: true, session: 1 }),
       events: encode_message({ kind: "events", from: evil, events: make_events(evil, 1, enc("x")), part: null }),
       want: encode_message({ kind: "want", from: evil, to: me, req: 1, max_bytes: 1000, ranges: [{ origin: a.id, after: 0, upto: 5 }] }),
@@ -77,6 +79,8 @@ describe("hostile input", () => {
     cases.push({ topic: topics.events, payload: forge("events", base, make_events(a.id, 11, enc("x"))), reason: "wrong_origin" });
     cases.push({ topic: topics.events, payload: forge("events", { ...base, part: [5, 3, 1] }, make_events(evil, 1, enc("x"))), reason: "bad_part" });
     cases.push({ topic: topics.vv, payload: forge("vv", { ...base, name: "e", vv: new Uint8Array(0), pull: "*" }, enc("trailing")), reason: "bad_shape" });
+    cases.push({ topic: topics.entry, payload: forge("entry", { ...base, name: "e", seq: 2n ** 63n, pulls: true }), reason: "seq_overflow" });
+    cases.push({ topic: topics.entry, payload: forge("entry", { ...base, name: "e", seq: -1, pulls: true }), reason: "bad_shape" });
     const huge_range = new Uint8Array(24);
     new DataView(huge_range.buffer).setUint32(20, 0xffffffff, true);
     new DataView(huge_range.buffer).setUint32(4, 1, true);

@@ -13,6 +13,8 @@ describe("wire format", () => {
     const cases: [string, SyncMessage][] = [
       [topics.vv(a), { kind: "vv", from: a, name: "truck 7", vv: new Map([[a, 42], [b, 2 ** 53 - 1]]), pull: [b] }],
       [topics.vv(a), { kind: "vv", from: a, name: "", vv: new Map(), pull: "*" }],
+      [topics.entry(a, b), { kind: "entry", from: a, name: "hub", origin: b, seq: 2 ** 53 - 1, pulls: true }],
+      [topics.entry(a, a), { kind: "entry", from: a, name: "", origin: a, seq: 0, pulls: false }],
       [topics.status(a), { kind: "status", from: a, online: false, session: 1_700_000_000_000 }],
       [topics.events(a), { kind: "events", from: a, events, part: null }],
       [topics.events(a), { kind: "events", from: a, events, part: { at: 8, total: 100_000, id: 7 } }],
@@ -31,6 +33,7 @@ describe("wire format", () => {
   test("topics name the publisher and, for requests and answers, the peer", () => {
     expect(topics.parse(`fleet/eu/${a}/want/${b}`)).toEqual({ from: a, kind: "want", peer: b });
     expect(topics.parse(`fleet/eu/${a}/vv`)).toEqual({ from: a, kind: "vv", peer: null });
+    expect(topics.parse(`fleet/eu/${a}/vv/${b}`)).toEqual({ from: a, kind: "entry", peer: b });
     expect(topics.parse(`fleet/eu/${a}/vv/extra`)).toBeNull();
     expect(topics.parse(`fleet/eu/0000000000000000/vv`)).toBeNull();
     expect(topics.parse(`other/${a}/vv`)).toBeNull();

@@ -97,6 +97,34 @@ describe("replication between replicas", () => {
     expect(spoke.rep.subscriptions()).not.toContain("t/+/events");
   });
 
+  test("a spoke hears its acknowledgement and the hub's events through vv entries, never the hub's whole vv", async () => {
+    const net = new TestNet();
+    const hub = await net.add();
+    const spokes: TestNode[] = [];
+    for (let i = 0; i < 6; i++) spokes.push(await net.add({ pull: [hub.id] }));
+    for (const n of [hub, ...spokes]) net.connect(n);
+    await net.run();
+    append_many(hub, 20);
+    for (const s of spokes) append_many(s, 5);
+    await net.run();
+    for (const s of spokes) {
+      expect(s.log.held(hub.id)).toBe(20);
+      expect(hub.log.held(s.id)).toBe(5);
+      expect(s.rep.counters.messages_in.vv).toBe(0);
+      expect(s.rep.counters.messages_in.entry).toBeGreaterThan(0);
+      const seen_by_hub = s.rep.status(net.now).peers.find((p) => p.id === hub.id);
+      expect(seen_by_hub?.vv[s.id]).toBe(5);
+      expect(seen_by_hub?.lag_events).toBe(0);
+      expect(s.rep.subscriptions()).toEqual(
+        expect.arrayContaining([`t/${hub.id}/vv/${s.id}`, `t/${hub.id}/vv/${hub.id}`, `t/${hub.id}/events`, `t/${hub.id}/status`]),
+      );
+      expect(s.rep.subscriptions()).not.toContain(`t/${hub.id}/vv`);
+    }
+    // The hub publishes entries only for what spokes follow: its own origin and each spoke's.
+    const entry_topics = new Set(hub.sent.filter((m) => m.message.kind === "entry").map((m) => m.topic));
+    expect([...entry_topics].sort()).toEqual([hub.id, ...spokes.map((s) => s.id)].map((o) => `t/${hub.id}/vv/${o}`).sort());
+  });
+
   test("an event larger than a message travels in fragments", async () => {
     const net = new TestNet();
     const a = await net.add({ max_packet_bytes: 4096 });

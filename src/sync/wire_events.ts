@@ -256,14 +256,20 @@ export function frame_crc_of(hi: number, lo: number, seq: number, time_ms: numbe
   return crc32c_update(crc32c_update(0, header_scratch, 8, frame_header_bytes), bytes, start, end);
 }
 
-function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: number): [number, number] {
+/** Where read_varint stopped (a module variable, so reading a number allocates nothing). */
+let varint_end = 0;
+
+function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: number): number {
   let value = 0;
   let scale = 1;
   for (let i = 0; i < max_bytes; i++) {
     if (at >= end) throw new Malformed("bad_frame", "an event cut short");
     const b = bytes[at++];
     value += (b & 0x7f) * scale;
-    if ((b & 0x80) === 0) return [value, at];
+    if ((b & 0x80) === 0) {
+      varint_end = at;
+      return value;
+    }
     scale *= 128;
   }
   throw new Malformed("bad_frame", "a number longer than allowed");
@@ -297,8 +303,8 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
     out.run_first.push(n);
     let time_ms = 0;
     for (let i = 0; i < count; i++) {
-      let payload_bytes: number;
-      [payload_bytes, at] = read_varint(bytes, at, end, 4);
+      const payload_bytes = read_varint(bytes, at, end, 4);
+      at = varint_end;
       if (payload_bytes > payload_max_bytes) throw new Malformed("bad_frame", `an event of ${payload_bytes} bytes`);
       if (end - at < 5) throw new Malformed("bad_frame", "an event cut short");
       const crc = view.getUint32(at, true);
@@ -312,8 +318,8 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
         time_ms = time_hi * two_pow_32 + view.getUint32(at, true);
         at += 8;
       } else {
-        let zigzag: number;
-        [zigzag, at] = read_varint(bytes, at, end, 5);
+        const zigzag = read_varint(bytes, at, end, 5);
+        at = varint_end;
         if (zigzag >= 2 * delta_max_ms) throw new Malformed("bad_frame", "a time delta out of range");
         time_ms += zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2;
         if (time_ms < 0 || time_ms > seq_max) throw new Malformed("bad_frame", "a time out of range");

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { crc32c } from "../../src/lib/crc32c.ts";
+import { crc32c, crc32c_update } from "../../src/lib/crc32c.ts";
 import {
   check_frame,
   flag_batch_end,
@@ -26,6 +26,20 @@ function encode(payload: Uint8Array, seq: number, time_ms: number, origin = "3f0
 describe("record frame", () => {
   test("crc32c matches the standard check value", () => {
     expect(crc32c(new TextEncoder().encode("123456789"))).toBe(0xe3069283);
+    // Against a bitwise reference, at every alignment and length around the 16-byte stride, and chained.
+    const bitwise = (bytes: Uint8Array, start: number, end: number): number => {
+      let c = 0xffffffff;
+      for (let i = start; i < end; i++) {
+        c ^= bytes[i];
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+      }
+      return ~c >>> 0;
+    };
+    const data = new Uint8Array(300).map((_, i) => (i * 131 + 7) & 255);
+    for (let start = 0; start < 20; start++) {
+      for (let end = start; end < start + 70; end++) expect(crc32c(data, start, end)).toBe(bitwise(data, start, end));
+    }
+    expect(crc32c_update(crc32c(data, 0, 37), data, 37, 300)).toBe(bitwise(data, 0, 300));
   });
 
   test("frames are 8-byte aligned and round-trip every field", async () => {

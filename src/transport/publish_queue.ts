@@ -35,6 +35,8 @@ export interface PublishQueueStats {
   sent_bytes: number;
   /** Dropped because the queue was full or the link went down; the protocol repairs the loss. */
   dropped: number;
+  /** Retained messages replaced while queued by a newer one on the same topic (only the latest state matters). */
+  superseded: number;
   failed: number;
 }
 
@@ -45,12 +47,15 @@ export interface PublishQueueStats {
  * one-second window carries more publishes or bytes than the limits.
  */
 export class PublishQueue {
-  private readonly items: Outbound[] = [];
+  /** Queued messages from head on; null where one was dropped. */
+  private readonly items: (Outbound | null)[] = [];
   private head = 0;
   private generation = 0;
   private readonly publishes: TokenBucket | null;
   private readonly bytes: TokenBucket | null;
-  readonly stats: PublishQueueStats = { queued: 0, queued_bytes: 0, inflight: 0, sent: 0, sent_bytes: 0, dropped: 0, failed: 0 };
+  readonly stats: PublishQueueStats = { queued: 0, queued_bytes: 0, inflight: 0, sent: 0, sent_bytes: 0, dropped: 0, failed: 0, superseded: 0 };
+  /** Topic -> index in items of its queued retained message, so a newer state replaces it instead of queueing behind it. */
+  private readonly retained_at = new Map<string, number>();
 
   constructor(
     private readonly limits: PublishLimits,
@@ -64,6 +69,17 @@ export class PublishQueue {
 
   push(messages: readonly Outbound[]): void {
     for (const m of messages) {
+      if (m.retain) {
+        const at = this.retained_at.get(m.topic);
+        const queued = at === undefined ? null : this.items[at];
+        if (at !== undefined && queued != null && at >= this.head) {
+          this.items[at] = m;
+          this.stats.queued_bytes += m.payload.length - queued.payload.length;
+          this.stats.superseded++;
+          continue;
+        }
+        this.retained_at.set(m.topic, this.items.length);
+      }
       this.items.push(m);
       this.stats.queued++;
       this.stats.queued_bytes += m.payload.length;
@@ -81,6 +97,7 @@ export class PublishQueue {
     this.stats.inflight = 0;
     this.stats.dropped += this.stats.queued;
     this.items.length = 0;
+    this.retained_at.clear();
     this.head = 0;
     this.stats.queued = 0;
     this.stats.queued_bytes = 0;
@@ -90,10 +107,15 @@ export class PublishQueue {
   drain(): number {
     while (this.head < this.items.length && this.stats.inflight < this.limits.inflight_max) {
       const m = this.items[this.head];
+      if (m === null) {
+        this.head++;
+        continue;
+      }
       const wait = Math.max(this.publishes?.wait_ms(1) ?? 0, this.bytes?.wait_ms(m.payload.length) ?? 0);
       if (wait > 0) return wait;
       this.publishes?.take(1);
       this.bytes?.take(m.payload.length);
+      if (m.retain && this.retained_at.get(m.topic) === this.head) this.retained_at.delete(m.topic);
       this.head++;
       this.stats.queued--;
       this.stats.queued_bytes -= m.payload.length;
@@ -116,8 +138,8 @@ export class PublishQueue {
   private drop_oldest(): boolean {
     for (let i = this.head; i < this.items.length; i++) {
       const m = this.items[i];
-      if (m.retain) continue;
-      this.items.splice(i, 1);
+      if (m === null || m.retain) continue;
+      this.items[i] = null;
       this.stats.queued--;
       this.stats.queued_bytes -= m.payload.length;
       this.stats.dropped++;
@@ -129,6 +151,7 @@ export class PublishQueue {
   private compact(): void {
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items.splice(0, this.head);
+      for (const [topic, at] of this.retained_at) this.retained_at.set(topic, at - this.head);
       this.head = 0;
     }
   }

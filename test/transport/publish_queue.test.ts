@@ -65,4 +65,30 @@ describe("outgoing pacing", () => {
     q.drain();
     expect(q.stats.inflight).toBe(1);
   });
+
+  test("a newer retained state replaces the queued one on its topic instead of queueing behind it", () => {
+    const sent: Outbound[] = [];
+    let release: (() => void) | null = null;
+    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 1, queue_max_bytes: 1 << 20, max_message_bytes: 1000 }, { now_ms: () => 0 }, (m, done) => {
+      sent.push(m);
+      release = () => done();
+    });
+    const state = (topic: string, n: number): Outbound => ({ topic, payload: new Uint8Array(n), retain: true, qos: 1 });
+    q.push([state("t/a/vv/1", 10)]);
+    q.drain(); // in flight: cannot be replaced any more
+    q.push([state("t/a/vv/1", 11), msg(5), state("t/a/vv/2", 20), state("t/a/vv/1", 12), state("t/a/vv/1", 13)]);
+    expect(q.stats.queued).toBe(3);
+    expect(q.stats.superseded).toBe(2);
+    expect(q.stats.queued_bytes).toBe(13 + 5 + 20);
+    for (let i = 0; i < 4; i++) {
+      (release as (() => void) | null)?.();
+      q.drain();
+    }
+    expect(sent.map((m) => [m.topic, m.payload.length])).toEqual([
+      ["t/a/vv/1", 10],
+      ["t/a/vv/1", 13],
+      ["t/x/events", 5],
+      ["t/a/vv/2", 20],
+    ]);
+  });
 });

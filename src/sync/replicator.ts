@@ -78,7 +78,7 @@ export interface ReplicatorOptions {
 export const sync_defaults = {
   prefix: "interlog",
   max_packet_bytes: 128 * 1024,
-  window_bytes: 1024 * 1024,
+  window_bytes: 4 * 1024 * 1024,
   want_timeout_ms: 10_000,
   retry_backoff_base_ms: 1_000,
   retry_backoff_max_ms: 30_000,

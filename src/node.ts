@@ -10,7 +10,6 @@ import { build_validator } from "./validators/registry.ts";
 /** Largest POST /api/events body: one payload of the log's maximum plus CBOR framing. */
 export const admin_body_limit_bytes = 17 * 1024 * 1024;
 /** How often own durable events are handed to sync when appends come from the admin API. */
-const local_push_interval_ms = 20;
 
 export type LogLine = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
@@ -19,8 +18,7 @@ export type LogLine = (level: "info" | "warn" | "error", msg: string, fields?: R
  * admin API, wired together from a config. `serve` runs one of these.
  */
 export class ReplicaNode {
-  private push_timer: ReturnType<typeof setInterval> | null = null;
-  private last_pushed_durable = 0;
+  private stop_local_push: (() => void) | null = null;
 
   private constructor(
     readonly config: Config,
@@ -91,22 +89,16 @@ export class ReplicaNode {
     }
   }
 
-  /** Appends made through the admin API become durable on their own schedule; hand them to sync as they do. */
+  /** Appends made through the admin API become durable on their own schedule; hand them to sync as they do (no polling: an idle device stays asleep). */
   private start_local_push(): void {
     if (this.transport === null) return;
     const transport = this.transport;
-    this.push_timer = setInterval(() => {
-      const durable = this.log.durable_count;
-      if (durable !== this.last_pushed_durable) {
-        this.last_pushed_durable = durable;
-        transport.notify_local();
-      }
-    }, local_push_interval_ms);
+    this.stop_local_push = this.log.on_durable(() => transport.notify_local());
   }
 
   /** Stops taking requests, publishes offline status, flushes and fsyncs the log. */
   async stop(): Promise<void> {
-    if (this.push_timer !== null) clearInterval(this.push_timer);
+    this.stop_local_push?.();
     await this.admin.stop();
     await this.transport?.stop();
     await this.log.close();

@@ -159,6 +159,8 @@ export class Log {
   private readonly pending_origin: string[] = [];
   private readonly pending_seq: number[] = [];
   private pending_head = 0;
+  private readonly durable_listeners: (() => void)[] = [];
+  private durable_notify_scheduled = false;
 
   /** Waiting for a flush (never mode's durability). */
   private readonly flush_waiters = new WaiterQueue();
@@ -850,7 +852,32 @@ export class Log {
     if (this.flushed_pos < this.next_pos) {
       this.flushed_pos = this.next_pos;
       this.flush_waiters.release(this.flushed_pos);
+      if (this.sync_mode === "never") this.notify_durable();
     }
+  }
+
+  /**
+   * Calls `listener` (soon, never inside an append) whenever durable_count
+   * grew; sync pushes new events this way instead of polling. Returns the
+   * function that removes it.
+   */
+  on_durable(listener: () => void): () => void {
+    this.durable_listeners.push(listener);
+    return () => {
+      const at = this.durable_listeners.indexOf(listener);
+      if (at >= 0) this.durable_listeners.splice(at, 1);
+    };
+  }
+
+  private notify_durable(): void {
+    if (this.durable_listeners.length === 0 || this.durable_notify_scheduled) return;
+    this.durable_notify_scheduled = true;
+    // Deferred: a flush can happen halfway through staging a batch, which listeners must not see.
+    queueMicrotask(() => {
+      this.durable_notify_scheduled = false;
+      if (this.closed) return;
+      for (const listener of [...this.durable_listeners]) listener();
+    });
   }
 
   /** Readers see the mapping, so anything they read must have left the staging buffer. */
@@ -921,6 +948,7 @@ export class Log {
         if (!this.unsynced.includes(handle) && this.retired.delete(handle)) handle.close();
       }
       this.sync_waiters.release(target);
+      this.notify_durable();
     } catch (err) {
       this.fail(err);
     } finally {

@@ -179,4 +179,23 @@ describe("durable version vector", () => {
     expect(again.durable_vv()).toEqual(new Map([[log.id, 3], [other, 1]]));
     await again.close();
   });
+
+  test("on_durable listeners hear of new durable events after the append returns, in every sync mode", async () => {
+    for (const sync of ["always", "interval", "never"] as const) {
+      const log = await Log.open({ dir: temp_dir(), sync });
+      const seen: number[] = [];
+      const off = log.on_durable(() => seen.push(log.durable_count));
+      log.append_batch([enc("a"), enc("b")]);
+      expect(seen).toEqual([]);
+      await log.durable();
+      await Promise.resolve();
+      expect(seen.at(-1)).toBe(2);
+      off();
+      log.append(enc("c"));
+      await log.durable();
+      await Promise.resolve();
+      expect(seen.at(-1)).toBe(2);
+      await log.close();
+    }
+  });
 });

@@ -13,9 +13,9 @@ export class MessagePool {
     private readonly keep_max: number,
   ) {}
 
-  /** A buffer of buffer_bytes, unzeroed. */
+  /** A buffer of buffer_bytes (a plain Uint8Array, so a consumer's slice() copies, unlike Buffer's). */
   take(): Uint8Array {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.buffer_bytes);
+    return this.free.pop() ?? new Uint8Array(this.buffer_bytes);
   }
 
   /** Returns a buffer from take() that nothing references any more. */

@@ -145,8 +145,7 @@ export function assemble_message(
 ): Uint8Array {
   const events_bytes = events === null ? 0 : events.length;
   const total = message_prefix_bytes + envelope.length + events_bytes;
-  // Unzeroed: every byte is written below.
-  const bytes: Uint8Array = buffer !== null && buffer.length >= total ? buffer.subarray(0, total) : Buffer.allocUnsafe(total);
+  const bytes = buffer !== null && buffer.length >= total ? buffer.subarray(0, total) : new Uint8Array(total);
   bytes[0] = version;
   bytes[1] = kind_codes[kind];
   new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint32(2, envelope.length, true);

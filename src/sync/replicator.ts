@@ -92,8 +92,8 @@ export const sync_defaults = {
   accept_batch_max_bytes: 1024 * 1024,
 } as const;
 
-/** Idle outgoing buffers kept for reuse: about the transport's publishes in flight. */
-const message_pool_keep_max = 64;
+/** Idle outgoing buffers kept for reuse (at most 2 MiB at 128 KiB packets: a steady stream needs few, a device's idle memory stays small). */
+const message_pool_keep_max = 16;
 
 /** Kept free in every message for the topic, the MQTT fixed and variable header and the CBOR envelope. */
 export const envelope_reserve_bytes = 512;

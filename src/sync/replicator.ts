@@ -446,7 +446,8 @@ export class Replicator {
     }
     if (region.length === 0) return;
     const decoded = this.decoded;
-    decode_events(region, decoded);
+    // Senders fragment single events only; a reassembled "event" of many tiny ones would only inflate memory.
+    decode_events(region, decoded, part === null ? Number.POSITIVE_INFINITY : 1);
     if (kind === "events") {
       // Live pushes carry only the publisher's own events.
       for (const first of decoded.run_first) {
@@ -560,8 +561,9 @@ export class Replicator {
     const wanted = this.entries_wanted();
     const vv = this.log.durable_vv();
     for (const origin of wanted) {
+      // Only what this replica holds: a peer's pull list cannot make it publish entries for origins it has never seen.
       const seq = vv.get(origin) ?? 0;
-      if (!refresh && this.entries_published.get(origin) === seq) continue;
+      if (seq === 0 || (!refresh && this.entries_published.get(origin) === seq)) continue;
       this.entries_published.set(origin, seq);
       const entry: EntryMessage = { kind: "entry", from: this.id, name: this.log.name, origin, seq, pulls: origin === this.id || this.pulls(origin) };
       this.emit(out, this.topics.entry(this.id, origin), entry, true, null);

@@ -278,9 +278,10 @@ function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: numb
 /**
  * Decodes and checks every event of `bytes` into `out` before any is used:
  * whole, crc-valid, seq in 1..2^53, origin not zero, known flags. One bad
- * event drops the whole message. Returns the number of events.
+ * event drops the whole message, as do more than events_max events (a
+ * reassembled fragment carries exactly one). Returns the number of events.
  */
-export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
+export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max = Number.POSITIVE_INFINITY): number {
   out.clear();
   out.bytes = bytes;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -298,6 +299,7 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
     if (hi === 0 && lo === 0) throw new Malformed("bad_frame", "a run of origin 0");
     if (first_seq < 1 || count < 1) throw new Malformed("bad_frame", "a run with seq 0 or no events");
     if (first_seq + count - 1 > seq_max) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
+    if (n + count > events_max) throw new Malformed("bad_part", `more than ${events_max} events where at most that many may be`);
     at += run_header_bytes;
     const origin = origin_from_words(hi, lo);
     out.run_first.push(n);

@@ -437,6 +437,23 @@ export class Simulation {
         if (log.held(origin.id) !== want) return false;
       }
     }
+    return this.acknowledged();
+  }
+
+  /**
+   * Every replica knows that each peer it follows and that pulls it holds all
+   * of its events (the acknowledgement: a whole vv for a replica that pulls
+   * everything, a vv entry for one that pulls a list).
+   */
+  private acknowledged(): boolean {
+    for (const node of this.nodes) {
+      const own = (node.log as Log).held(node.id);
+      const peers = (node.rep as Replicator).status(this.now).peers;
+      for (const other of this.nodes) {
+        if (other === node || !this.pulls(other, node.id) || !this.pulls(node, other.id)) continue;
+        if ((peers.find((p) => p.id === other.id)?.vv[node.id] ?? 0) !== own) return false;
+      }
+    }
     return true;
   }
 

@@ -802,6 +802,7 @@ export class Log {
     const segment = this.active;
     const offset = segment.end_bytes;
     assert(offset + size <= segment.size_bytes, "reserve() made room for the frame");
+    assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
     if (this.staged_bytes + size > this.staging.length) this.flush();
     const at = this.staged_bytes;
     const view = this.staging_view;

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { Log } from "../../src/log/log.ts";
 import { is_interlog_error } from "../../src/lib/errors.ts";
 import { flag_rejected } from "../../src/log/frame.ts";
+import { type FileHandle, type FileIO, node_file_io } from "../../src/log/file_io.ts";
 import { dec, enc, temp_dir } from "../support/temp_dir.ts";
 
 const other = "00000000000000aa";
@@ -195,6 +196,41 @@ describe("durable version vector", () => {
       await log.durable();
       await Promise.resolve();
       expect(seen.at(-1)).toBe(2);
+      await log.close();
+    }
+  });
+
+  test("fsyncs run on the JS thread only while the disk answers in well under a millisecond", async () => {
+    for (const slow_ms of [0, 3]) {
+      const calls = { pool: 0, inline: 0 };
+      const wait = (ms: number): void => {
+        const until = performance.now() + ms;
+        while (performance.now() < until) {}
+      };
+      const io: FileIO = {
+        ...node_file_io,
+        open(file): FileHandle {
+          const h = node_file_io.open(file);
+          return {
+            write: (bytes, from, length, at) => h.write(bytes, from, length, at),
+            // A disk that answers at once or after slow_ms, whatever this machine's disk does.
+            sync: async () => {
+              calls.pool++;
+              if (slow_ms > 0) await Bun.sleep(slow_ms);
+            },
+            sync_now: () => {
+              calls.inline++;
+              wait(slow_ms);
+            },
+            close: () => h.close(),
+          };
+        },
+      };
+      const log = await Log.open({ dir: temp_dir(), sync: "always", io });
+      for (let i = 0; i < 80; i++) await log.write(enc(`e${i}`));
+      if (slow_ms === 0) expect(calls.inline).toBeGreaterThan(40);
+      else expect(calls.inline).toBe(0);
+      expect(log.held(log.id)).toBe(80);
       await log.close();
     }
   });

@@ -87,7 +87,7 @@ export const sync_defaults = {
   vv_refresh_ms: 15_000,
   gap_buffer_max_bytes: 4 * 1024 * 1024,
   gap_hold_ms: 60_000,
-  push_burst_bytes: 4 * 1024 * 1024,
+  push_burst_bytes: 1024 * 1024,
   peers_max: 10_000,
   accept_batch_max_bytes: 1024 * 1024,
 } as const;
@@ -293,6 +293,11 @@ export class Replicator {
   on_disconnect(_now_ms: number): void {
     this.connected = false;
     for (const peer of this.peers.values()) if (peer.want !== null) this.cancel_want(peer);
+  }
+
+  /** Own durable events not pushed yet (more than one push burst's worth were ready): call on_local again soon. */
+  get push_pending(): boolean {
+    return this.connected && this.log.durable_held(this.id) > this.pushed_seq;
   }
 
   /** Local appends or durability progress: push own durable events, maybe publish the vv. */

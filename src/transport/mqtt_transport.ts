@@ -74,6 +74,7 @@ export class MqttTransport {
   private tick_timer: TimerHandle | null = null;
   private drain_timer: TimerHandle | null = null;
   private connected = false;
+  private push_scheduled = false;
   private stopping = false;
   private readonly counts = { connects: 0, disconnects: 0, messages_received: 0, bytes_received: 0 };
   private last_error: string | null = null;
@@ -153,7 +154,16 @@ export class MqttTransport {
 
   /** Call after local appends became durable: own events are pushed without waiting for the next tick. */
   notify_local(): void {
-    if (this.connected) this.push(this.replicator.on_local(this.clock.now_ms()));
+    if (!this.connected) return;
+    this.push(this.replicator.on_local(this.clock.now_ms()));
+    // A burst at a time, so a large backlog of own events does not hold the event loop (and the log's fsync completions) for long.
+    if (this.replicator.push_pending && !this.push_scheduled) {
+      this.push_scheduled = true;
+      setImmediate(() => {
+        this.push_scheduled = false;
+        this.notify_local();
+      });
+    }
   }
 
   /** Publishes the offline status, waits (bounded) for outgoing messages, and disconnects. */

@@ -786,6 +786,8 @@ export class Log {
       } catch (err) {
         throw this.fail(err);
       }
+      // Written around the staging buffer, so flush() will not note the file: the next fsync cycle must cover it.
+      this.unsynced_add(handle);
       this.staged_at = offset + size;
     }
     segment.note_record(origin, seq, offset);

@@ -175,6 +175,8 @@ export class Merger {
       } catch (err) {
         problem = `validator failed: ${String(err)}`;
       }
+      // A validator sees the received bytes themselves; should it change them, the crc must follow, or recovery would cut the log there.
+      crc = -1;
       if (problem !== null) {
         src = encoder.encode(problem).subarray(0, rejection_message_max_bytes);
         start = 0;

@@ -162,6 +162,24 @@ describe("merge rules", () => {
     expect(b.log.vv()[a.id]).toBe(3);
   });
 
+  test("a validator that changes the payload it was shown cannot leave a record with a bad crc", async () => {
+    const net = new TestNet();
+    const a = await net.add();
+    const b = await net.add({
+      validate: (p) => {
+        p[0] = 0x58; // against the contract: edits the received bytes in place
+        return null;
+      },
+    });
+    net.connect(a);
+    net.connect(b);
+    for (let i = 1; i <= 5; i++) a.log.append(enc(`e-${i}`));
+    await net.run();
+    expect(b.log.held(a.id)).toBe(5);
+    expect(b.log.verify().ok).toBe(true);
+    expect(payloads(b.log, a.id)).toEqual(["X-1", "X-2", "X-3", "X-4", "X-5"]);
+  });
+
   test("a duplicate with different content is counted as a replica-id conflict", async () => {
     const net = new TestNet();
     const a = await net.add();

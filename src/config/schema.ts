@@ -85,6 +85,7 @@ const mqtt_section = z
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, { error: (issue) => `expected topic levels of letters, digits, _ . - separated by /, got ${describe_value(issue.input)}` })
+      .max(64, { error: "expected at most 64 characters (every topic carries the prefix, and a message keeps room for its topic)" })
       .default("interlog")
       .meta({ description: "topic prefix: this replica publishes under PREFIX/<replica id>/" }),
     username: z.string().min(1).optional().meta({ description: "MQTT user name" }),

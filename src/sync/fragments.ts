@@ -5,6 +5,8 @@ import { event_region_max_bytes } from "./wire_events.ts";
 /** At most this many large events are reassembled at once, holding at most reassembly_max_bytes. */
 export const reassemblies_max = 8;
 export const reassembly_max_bytes = 2 * event_region_max_bytes;
+/** Smallest fragment but the last of an event (senders cut at the chunk size, at least 1 KiB). */
+export const fragment_min_bytes = 1024;
 
 interface Reassembly {
   total: number;
@@ -28,6 +30,8 @@ export class Reassembler {
   add(sender: string, part: Part, bytes: Uint8Array): Uint8Array | null {
     if (part.total > event_region_max_bytes) throw new Malformed("bad_part", `a fragmented event of ${part.total} bytes exceeds ${event_region_max_bytes}`);
     if (bytes.length === 0 || part.at + bytes.length > part.total) throw new Malformed("bad_part", "a fragment beyond its event");
+    // Senders cut fragments of a message's size; tiny ones would only multiply the bookkeeping a peer can make us hold.
+    if (bytes.length < fragment_min_bytes && part.at + bytes.length !== part.total) throw new Malformed("bad_part", `a fragment of ${bytes.length} bytes`);
     const key = `${sender}/${part.id}/${part.total}`;
     let r = this.open.get(key);
     if (r === undefined) {
@@ -39,7 +43,8 @@ export class Reassembler {
       if (seen.length !== bytes.length) this.abandon(key);
       return null; // a duplicate
     }
-    r.pieces.set(part.at, bytes.slice());
+    // A copy: `bytes` may be a view into a larger socket buffer (Buffer's slice() would keep all of it alive).
+    r.pieces.set(part.at, new Uint8Array(bytes));
     r.received += bytes.length;
     this.bytes_held += bytes.length;
     if (r.received >= r.total) return this.complete(key, r);

@@ -18,7 +18,13 @@ export interface ParsedTopic {
 
 export const prefix_default = "interlog";
 
+/** Every topic carries the prefix, and each message keeps room for its topic (envelope_reserve_bytes). */
+export const prefix_max_chars = 64;
+
 export function check_prefix(prefix: string): void {
+  if (prefix.length > prefix_max_chars) {
+    throw new InterlogError("BAD_ARGUMENT", `topic prefix "${prefix.slice(0, 20)}..." has ${prefix.length} characters; use at most ${prefix_max_chars}`);
+  }
   if (prefix === "" || /[#+\u0000]/.test(prefix) || prefix.startsWith("/") || prefix.endsWith("/")) {
     throw new InterlogError(
       "BAD_ARGUMENT",

@@ -81,6 +81,8 @@ describe("hostile input", () => {
     // A "fragmented event" that is really many events: refused, so it cannot inflate the decoder's memory.
     const two = new Uint8Array(Buffer.concat([make_events(a.id, 11, enc("x")), make_events(a.id, 12, enc("y"))]));
     cases.push({ topic: topics.to, payload: forge("to", { ...to, part: [0, two.length, 9] }, two), reason: "bad_part" });
+    // Tiny fragments (all but the last must be at least 1 KiB).
+    cases.push({ topic: topics.to, payload: forge("to", { ...to, part: [0, 5000, 9] }, enc("x")), reason: "bad_part" });
     cases.push({ topic: topics.vv, payload: forge("vv", { ...base, name: "e", vv: new Uint8Array(0), pull: "*" }, enc("trailing")), reason: "bad_shape" });
     cases.push({ topic: topics.entry, payload: forge("entry", { ...base, name: "e", seq: 2n ** 63n, pulls: true }), reason: "seq_overflow" });
     cases.push({ topic: topics.entry, payload: forge("entry", { ...base, name: "e", seq: -1, pulls: true }), reason: "bad_shape" });

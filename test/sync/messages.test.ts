@@ -38,5 +38,7 @@ describe("wire format", () => {
     expect(topics.parse(`fleet/eu/0000000000000000/vv`)).toBeNull();
     expect(topics.parse(`other/${a}/vv`)).toBeNull();
     expect(() => new Topics("bad/#")).toThrow(/prefix/);
+    expect(() => new Topics("x".repeat(65))).toThrow(/at most 64/);
+    expect(new Topics("x".repeat(64)).prefix.length).toBe(64);
   });
 });

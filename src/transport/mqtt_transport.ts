@@ -213,7 +213,15 @@ export class MqttTransport {
   private handle_connect(client: MqttClient): void {
     this.counts.connects++;
     const filters: Record<string, { qos: 1; nl: true }> = {};
-    for (const f of this.replicator.subscriptions()) filters[f] = { qos: 1, nl: true };
+    const wanted = this.replicator.subscriptions();
+    for (const f of wanted) filters[f] = { qos: 1, nl: true };
+    const limit = broker_presets[this.options.preset ?? "generic"].subscriptions_max;
+    if (limit !== null && wanted.length > limit && this.counts.connects === 1) {
+      this.on_warning(
+        `this replica needs ${wanted.length} subscriptions but the ${this.options.preset} broker allows ${limit} per connection; list fewer origins in replication.pull (each pulled origin costs about as many filters as there are pulled origins)`,
+        { subscriptions: wanted.length, limit },
+      );
+    }
     client.subscribe(filters, (err, granted) => {
       if (err) {
         this.on_warning("MQTT subscribe failed; will retry on the next connection", { error: String(err) });

@@ -97,6 +97,19 @@ describe("sync through a real mosquitto", () => {
     await close(b);
   });
 
+  test("with the AWS IoT preset a replica warns when it needs more subscriptions than a connection allows", async () => {
+    const transport = { preset: "aws_iot" as const };
+    const origins = (n: number) => Array.from({ length: n }, (_, i) => `00000000000000${(0xa0 + i).toString(16)}`);
+    const few = await replica("few", { transport, pull: origins(5) });
+    const many = await replica("many", { transport, pull: origins(6) });
+    await wait_until(() => few.transport.status().connected && many.transport.status().connected, () => "not connected");
+    expect(few.rep.subscriptions().length).toBe(42);
+    expect(few.warnings.filter((w) => w.includes("subscriptions"))).toEqual([]);
+    expect(many.warnings.filter((w) => w.includes("needs 56 subscriptions") && w.includes("allows 50"))).toHaveLength(1);
+    await close(few);
+    await close(many);
+  });
+
   test("peers see a replica offline after a clean stop (status) and after its link dies (last will)", async () => {
     const a = await replica("a");
     const b = await replica("b");

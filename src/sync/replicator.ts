@@ -171,6 +171,15 @@ export class Replicator {
   private readonly decoded = new DecodedEvents();
   private readonly pool: MessagePool;
 
+  /**
+   * Bytes the transport can still queue without dropping anything, kept up
+   * to date by the transport. Answers and pushes stay within it (answers get
+   * at least one message's worth, so a request always makes progress): an
+   * answer bigger than a rate-limited queue would lose its first messages
+   * every time, and the requester would ask again forever.
+   */
+  outbound_room_bytes = Number.POSITIVE_INFINITY;
+
   private connected = false;
   private req_counter = 0;
   /** Identifies the current broker connection in the status message. */
@@ -481,7 +490,7 @@ export class Replicator {
     this.counters.wants_received++;
     if (m.req === peer.last_served_req) return; // the broker delivered it twice
     peer.last_served_req = m.req;
-    let budget = Math.min(m.max_bytes, this.window_bytes);
+    let budget = Math.min(m.max_bytes, this.window_bytes, Math.max(this.max_packet_bytes, this.outbound_room_bytes));
     const topic = this.topics.to(this.id, peer.id);
     const answer = (events: Uint8Array, part: Part | null, last: boolean, held: Map<string, number> | null): void =>
       this.emit(out, topic, { kind: "to", from: this.id, to: peer.id, req: m.req, events, part, last, held }, false, peer);
@@ -526,12 +535,12 @@ export class Replicator {
   /** Pushes own durable events not pushed yet on P/<id>/events, at most push_burst_bytes per call. */
   private push_own(out: Outbound[]): void {
     const durable_own = this.log.durable_held(this.id);
-    if (durable_own <= this.pushed_seq) return;
+    if (durable_own <= this.pushed_seq || this.outbound_room_bytes < this.max_packet_bytes) return;
     const topic = this.topics.events(this.id);
     const encoder = this.encoder;
     encoder.reset();
     const chunker = new EventsChunker(encoder, (events, part) => this.emit(out, topic, { kind: "events", from: this.id, events, part }, false, null));
-    let budget = this.push_burst_bytes;
+    let budget = Math.min(this.push_burst_bytes, this.outbound_room_bytes);
     let events = 0;
     this.log.scan_origin(this.id, this.pushed_seq, (map, view, at) => {
       const seq = frame_seq(view, at);

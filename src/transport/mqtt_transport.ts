@@ -30,7 +30,7 @@ export interface MqttTransportOptions {
   bytes_per_s?: number | null;
   /** Unacknowledged QoS 1 publishes at once (default 64). */
   inflight_max?: number;
-  /** Outgoing bytes buffered before the oldest non-retained messages are dropped (default 16 MiB). */
+  /** Outgoing bytes buffered before the newest non-retained messages are dropped (default 16 MiB). */
   queue_max_bytes?: number;
   keepalive_s?: number;
   reconnect_period_ms?: number;
@@ -75,6 +75,7 @@ export class MqttTransport {
   private drain_timer: TimerHandle | null = null;
   private connected = false;
   private push_scheduled = false;
+  private readonly queue_max_bytes: number;
   private stopping = false;
   private readonly counts = { connects: 0, disconnects: 0, messages_received: 0, bytes_received: 0 };
   private last_error: string | null = null;
@@ -93,12 +94,13 @@ export class MqttTransport {
         `sync max packet size ${this.replicator.max_packet_bytes} bytes exceeds the ${options.preset} broker's limit of ${preset.max_packet_bytes} bytes`,
       );
     }
+    this.queue_max_bytes = options.queue_max_bytes ?? 16 * 1024 * 1024;
     this.queue = new PublishQueue(
       {
         publishes_per_s: options.publishes_per_s !== undefined ? options.publishes_per_s : preset.publishes_per_s,
         bytes_per_s: options.bytes_per_s !== undefined ? options.bytes_per_s : preset.bytes_per_s,
         inflight_max: options.inflight_max ?? 64,
-        queue_max_bytes: options.queue_max_bytes ?? 16 * 1024 * 1024,
+        queue_max_bytes: this.queue_max_bytes,
         max_message_bytes: this.replicator.max_packet_bytes,
       },
       this.clock,
@@ -142,9 +144,11 @@ export class MqttTransport {
     client.on("message", (topic, payload) => {
       this.counts.messages_received++;
       this.counts.bytes_received += payload.length;
+      this.note_room();
       this.push(this.replicator.on_message(topic, payload, this.clock.now_ms()));
     });
     this.tick_timer = this.timers.every(o.tick_interval_ms ?? 100, () => {
+      this.note_room();
       this.push(this.replicator.tick(this.clock.now_ms()));
     });
     this.drain_timer = this.timers.every(o.drain_interval_ms ?? 10, () => {
@@ -155,15 +159,30 @@ export class MqttTransport {
   /** Call after local appends became durable: own events are pushed without waiting for the next tick. */
   notify_local(): void {
     if (!this.connected) return;
+    this.note_room();
     this.push(this.replicator.on_local(this.clock.now_ms()));
-    // A burst at a time, so a large backlog of own events does not hold the event loop (and the log's fsync completions) for long.
-    if (this.replicator.push_pending && !this.push_scheduled) {
-      this.push_scheduled = true;
-      setImmediate(() => {
-        this.push_scheduled = false;
-        this.notify_local();
-      });
-    }
+    this.continue_push();
+  }
+
+  /**
+   * Own events go out a burst at a time, and only while the outgoing queue
+   * has room: a backlog then neither holds the event loop (and the log's
+   * fsync completions) nor overflows a rate-limited queue, where it would
+   * push out repair answers. Acknowledgements make room and resume it.
+   */
+  private continue_push(): void {
+    this.note_room();
+    if (this.push_scheduled || !this.replicator.push_pending || this.replicator.outbound_room_bytes < this.replicator.max_packet_bytes) return;
+    this.push_scheduled = true;
+    setImmediate(() => {
+      this.push_scheduled = false;
+      this.notify_local();
+    });
+  }
+
+  /** Tells the replicator how much it may queue: the queue's capacity less what waits, less one message kept for status and vv. */
+  private note_room(): void {
+    this.replicator.outbound_room_bytes = Math.max(0, this.queue_max_bytes - this.queue.stats.queued_bytes - this.replicator.max_packet_bytes);
   }
 
   /** Publishes the offline status, waits (bounded) for outgoing messages, and disconnects. */
@@ -233,6 +252,7 @@ export class MqttTransport {
       if (this.stopping || client !== this.client) return;
       this.connected = true;
       this.on_info("connected to the MQTT broker", { url: redact(this.options.url), id: this.replicator.id });
+      this.note_room();
       this.push(this.replicator.on_connect(this.clock.now_ms()));
     });
   }
@@ -260,7 +280,10 @@ export class MqttTransport {
       // Acknowledged: mqtt.js keeps only its own copy (for redelivery), so the buffer may be reused.
       if (!err) m.release?.();
       done(err ?? undefined);
-      if (this.connected) this.queue.drain();
+      if (this.connected) {
+        this.queue.drain();
+        this.continue_push();
+      }
     });
   }
 }

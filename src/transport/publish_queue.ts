@@ -10,7 +10,7 @@ export interface PublishLimits {
   bytes_per_s: number | null;
   /** Publishes handed to the client whose PUBACK has not come back. */
   inflight_max: number;
-  /** Bytes waiting here; beyond it the oldest non-retained messages are dropped (repair makes them good). */
+  /** Bytes waiting here; beyond it the newest non-retained messages are dropped (repair makes them good). */
   queue_max_bytes: number;
   /** The largest message; the byte bucket's burst holds at least one. */
   max_message_bytes: number;
@@ -84,7 +84,7 @@ export class PublishQueue {
       this.stats.queued++;
       this.stats.queued_bytes += m.payload.length;
     }
-    while (this.stats.queued_bytes > this.limits.queue_max_bytes && this.drop_oldest()) {}
+    while (this.stats.queued_bytes > this.limits.queue_max_bytes && this.drop_newest()) {}
   }
 
   /**
@@ -135,8 +135,14 @@ export class PublishQueue {
     return 0;
   }
 
-  private drop_oldest(): boolean {
-    for (let i = this.head; i < this.items.length; i++) {
+  /**
+   * Drops the newest non-retained message: what is already queued goes out
+   * in order, so a receiver gets a prefix it can use and asks for the rest
+   * (dropping the oldest made an answer bigger than the queue lose its first
+   * messages every time it was asked for).
+   */
+  private drop_newest(): boolean {
+    for (let i = this.items.length - 1; i >= this.head; i--) {
       const m = this.items[i];
       if (m === null || m.retain) continue;
       this.items[i] = null;

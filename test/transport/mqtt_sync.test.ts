@@ -97,6 +97,21 @@ describe("sync through a real mosquitto", () => {
     await close(b);
   });
 
+  test("on a rate-limited link own events are pushed only as the queue has room, so none are dropped", async () => {
+    // 256 KiB/s and a 512 KiB queue: 1.5 MB of fresh events would overflow it if pushed as they became durable.
+    const transport = { bytes_per_s: 256 * 1024, queue_max_bytes: 512 * 1024 };
+    const a = await replica("a", { transport });
+    const b = await replica("b");
+    await wait_until(() => a.rep.status(Date.now()).peers.some((p) => p.id === b.id), () => describe_vvs([a, b]));
+    await a.append(5000, 300, 500);
+    await wait_until(() => converged([a, b]), () => describe_vvs([a, b]), 60_000);
+    expect(payloads_equal(a, b, a.id)).toBe(true);
+    expect(a.transport.status().queue.dropped).toBe(0);
+    expect(a.rep.counters.events_pushed).toBe(5000);
+    await close(a);
+    await close(b);
+  });
+
   test("with the AWS IoT preset a replica warns when it needs more subscriptions than a connection allows", async () => {
     const transport = { preset: "aws_iot" as const };
     const origins = (n: number) => Array.from({ length: n }, (_, i) => `00000000000000${(0xa0 + i).toString(16)}`);

@@ -102,6 +102,10 @@ export function check_frame(bytes: Uint8Array, view: DataView, at: number, limit
 export function frame_len(view: DataView, at: number): number {
   return view.getUint32(at, true);
 }
+/** Padded size of the whole frame at `at`. */
+export function frame_size_at(view: DataView, at: number): number {
+  return frame_size_bytes(view.getUint32(at, true) - frame_header_bytes);
+}
 export function frame_origin_hi(view: DataView, at: number): number {
   return view.getUint32(at + 8, true);
 }

@@ -9,10 +9,10 @@ import {
   flag_batch_end,
   flag_rejected,
   frame_header_bytes,
-  frame_len,
   frame_origin_hi,
   frame_origin_lo,
   frame_seq,
+  frame_size_at,
   frame_size_bytes,
   payload_max_bytes,
   write_frame_header,
@@ -582,13 +582,12 @@ export class Log {
       let offset = at.offset;
       let pos = at.pos;
       while (pos < segment.end_pos && seq <= range.seq_last) {
-        const len = frame_len(view, offset);
         if (frame_origin_hi(view, offset) === hi && frame_origin_lo(view, offset) === lo) {
           assert(frame_seq(view, offset) === seq, "an origin's events appear in seq order");
           if (!visit(map, view, offset, pos)) return;
           seq++;
         }
-        offset += frame_size_bytes(len - frame_header_bytes);
+        offset += frame_size_at(view, offset);
         pos++;
       }
     }

@@ -1,6 +1,6 @@
 import { assert } from "../lib/assert.ts";
 import { InterlogError } from "../lib/errors.ts";
-import { frame_header_bytes, frame_len, frame_seq, frame_size_bytes } from "../log/frame.ts";
+import { frame_seq, frame_size_at } from "../log/frame.ts";
 import { assert_origin } from "../log/ids.ts";
 import { type DropReason, type SyncCounters, new_counters } from "./counters.ts";
 import { Reassembler } from "./fragments.ts";
@@ -502,26 +502,13 @@ export class Replicator {
     let events = 0;
     for (const r of m.ranges) {
       if (budget <= 0) break;
-      let served = r.after;
-      let out_of_budget = false;
-      this.log.scan_origin(r.origin, r.after, (map, view, at, pos) => {
-        const seq = frame_seq(view, at);
-        if (seq > r.upto || pos >= durable) return false;
-        const frame_bytes = frame_size_bytes(frame_len(view, at) - frame_header_bytes);
-        if (frame_bytes > budget && events > 0) {
-          out_of_budget = true;
-          return false;
-        }
-        chunker.add(map, view, at);
-        budget -= frame_bytes;
-        served = seq;
-        events++;
-        return true;
-      });
-      if (!out_of_budget && served < r.upto) {
-        held.set(r.origin, served > r.after ? served : Math.min(r.after, this.log.durable_held(r.origin)));
+      const run = this.encode_run(chunker, r.origin, r.after, r.upto, durable, budget, events === 0);
+      budget -= run.bytes;
+      events += run.events;
+      if (run.out_of_budget) break;
+      if (run.last_seq < r.upto) {
+        held.set(r.origin, run.last_seq > r.after ? run.last_seq : Math.min(r.after, this.log.durable_held(r.origin)));
       }
-      if (out_of_budget) break;
     }
     // The last message also carries `held`: trimmed to what a message holds, and alone when the chunk leaves no room.
     const held_room = Math.floor((this.max_packet_bytes - 2 * envelope_reserve_bytes) / vv_entry_bytes);
@@ -540,22 +527,44 @@ export class Replicator {
     const encoder = this.encoder;
     encoder.reset();
     const chunker = new EventsChunker(encoder, (events, part) => this.emit(out, topic, { kind: "events", from: this.id, events, part }, false, null));
-    let budget = Math.min(this.push_burst_bytes, this.outbound_room_bytes);
-    let events = 0;
-    this.log.scan_origin(this.id, this.pushed_seq, (map, view, at) => {
-      const seq = frame_seq(view, at);
-      if (seq > durable_own) return false;
-      const frame_bytes = frame_size_bytes(frame_len(view, at) - frame_header_bytes);
-      if (frame_bytes > budget && events > 0) return false;
-      chunker.add(map, view, at);
-      budget -= frame_bytes;
-      this.pushed_seq = seq;
-      events++;
-      return true;
-    });
+    const budget = Math.min(this.push_burst_bytes, this.outbound_room_bytes);
+    const run = this.encode_run(chunker, this.id, this.pushed_seq, durable_own, Number.POSITIVE_INFINITY, budget, true);
+    this.pushed_seq = run.last_seq;
     chunker.flush();
     encoder.reset();
-    this.counters.events_pushed += events;
+    this.counters.events_pushed += run.events;
+  }
+
+  /**
+   * Feeds origin's events after seq `after` to the chunker, up to seq `upto`
+   * and below position `pos_end`, within budget_bytes of frames (the first
+   * event goes even when larger, if take_first).
+   */
+  private encode_run(
+    chunker: EventsChunker,
+    origin: string,
+    after: number,
+    upto: number,
+    pos_end: number,
+    budget_bytes: number,
+    take_first: boolean,
+  ): { last_seq: number; events: number; bytes: number; out_of_budget: boolean } {
+    const run = { last_seq: after, events: 0, bytes: 0, out_of_budget: false };
+    this.log.scan_origin(origin, after, (map, view, at, pos) => {
+      const seq = frame_seq(view, at);
+      if (seq > upto || pos >= pos_end) return false;
+      const frame_bytes = frame_size_at(view, at);
+      if (run.bytes + frame_bytes > budget_bytes && (run.events > 0 || !take_first)) {
+        run.out_of_budget = true;
+        return false;
+      }
+      chunker.add(map, view, at);
+      run.bytes += frame_bytes;
+      run.last_seq = seq;
+      run.events++;
+      return true;
+    });
+    return run;
   }
 
   /**

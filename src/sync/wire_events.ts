@@ -11,6 +11,7 @@ import {
   frame_origin_hi,
   frame_origin_lo,
   frame_seq,
+  frame_size_at,
   frame_time_ms,
   payload_max_bytes,
 } from "../log/frame.ts";
@@ -355,14 +356,13 @@ export function encode_frames(frames: Uint8Array): Uint8Array {
   const parts: Uint8Array[] = [];
   let encoder = new EventsEncoder(Math.max(1024, frames.length * 2));
   for (let at = 0; at < frames.length; ) {
-    const len = frame_len(view, at);
-    assert(len >= frame_header_bytes, "a whole frame");
+    assert(frame_len(view, at) >= frame_header_bytes, "a whole frame");
     if (!encoder.add(frames, view, at)) {
       parts.push(encoder.chunk().slice());
       encoder = new EventsEncoder(encoder.capacity_bytes);
       continue;
     }
-    at += (len + 7) & ~7;
+    at += frame_size_at(view, at);
   }
   parts.push(encoder.chunk().slice());
   return parts.length === 1 ? parts[0] : new Uint8Array(Buffer.concat(parts));

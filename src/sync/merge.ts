@@ -122,7 +122,7 @@ export class Merger {
           if (this.gap.put(origin, seq, rebuild_frame(d, i), now_ms)) this.counters.events_buffered++;
           else this.counters.events_dropped.gap_buffer_full++;
         } else {
-          this.stage(origin, d.origin_hi[i], d.origin_lo[i], seq, d.time_ms[i], d.flags[i], d.crc[i], d.bytes, d.payload_start[i], d.payload_end[i], from);
+          this.stage(origin, d.origin_hi[i], d.origin_lo[i], seq, d.time_ms[i], d.flags[i], d.crc[i], d.src[i], d.start[i], d.end[i], from);
           this.drain(origin, from);
         }
       }
@@ -227,7 +227,7 @@ export class Merger {
     const seq = d.seq[i];
     const local = this.log.get(origin, seq);
     if (local === null || local.rejected) return;
-    if (local.time_ms === d.time_ms[i] && bytes_equal(local.payload, d.bytes, d.payload_start[i], d.payload_end[i])) return;
+    if (local.time_ms === d.time_ms[i] && bytes_equal(local.payload, d.src[i], d.start[i], d.end[i])) return;
     this.counters.conflicts++;
     this.warn(
       `replica-id conflict: event ${origin}:${seq} arrived with content different from the one held; two devices may share the replica id ${origin} (was a data directory copied?)`,
@@ -244,10 +244,10 @@ export class Merger {
 
 /** The record frame event i of `d` was on its origin's disk (a copy, for the gap buffer). */
 function rebuild_frame(d: DecodedEvents, i: number): Uint8Array {
-  const start = d.payload_start[i];
-  const payload_bytes = d.payload_end[i] - start;
+  const start = d.start[i];
+  const payload_bytes = d.end[i] - start;
   const frame = new Uint8Array(frame_size_bytes(payload_bytes));
-  copy_bytes(d.bytes, start, d.payload_end[i], frame, frame_header_bytes);
+  copy_bytes(d.src[i], start, d.end[i], frame, frame_header_bytes);
   const view = new DataView(frame.buffer);
   view.setUint32(8, d.origin_hi[i], true);
   view.setUint32(12, d.origin_lo[i], true);

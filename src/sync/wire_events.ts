@@ -16,6 +16,7 @@ import {
   payload_max_bytes,
 } from "../log/frame.ts";
 import { origin_from_words } from "../log/ids.ts";
+import { CheckedEvents } from "../log/checked_events.ts";
 import { Malformed } from "./malformed.ts";
 import type { Part } from "./messages.ts";
 import { seq_hi_word_max } from "./packed.ts";
@@ -216,27 +217,16 @@ export class EventsChunker {
 }
 
 /**
- * The events of one received region, decoded and checked, as parallel
- * arrays (no object per event). Payloads stay in `bytes`, the received
- * message. Reused from message to message.
+ * The events of one received region, decoded and checked: CheckedEvents
+ * (parallel arrays, no object per event, payloads left in the received
+ * message) plus where each run starts. Reused from message to message.
  */
-export class DecodedEvents {
-  bytes: Uint8Array = new Uint8Array(0);
-  count = 0;
-  readonly origin: string[] = [];
-  readonly origin_hi: number[] = [];
-  readonly origin_lo: number[] = [];
-  readonly seq: number[] = [];
-  readonly time_ms: number[] = [];
-  readonly flags: number[] = [];
-  readonly crc: number[] = [];
-  readonly payload_start: number[] = [];
-  readonly payload_end: number[] = [];
-  /** Runs: index of each run's first event, and its origin. */
+export class DecodedEvents extends CheckedEvents {
+  /** Index of each run's first event. */
   readonly run_first: number[] = [];
 
-  clear(): void {
-    this.count = 0;
+  override clear(): void {
+    super.clear();
     this.run_first.length = 0;
   }
 }
@@ -284,11 +274,9 @@ function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: numb
  */
 export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max = Number.POSITIVE_INFINITY): number {
   out.clear();
-  out.bytes = bytes;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.length;
   let at = 0;
-  let n = 0;
   while (at < end) {
     if (end - at < run_header_bytes) throw new Malformed("bad_frame", `${end - at} stray bytes after the last event`);
     const hi = view.getUint32(at, true);
@@ -300,10 +288,10 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
     if (hi === 0 && lo === 0) throw new Malformed("bad_frame", "a run of origin 0");
     if (first_seq < 1 || count < 1) throw new Malformed("bad_frame", "a run with seq 0 or no events");
     if (first_seq + count - 1 > seq_max) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
-    if (n + count > events_max) throw new Malformed("bad_part", `more than ${events_max} events where at most that many may be`);
+    if (out.count + count > events_max) throw new Malformed("bad_part", `more than ${events_max} events where at most that many may be`);
     at += run_header_bytes;
     const origin = origin_from_words(hi, lo);
-    out.run_first.push(n);
+    out.run_first.push(out.count);
     let time_ms = 0;
     for (let i = 0; i < count; i++) {
       const payload_bytes = read_varint(bytes, at, end, 4);
@@ -333,21 +321,11 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
       if (frame_crc_of(hi, lo, seq, time_ms, flags, bytes, at, at + payload_bytes) !== crc) {
         throw new Malformed("bad_frame", `event ${origin}:${seq} fails its crc`);
       }
-      out.origin[n] = origin;
-      out.origin_hi[n] = hi;
-      out.origin_lo[n] = lo;
-      out.seq[n] = seq;
-      out.time_ms[n] = time_ms;
-      out.flags[n] = flags;
-      out.crc[n] = crc;
-      out.payload_start[n] = at;
-      out.payload_end[n] = at + payload_bytes;
+      out.push(origin, hi, lo, seq, time_ms, flags, crc, bytes, at, at + payload_bytes);
       at += payload_bytes;
-      n++;
     }
   }
-  out.count = n;
-  return n;
+  return out.count;
 }
 
 /** Encodes concatenated record frames (e.g. read from a log) as a wire region; for tests and tools. */

@@ -44,7 +44,7 @@ function frames_of(events: readonly Ev[]): Uint8Array {
 function decoded_list(d: DecodedEvents): Ev[] {
   const out: Ev[] = [];
   for (let i = 0; i < d.count; i++) {
-    out.push({ origin: d.origin[i], seq: d.seq[i], time_ms: d.time_ms[i], flags: d.flags[i], payload: d.bytes.slice(d.payload_start[i], d.payload_end[i]) });
+    out.push({ origin: d.origin[i], seq: d.seq[i], time_ms: d.time_ms[i], flags: d.flags[i], payload: d.src[i].slice(d.start[i], d.end[i]) });
   }
   return out;
 }
@@ -131,7 +131,7 @@ describe("Log.accept_checked and scan_origin", () => {
       decode_events(encode_frames(frames), d);
       const batch = new CheckedEvents();
       for (let i = 0; i < d.count; i++) {
-        batch.push(d.origin[i], d.origin_hi[i], d.origin_lo[i], d.seq[i], d.time_ms[i], d.flags[i], d.crc[i], d.bytes, d.payload_start[i], d.payload_end[i]);
+        batch.push(d.origin[i], d.origin_hi[i], d.origin_lo[i], d.seq[i], d.time_ms[i], d.flags[i], d.crc[i], d.src[i], d.start[i], d.end[i]);
       }
       const log = await Log.open({ dir: temp_dir(), segment_size_bytes: 1024 * 1024 });
       expect(log.accept_checked(batch)).toBe(300);

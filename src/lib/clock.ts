@@ -13,6 +13,12 @@ export interface TimerHandle {
 export interface Timers {
   /** Calls fn every interval_ms until cancelled; must not keep the process alive on its own. */
   every(interval_ms: number, fn: () => void): TimerHandle;
+  /**
+   * Calls fn once, after the current turn of the event loop and its I/O
+   * callbacks (setImmediate): work queued here runs after every append of
+   * the same turn, which is what lets them share one fsync.
+   */
+  soon(fn: () => void): void;
 }
 
 export const system_timers: Timers = {
@@ -20,5 +26,8 @@ export const system_timers: Timers = {
     const handle = setInterval(fn, interval_ms);
     handle.unref?.();
     return { cancel: () => clearInterval(handle) };
+  },
+  soon(fn) {
+    setImmediate(fn);
   },
 };

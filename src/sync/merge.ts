@@ -5,14 +5,16 @@ import { CheckedEvents } from "../log/checked_events.ts";
 import {
   flag_rejected,
   frame_crc,
+  frame_crc_offset,
   frame_flags,
   frame_header_bytes,
   frame_len,
+  frame_len_offset,
   frame_origin_hi,
   frame_origin_lo,
   frame_size_bytes,
   frame_time_ms,
-  write_u64,
+  write_frame_fields,
 } from "../log/frame.ts";
 import type { SyncCounters } from "./counters.ts";
 import type { GapBuffer } from "./gap_buffer.ts";
@@ -249,12 +251,8 @@ function rebuild_frame(d: DecodedEvents, i: number): Uint8Array {
   const frame = new Uint8Array(frame_size_bytes(payload_bytes));
   copy_bytes(d.src[i], start, d.end[i], frame, frame_header_bytes);
   const view = new DataView(frame.buffer);
-  view.setUint32(8, d.origin_hi[i], true);
-  view.setUint32(12, d.origin_lo[i], true);
-  write_u64(view, 16, d.seq[i]);
-  write_u64(view, 24, d.time_ms[i]);
-  view.setUint32(32, d.flags[i], true);
-  view.setUint32(4, d.crc[i], true);
-  view.setUint32(0, frame_header_bytes + payload_bytes, true);
+  write_frame_fields(view, 0, d.origin_hi[i], d.origin_lo[i], d.seq[i], d.time_ms[i], d.flags[i]);
+  view.setUint32(frame_crc_offset, d.crc[i], true);
+  view.setUint32(frame_len_offset, frame_header_bytes + payload_bytes, true);
   return frame;
 }

@@ -1,4 +1,4 @@
-import { read_u64, write_u64 } from "../log/frame.ts";
+import { read_u64, write_u64 } from "../lib/bytes.ts";
 import { is_origin, origin_from_words, origin_hi, origin_lo } from "../log/ids.ts";
 import { Malformed } from "./malformed.ts";
 

@@ -1,10 +1,11 @@
 import { assert } from "../lib/assert.ts";
-import { copy_bytes } from "../lib/bytes.ts";
+import { copy_bytes, read_u64, write_u64 } from "../lib/bytes.ts";
 import { crc32c_update } from "../lib/crc32c.ts";
 import {
   flag_batch_end,
   flag_rejected,
   frame_crc,
+  frame_crc_from_offset,
   frame_flags,
   frame_header_bytes,
   frame_len,
@@ -14,6 +15,7 @@ import {
   frame_size_at,
   frame_time_ms,
   payload_max_bytes,
+  write_frame_fields,
 } from "../log/frame.ts";
 import { origin_from_words } from "../log/ids.ts";
 import { CheckedEvents } from "../log/checked_events.ts";
@@ -39,7 +41,6 @@ const wire_time_absolute = 0x80;
 const wire_flags_known = wire_time_absolute | flag_batch_end | flag_rejected;
 /** Deltas within +-2^30 ms are sent as a varint; anything else as a full u64. */
 const delta_max_ms = 2 ** 30;
-const two_pow_32 = 4294967296;
 const seq_max = 2 ** 53 - 1;
 
 /** Most bytes one event can take on the wire, its run header included. */
@@ -136,8 +137,7 @@ export class EventsEncoder {
       this.run_count = 0;
       out.setUint32(this.at, hi, true);
       out.setUint32(this.at + 4, lo, true);
-      out.setUint32(this.at + 8, seq % two_pow_32, true);
-      out.setUint32(this.at + 12, Math.floor(seq / two_pow_32), true);
+      write_u64(out, this.at + 8, seq);
       this.at += run_header_bytes;
     }
     this.at = this.put_varint(this.at, payload_bytes);
@@ -148,8 +148,7 @@ export class EventsEncoder {
       this.at = this.put_varint(this.at + 5, zigzag);
     } else {
       this.buf[this.at + 4] = flags | wire_time_absolute;
-      out.setUint32(this.at + 5, time_ms % two_pow_32, true);
-      out.setUint32(this.at + 9, Math.floor(time_ms / two_pow_32), true);
+      write_u64(out, this.at + 5, time_ms);
       this.at += 13;
     }
     copy_bytes(map, at + frame_header_bytes, at + len, this.buf, this.at);
@@ -236,15 +235,8 @@ const header_view = new DataView(header_scratch.buffer);
 
 /** The crc32c of the frame these fields and payload make (what the origin wrote). */
 export function frame_crc_of(hi: number, lo: number, seq: number, time_ms: number, flags: number, bytes: Uint8Array, start: number, end: number): number {
-  header_view.setUint32(8, hi, true);
-  header_view.setUint32(12, lo, true);
-  header_view.setUint32(16, seq % two_pow_32, true);
-  header_view.setUint32(20, Math.floor(seq / two_pow_32), true);
-  header_view.setUint32(24, time_ms % two_pow_32, true);
-  header_view.setUint32(28, Math.floor(time_ms / two_pow_32), true);
-  header_view.setUint32(32, flags, true);
-  header_view.setUint32(36, 0, true);
-  return crc32c_update(crc32c_update(0, header_scratch, 8, frame_header_bytes), bytes, start, end);
+  write_frame_fields(header_view, 0, hi, lo, seq, time_ms, flags);
+  return crc32c_update(crc32c_update(0, header_scratch, frame_crc_from_offset, frame_header_bytes), bytes, start, end);
 }
 
 /** Where read_varint stopped (a module variable, so reading a number allocates nothing). */
@@ -283,7 +275,7 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
     const lo = view.getUint32(at + 4, true);
     const seq_hi = view.getUint32(at + 12, true);
     if (seq_hi >= seq_hi_word_max) throw new Malformed("seq_overflow", "a run starting beyond seq 2^53");
-    const first_seq = seq_hi * two_pow_32 + view.getUint32(at + 8, true);
+    const first_seq = read_u64(view, at + 8);
     const count = view.getUint32(at + 16, true);
     if (hi === 0 && lo === 0) throw new Malformed("bad_frame", "a run of origin 0");
     if (first_seq < 1 || count < 1) throw new Malformed("bad_frame", "a run with seq 0 or no events");
@@ -306,7 +298,7 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
         if (end - at < 8) throw new Malformed("bad_frame", "an event cut short");
         const time_hi = view.getUint32(at + 4, true);
         if (time_hi >= seq_hi_word_max) throw new Malformed("bad_frame", "a time beyond 2^53 ms");
-        time_ms = time_hi * two_pow_32 + view.getUint32(at, true);
+        time_ms = read_u64(view, at);
         at += 8;
       } else {
         const zigzag = read_varint(bytes, at, end, 5);

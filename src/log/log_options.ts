@@ -1,0 +1,104 @@
+import { assert } from "../lib/assert.ts";
+import { type Clock, type Timers, system_clock, system_timers } from "../lib/clock.ts";
+import { type FileIO, node_file_io } from "./file_io.ts";
+import { bad_argument } from "./log_errors.ts";
+
+/**
+ * The log's options, limits and defaults in one place (design.md section 2),
+ * and the check that turns LogOptions into ResolvedLogOptions.
+ */
+
+export type SyncMode = "always" | "interval" | "never";
+export const sync_modes: readonly SyncMode[] = ["always", "interval", "never"];
+
+export const segment_size_default_bytes = 64 * 1024 * 1024;
+export const segment_size_min_bytes = 64 * 1024;
+/** Segments are mapped and written in whole pages. */
+export const segment_size_align_bytes = 4096;
+export const sync_interval_default_ms = 10;
+/** After a failed segment creation (disk full), appends fail fast this long before the log tries again. */
+export const segment_retry_interval_default_ms = 1000;
+/** fsyncs run on the JS thread while they average below this (blocking it that long is harmless); else in the thread pool. */
+export const inline_fsync_max_ms = 1;
+/** Frames are assembled here and written with one pwrite (mmap writes + fdatasync measured 4-5x slower; README "Storage"). */
+export const staging_bytes = 256 * 1024;
+/** Committed batches the durable vv may lag behind before it catches up on its own. */
+export const durable_vv_pending_max = 4096;
+/** fsync latencies kept for the metrics histogram until the caller drains them. */
+export const fsync_latencies_max = 10_000;
+
+assert(segment_size_min_bytes % segment_size_align_bytes === 0, "the smallest segment is whole pages");
+assert(staging_bytes < segment_size_min_bytes, "a full staging buffer fits in the smallest segment");
+assert(segment_size_default_bytes >= segment_size_min_bytes, "the default segment size is allowed");
+
+export interface LogOptions {
+  dir: string;
+  /** Human name stored in replica.json when the directory is created. */
+  name?: string;
+  sync?: SyncMode;
+  sync_interval_ms?: number;
+  segment_size_bytes?: number;
+  /** Open without the lock and without repairing anything: for read, status and verify next to a running replica. */
+  read_only?: boolean;
+  /** Create the data directory when it does not exist (default true unless read_only). */
+  create?: boolean;
+  /** After a failed segment creation (disk full), how long appends fail fast before trying again. */
+  segment_retry_interval_ms?: number;
+  io?: FileIO;
+  clock?: Clock;
+  timers?: Timers;
+  fill_random?: (bytes: Uint8Array) => void;
+  /** Called with recovery reports and background problems a technician should see. */
+  on_warning?: (message: string, details: Record<string, unknown>) => void;
+}
+
+export type Warn = (message: string, details: Record<string, unknown>) => void;
+
+/** LogOptions with every default applied and every value checked. */
+export interface ResolvedLogOptions {
+  dir: string;
+  name: string;
+  sync: SyncMode;
+  sync_interval_ms: number;
+  segment_size_bytes: number;
+  read_only: boolean;
+  create: boolean;
+  segment_retry_interval_ms: number;
+  io: FileIO;
+  clock: Clock;
+  timers: Timers;
+  fill_random: ((bytes: Uint8Array) => void) | undefined;
+  on_warning: Warn;
+}
+
+export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
+  const segment_size_bytes = options.segment_size_bytes ?? segment_size_default_bytes;
+  if (!Number.isInteger(segment_size_bytes) || segment_size_bytes < segment_size_min_bytes || segment_size_bytes % segment_size_align_bytes !== 0) {
+    throw bad_argument(
+      `segment size ${segment_size_bytes} bytes is invalid; use a multiple of ${segment_size_align_bytes} of at least ${segment_size_min_bytes} bytes`,
+    );
+  }
+  if (options.sync !== undefined && !sync_modes.includes(options.sync)) {
+    throw bad_argument(`sync mode "${options.sync}" is invalid; use always, interval or never`);
+  }
+  const sync_interval_ms = options.sync_interval_ms ?? sync_interval_default_ms;
+  if (options.sync === "interval" && !(sync_interval_ms > 0)) {
+    throw bad_argument(`sync interval ${sync_interval_ms} ms is invalid; use a positive number of milliseconds`);
+  }
+  const read_only = options.read_only ?? false;
+  return {
+    dir: options.dir,
+    name: options.name ?? "",
+    sync: options.sync ?? "always",
+    sync_interval_ms,
+    segment_size_bytes,
+    read_only,
+    create: options.create ?? !read_only,
+    segment_retry_interval_ms: options.segment_retry_interval_ms ?? segment_retry_interval_default_ms,
+    io: options.io ?? node_file_io,
+    clock: options.clock ?? system_clock,
+    timers: options.timers ?? system_timers,
+    fill_random: options.fill_random,
+    on_warning: options.on_warning ?? (() => {}),
+  };
+}

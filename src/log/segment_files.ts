@@ -1,0 +1,160 @@
+import path from "node:path";
+import { assert } from "../lib/assert.ts";
+import type { Clock } from "../lib/clock.ts";
+import { errno_code } from "../lib/errors.ts";
+import type { FileIO } from "./file_io.ts";
+import { io_error, log_full } from "./log_errors.ts";
+import type { Warn } from "./log_options.ts";
+import { type Segment, segment_file_name, summary_file_name } from "./segment.ts";
+
+/**
+ * The segment files of one log directory: creating them (really zero-filled,
+ * never sparse, so a full disk shows here and not as SIGBUS mid-write), the
+ * spare made ahead of need so rotation only renames, and summaries of sealed
+ * segments. Disk-full becomes LOG_FULL here and nowhere else.
+ */
+
+export const spare_file_name = "spare";
+export const segments_dir_name = "segments";
+
+/** Whether a failed file operation means "no space" (a full disk, or a quota). */
+export function is_disk_full(err: unknown): boolean {
+  const code = errno_code(err);
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** The error for a segment file that could not be made: LOG_FULL when the disk is full, IO_ERROR otherwise. */
+export function segment_create_error(io: FileIO, segments_dir: string, file: string, segment_size_bytes: number, err: unknown): Error {
+  if (is_disk_full(err)) return log_full(segment_size_bytes, segments_dir, io.free_bytes(segments_dir), err);
+  return io_error(`could not create segment ${file}`, err);
+}
+
+/** Creates segment `first_pos` (zero-filled, fsynced, directory fsynced) when the directory holds none. */
+export async function create_first_segment(io: FileIO, segments_dir: string, segment_size_bytes: number): Promise<string> {
+  const file = path.join(segments_dir, segment_file_name(0));
+  const tmp = `${file}.tmp`;
+  try {
+    await io.create_zeroed(tmp, segment_size_bytes);
+  } catch (err) {
+    throw segment_create_error(io, segments_dir, file, segment_size_bytes, err);
+  }
+  io.rename(tmp, file);
+  await io.sync_dir(segments_dir);
+  return file;
+}
+
+export interface SegmentFilesInit {
+  io: FileIO;
+  segments_dir: string;
+  segment_size_bytes: number;
+  segment_retry_interval_ms: number;
+  clock: Clock;
+  on_warning: Warn;
+}
+
+export class SegmentFiles {
+  readonly segments_dir: string;
+  private readonly io: FileIO;
+  private readonly segment_size_bytes: number;
+  private readonly segment_retry_interval_ms: number;
+  private readonly clock: Clock;
+  private readonly on_warning: Warn;
+  private readonly spare_file: string;
+
+  private spare_ready = false;
+  private spare_job: Promise<void> | null = null;
+  /** When making a segment last failed; appends fail fast until segment_retry_interval_ms has passed. */
+  private failed_at_ms = Number.NEGATIVE_INFINITY;
+  private stopping = false;
+
+  constructor(init: SegmentFilesInit) {
+    this.io = init.io;
+    this.segments_dir = init.segments_dir;
+    this.segment_size_bytes = init.segment_size_bytes;
+    this.segment_retry_interval_ms = init.segment_retry_interval_ms;
+    this.clock = init.clock;
+    this.on_warning = init.on_warning;
+    this.spare_file = path.join(this.segments_dir, spare_file_name);
+  }
+
+  /**
+   * Makes the file of segment `first_pos` and returns its path: the spare
+   * renamed into place, or a new file made right now when none is ready.
+   * Throws LOG_FULL (and leaves nothing behind) when no segment can be made.
+   */
+  make_next(first_pos: number): string {
+    const file = path.join(this.segments_dir, segment_file_name(first_pos));
+    this.take_spare_as(file);
+    return file;
+  }
+
+  private take_spare_as(file: string): void {
+    if (this.spare_ready) {
+      this.spare_ready = false;
+      this.io.rename(this.spare_file, file);
+      return;
+    }
+    if (this.clock.now_ms() - this.failed_at_ms < this.segment_retry_interval_ms) {
+      throw log_full(this.segment_size_bytes, this.segments_dir, this.io.free_bytes(this.segments_dir));
+    }
+    const tmp = `${file}.tmp`;
+    try {
+      this.io.create_zeroed_sync(tmp, this.segment_size_bytes);
+      this.io.rename(tmp, file);
+    } catch (err) {
+      this.io.unlink(tmp);
+      this.failed_at_ms = this.clock.now_ms();
+      throw segment_create_error(this.io, this.segments_dir, file, this.segment_size_bytes, err);
+    }
+    this.failed_at_ms = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Prepares the next segment file in the background so rotation only renames it. */
+  prepare_spare(): void {
+    if (this.spare_ready || this.spare_job !== null || this.stopping) return;
+    // A spare left by the last run was zero-filled and fsynced before it got its name: reuse it.
+    if (this.io.exists(this.spare_file) && this.io.size_bytes(this.spare_file) === this.segment_size_bytes) {
+      this.spare_ready = true;
+      return;
+    }
+    const tmp = `${this.spare_file}.tmp`;
+    this.spare_job = (async () => {
+      try {
+        await this.io.create_zeroed(tmp, this.segment_size_bytes, () => this.stopping);
+        if (this.stopping) {
+          this.io.unlink(tmp);
+          return;
+        }
+        this.io.rename(tmp, this.spare_file);
+        this.spare_ready = true;
+      } catch (err) {
+        try {
+          this.io.unlink(tmp);
+        } catch {
+          // Left for the next open, which removes *.tmp files.
+        }
+        if (!this.stopping) {
+          this.failed_at_ms = this.clock.now_ms();
+          this.on_warning("could not prepare the next segment; appends will fail with LOG_FULL when the current one is full", {
+            code: errno_code(err),
+            error: String(err),
+          });
+        }
+      } finally {
+        this.spare_job = null;
+      }
+    })();
+  }
+
+  /** Persists a sealed, durable segment's summary so the next open need not scan it. */
+  async write_summary(segment: Segment): Promise<void> {
+    assert(segment.sealed, "only sealed segments get a summary");
+    await this.io.write_file_atomic(path.join(this.segments_dir, summary_file_name(segment.first_pos)), segment.summary_bytes());
+  }
+
+  /** Stops making spares (a spare being made is abandoned) and waits for the background job. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.spare_job;
+  }
+}

@@ -16,8 +16,8 @@ import {
   frame_size_bytes,
   payload_max_bytes,
   write_frame_header,
-  write_u64,
 } from "./frame.ts";
+import { write_u64 } from "../lib/bytes.ts";
 import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
 import { LogEvent } from "./log_event.ts";
 import type { CheckedEvents } from "./checked_events.ts";

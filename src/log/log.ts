@@ -1,93 +1,53 @@
 import path from "node:path";
 import { assert } from "../lib/assert.ts";
-import { type Clock, type Timers, type TimerHandle, system_clock, system_timers } from "../lib/clock.ts";
-import { InterlogError, errno_code, is_interlog_error } from "../lib/errors.ts";
-import { type FileHandle, type FileIO, node_file_io } from "./file_io.ts";
-import { copy_bytes } from "../lib/bytes.ts";
-import { crc32c_update } from "../lib/crc32c.ts";
-import {
-  flag_batch_end,
-  flag_rejected,
-  frame_header_bytes,
-  frame_origin_hi,
-  frame_origin_lo,
-  frame_seq,
-  frame_size_at,
-  frame_size_bytes,
-  payload_max_bytes,
-  write_frame_header,
-} from "./frame.ts";
-import { write_u64 } from "../lib/bytes.ts";
-import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
-import { LogEvent } from "./log_event.ts";
+import { type InterlogError, is_interlog_error } from "../lib/errors.ts";
 import type { CheckedEvents } from "./checked_events.ts";
-import { WaiterQueue } from "./waiter_queue.ts";
-import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
-import { recover } from "./recovery.ts";
+import { DurableVv } from "./durable_vv.ts";
+import type { FileHandle, FileIO } from "./file_io.ts";
+import { flag_batch_end, flag_rejected, frame_size_bytes, payload_max_bytes } from "./frame.ts";
+import { FrameStager } from "./frame_stager.ts";
+import { GroupCommit, type LogStats } from "./group_commit.ts";
+import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
 import {
-  Segment,
-  parse_segment_file_name,
-  segment_file_name,
-  summary_file_name,
-} from "./segment.ts";
-import { type VerifyReport, verify_segments } from "./verify.ts";
+  bad_argument,
+  batch_too_large,
+  data_dir_missing,
+  log_closed,
+  payload_too_large,
+  read_only as read_only_error,
+  replica_missing,
+  seq_gap,
+} from "./log_errors.ts";
+import { LogEvent } from "./log_event.ts";
+import { type LogOptions, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
+import { type RecoveryReport, recover } from "./recovery.ts";
+import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
+import { Segment } from "./segment.ts";
+import { SegmentFiles, segments_dir_name } from "./segment_files.ts";
+import { type FrameVisitor, SegmentList } from "./segment_list.ts";
+import { type VerifyReport, verify_segments, verify_unrepaired } from "./verify.ts";
 
-export type SyncMode = "always" | "interval" | "never";
-export const sync_modes: readonly SyncMode[] = ["always", "interval", "never"];
+export { type LogOptions, type SyncMode, segment_size_default_bytes, segment_size_min_bytes, sync_interval_default_ms, sync_modes } from "./log_options.ts";
+export type { LogStats } from "./group_commit.ts";
+export type { RecoveryReport } from "./recovery.ts";
 
-export const segment_size_default_bytes = 64 * 1024 * 1024;
-export const segment_size_min_bytes = 64 * 1024;
-export const sync_interval_default_ms = 10;
-/** fsyncs run on the JS thread while they average below this (blocking it that long is harmless); else in the thread pool. */
-const inline_fsync_max_ms = 1;
-/** Frames are assembled here and written with one pwrite; see DESIGN NOTE in README (mmap writes + fdatasync were 4-5x slower). */
-const staging_bytes = 256 * 1024;
-const spare_file_name = "spare";
-
-export interface LogOptions {
-  dir: string;
-  /** Human name stored in replica.json when the directory is created. */
-  name?: string;
-  sync?: SyncMode;
-  sync_interval_ms?: number;
-  segment_size_bytes?: number;
-  /** Open without the lock and without repairing anything: for read, status and verify next to a running replica. */
-  read_only?: boolean;
-  /** Create the data directory when it does not exist (default true unless read_only). */
-  create?: boolean;
-  /** After a failed segment creation (disk full), how long appends fail fast before trying again. */
-  segment_retry_interval_ms?: number;
-  io?: FileIO;
-  clock?: Clock;
-  timers?: Timers;
-  fill_random?: (bytes: Uint8Array) => void;
-  /** Called with recovery reports and background problems a technician should see. */
-  on_warning?: (message: string, details: Record<string, unknown>) => void;
-}
-
-export interface RecoveryReport {
-  /** Bytes after the last whole record (torn tail, garbage) that were zeroed. */
-  dropped_bytes: number;
-  /** Whole segment files removed because they came after a torn segment. */
-  dropped_segments: number;
-  /** The position where the log was cut (start of the torn batch), when anything was dropped. */
-  cut_at_pos: number | null;
-  /** The position of the first bad record itself (cut_at_pos plus the good records of its unfinished batch). */
-  bad_at_pos: number | null;
-  reason: string;
-  /** Bytes that had to be scanned record by record (the tail since the last sealed segment). */
-  scanned_bytes: number;
-}
-
-export interface LogStats {
-  appends: number;
-  appended_events: number;
-  appended_bytes: number;
-  fsyncs: number;
-  fsync_seconds_total: number;
-  /** Recent fsync latencies in seconds, for histograms; drained by the caller. */
-  fsync_latencies_s: number[];
-}
+/**
+ * The durable local log: one replica's append-only sequence of events in
+ * preallocated segment files (design.md section 2). This file holds open,
+ * close, the public API and rotation; the jobs behind it have files of their
+ * own, each owning its state:
+ *
+ * - frame_stager.ts: the staging buffer and where the active segment's data ends;
+ * - group_commit.ts: flushed and durable positions, fsync cycles, waiters, failure;
+ * - durable_vv.ts: the version vector of durable batches (what sync may publish);
+ * - segment_list.ts: the segments and lookups by position and by origin;
+ * - segment_files.ts: making segment files, the spare, summaries, LOG_FULL;
+ * - recovery.ts: what an open trusts, scans and repairs;
+ * - log_options.ts and log_errors.ts: options, limits, defaults, and errors.
+ *
+ * Here: the active segment's handle, the version vector of everything held,
+ * and next_pos.
+ */
 
 export type AcceptResult = "appended" | "duplicate";
 
@@ -99,12 +59,9 @@ export interface IncomingEvent {
   flags?: number;
 }
 
-const resolved = Promise.resolve();
+/** Events events_after reads per pass over the index (each pass locates its first event anew). */
+const events_after_chunk_max = 256;
 
-/**
- * The durable local log: one replica's append-only sequence of events in
- * preallocated segment files. See design.md section 2.
- */
 export class Log {
   readonly dir: string;
   readonly id: string;
@@ -113,85 +70,33 @@ export class Log {
   readonly sync_mode: SyncMode;
   readonly read_only: boolean;
   readonly recovery: RecoveryReport;
-  readonly stats: LogStats = {
-    appends: 0,
-    appended_events: 0,
-    appended_bytes: 0,
-    fsyncs: 0,
-    fsync_seconds_total: 0,
-    fsync_latencies_s: [],
-  };
+  readonly stats: LogStats = { appends: 0, appended_events: 0, appended_bytes: 0, fsyncs: 0, fsync_seconds_total: 0, fsync_latencies_s: [] };
 
-  private readonly segments_dir: string;
+  private readonly options: ResolvedLogOptions;
   private readonly io: FileIO;
-  private readonly clock: Clock;
-  private readonly segment_size_bytes: number;
-  private readonly segment_retry_interval_ms: number;
-  private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
   private readonly lock: { release(): void } | null;
   private readonly origin_hi: number;
   private readonly origin_lo: number;
+  private readonly files: SegmentFiles;
+  private readonly stager: FrameStager;
+  private readonly commit: GroupCommit;
+  private readonly durable_vv_state: DurableVv;
 
-  private segments: Segment[];
-  private active: Segment;
+  private readonly segments: SegmentList;
   private active_handle: FileHandle | null;
+  /** origin -> highest seq held (written, maybe not yet durable). */
   private readonly vv_map: Map<string, number>;
-
-  private readonly staging = new Uint8Array(staging_bytes);
-  private readonly staging_view = new DataView(this.staging.buffer);
+  /** Events written (visible); the next event gets this pos. */
+  private next_pos: number;
   /** Scratch of accept_checked, reused: origin -> next seq, and which events are already held. */
   private readonly accept_next = new Map<string, number>();
   private readonly accept_skip: number[] = [];
-  private staged_bytes = 0;
-  /** Offset in the active segment where staging[0] belongs. */
-  private staged_at = 0;
-  private readonly big_header = new Uint8Array(frame_header_bytes);
-  private readonly big_header_view = new DataView(this.big_header.buffer);
-
-  /** Events written (visible); the next event gets this pos. */
-  private next_pos: number;
-  /** Events handed to the OS (survive a process crash). */
-  private flushed_pos: number;
-  /** Events fsynced (survive a power cut). */
-  private durable_pos: number;
-  /** origin -> highest seq durable, brought up to durable_count lazily from the pending batches below. */
-  private readonly durable_vv_map: Map<string, number>;
-  /** Committed batches not yet applied to durable_vv_map: the position after each and the seq it reached for one origin. */
-  private readonly pending_end_pos: number[] = [];
-  private readonly pending_origin: string[] = [];
-  private readonly pending_seq: number[] = [];
-  private pending_head = 0;
-  private readonly durable_listeners: (() => void)[] = [];
-  private durable_notify_scheduled = false;
-  /** Moving average of recent fsync cycles; starts high, so the first ones go through the thread pool and measure the disk. */
-  private fsync_recent_ms = 1000;
-
-  /** Waiting for a flush (never mode's durability). */
-  private readonly flush_waiters = new WaiterQueue();
-  /** Waiting for an fsync cycle that covers their position. */
-  private readonly sync_waiters = new WaiterQueue();
-  /** Files written since their last fdatasync. */
-  private unsynced: FileHandle[] = [];
-  /** Handles of sealed segments, closed once an fsync cycle has covered them. */
-  private readonly retired = new Set<FileHandle>();
-  private dir_dirty = false;
-  private sync_scheduled = false;
-  private flush_scheduled = false;
-  private syncing = false;
-  private sync_again = false;
-  private interval_timer: TimerHandle | null = null;
-  private seal_jobs = new Set<Promise<void>>();
-
-  private spare_ready = false;
-  private spare_job: Promise<void> | null = null;
-  private segment_failed_at_ms = Number.NEGATIVE_INFINITY;
-  private failure: InterlogError | null = null;
+  private readonly seal_jobs = new Set<Promise<void>>();
   private closing = false;
   private closed = false;
 
   private constructor(init: {
-    options: LogOptions;
-    io: FileIO;
+    options: ResolvedLogOptions;
     replica: ReplicaInfo;
     lock: { release(): void } | null;
     segments: Segment[];
@@ -200,78 +105,64 @@ export class Log {
     active_handle: FileHandle | null;
   }) {
     const { options } = init;
+    this.options = options;
     this.dir = options.dir;
-    this.segments_dir = path.join(options.dir, "segments");
-    this.io = init.io;
-    this.clock = options.clock ?? system_clock;
+    this.io = options.io;
     this.id = init.replica.id;
     this.name = init.replica.name;
     this.created = init.replica.created;
     this.origin_hi = origin_hi(this.id);
     this.origin_lo = origin_lo(this.id);
-    this.sync_mode = options.sync ?? "always";
-    this.read_only = options.read_only ?? false;
-    this.segment_size_bytes = options.segment_size_bytes ?? segment_size_default_bytes;
-    this.segment_retry_interval_ms = options.segment_retry_interval_ms ?? 1000;
-    this.on_warning = options.on_warning ?? (() => {});
+    this.sync_mode = options.sync;
+    this.read_only = options.read_only;
     this.lock = init.lock;
-    this.segments = init.segments;
-    this.active = init.segments[init.segments.length - 1];
+    this.segments = new SegmentList(init.segments, (pos_end) => this.commit.flush_if_needed(pos_end));
     this.active_handle = init.active_handle;
     this.vv_map = init.vv;
     this.recovery = init.recovery;
-    this.next_pos = this.active.end_pos;
-    this.flushed_pos = this.next_pos;
-    this.durable_pos = this.next_pos;
+    this.next_pos = this.segments.end_pos;
+    const segments_dir = path.join(options.dir, segments_dir_name);
+    this.files = new SegmentFiles({ ...options, segments_dir });
+    this.stager = new FrameStager(
+      { handle: () => this.writable_handle(), wrote: (h) => this.commit.wrote(h), fail: (err) => this.commit.fail(err) },
+      this.segments.active.end_bytes,
+    );
+    this.commit = new GroupCommit({
+      mode: options.sync,
+      sync_interval_ms: options.sync_interval_ms,
+      read_only: options.read_only,
+      io: options.io,
+      segments_dir,
+      timers: options.timers,
+      stats: this.stats,
+      next_pos: this.next_pos,
+      flush_staged: () => this.stager.flush(),
+      on_warning: options.on_warning,
+    });
     // Recovery made everything it kept durable.
-    this.durable_vv_map = new Map(this.vv_map);
-    this.staged_at = this.active.end_bytes;
-    if (!this.read_only && this.sync_mode === "interval") {
-      const interval_ms = options.sync_interval_ms ?? sync_interval_default_ms;
-      assert(interval_ms > 0, "sync_interval_ms > 0");
-      this.interval_timer = (options.timers ?? system_timers).every(interval_ms, () => {
-        if (this.next_pos > this.durable_pos || this.dir_dirty) void this.run_sync();
-      });
-    }
+    this.durable_vv_state = new DurableVv(this.vv_map, this.next_pos);
   }
 
   /** Opens (and on first use creates) the log in options.dir. */
-  static async open(options: LogOptions): Promise<Log> {
-    const io = options.io ?? node_file_io;
-    const clock = options.clock ?? system_clock;
-    const read_only = options.read_only ?? false;
-    const create = options.create ?? !read_only;
-    const segment_size = options.segment_size_bytes ?? segment_size_default_bytes;
-    if (!Number.isInteger(segment_size) || segment_size < segment_size_min_bytes || segment_size % 4096 !== 0) {
-      throw new InterlogError(
-        "BAD_ARGUMENT",
-        `segment size ${segment_size} bytes is invalid; use a multiple of 4096 of at least ${segment_size_min_bytes} bytes`,
-      );
-    }
-    if (options.sync !== undefined && !sync_modes.includes(options.sync)) {
-      throw new InterlogError("BAD_ARGUMENT", `sync mode "${options.sync}" is invalid; use always, interval or never`);
-    }
-    const dir = options.dir;
+  static async open(log_options: LogOptions): Promise<Log> {
+    const options = resolve_log_options(log_options);
+    const { io, dir, read_only } = options;
     if (!io.exists(dir)) {
-      if (!create) {
-        throw new InterlogError("DATA_DIR_INVALID", `no data directory at ${dir}; create one with: interlog init --data-dir ${dir}`);
-      }
+      if (!options.create) throw data_dir_missing(dir);
       io.mkdirp(dir);
     }
     const lock = read_only ? null : io.lock(path.join(dir, "lock"));
     try {
       let replica = read_replica(io, dir);
       if (replica === null) {
-        if (read_only || !create) {
-          throw new InterlogError("DATA_DIR_INVALID", `${dir} holds no replica.json; create a log with: interlog init --data-dir ${dir}`);
-        }
-        replica = await create_replica(io, dir, options.name ?? "", clock.now_ms(), options.fill_random);
+        if (read_only || !options.create) throw replica_missing(dir);
+        replica = await create_replica(io, dir, options.name, options.clock.now_ms(), options.fill_random);
       }
-      const segments_dir = path.join(dir, "segments");
+      const segments_dir = path.join(dir, segments_dir_name);
       io.mkdirp(segments_dir);
-      const opened = await recover(io, segments_dir, segment_size, read_only, options.on_warning);
-      const log = new Log({ options, io, replica, lock, ...opened });
-      if (!read_only) log.prepare_spare();
+      const opened = await recover(io, segments_dir, options.segment_size_bytes, read_only, options.on_warning);
+      const log = new Log({ options, replica, lock, ...opened });
+      if (!read_only) log.files.prepare_spare();
       return log;
     } catch (err) {
       lock?.release();
@@ -287,17 +178,17 @@ export class Log {
     this.check_payload(payload.length);
     this.reserve(frame_size_bytes(payload.length));
     const seq = (this.vv_map.get(this.id) ?? 0) + 1;
-    this.stage(this.id, this.origin_hi, this.origin_lo, seq, this.clock.now_ms(), flag_batch_end, payload);
+    this.stager.stage(this.segments.active, this.id, this.origin_hi, this.origin_lo, seq, this.options.clock.now_ms(), flag_batch_end, payload);
     this.vv_map.set(this.id, seq);
     this.committed(1, payload.length);
-    this.pending_push(this.id, seq);
+    this.note_durable_batch(this.id, seq);
     return seq;
   }
 
   /** Appends payloads as one atomic batch: after a crash all of them are there or none. Returns the first seq. */
   append_batch(payloads: readonly Uint8Array[]): number {
     this.check_writable();
-    if (payloads.length === 0) throw new InterlogError("BAD_ARGUMENT", "a batch needs at least one payload");
+    if (payloads.length === 0) throw bad_argument("a batch needs at least one payload");
     let bytes = 0;
     let payload_bytes = 0;
     for (const p of payloads) {
@@ -307,14 +198,14 @@ export class Log {
     }
     this.reserve(bytes);
     const first = (this.vv_map.get(this.id) ?? 0) + 1;
-    const time_ms = this.clock.now_ms();
+    const time_ms = this.options.clock.now_ms();
     const last = payloads.length - 1;
     for (let i = 0; i <= last; i++) {
-      this.stage(this.id, this.origin_hi, this.origin_lo, first + i, time_ms, i === last ? flag_batch_end : 0, payloads[i]);
+      this.stager.stage(this.segments.active, this.id, this.origin_hi, this.origin_lo, first + i, time_ms, i === last ? flag_batch_end : 0, payloads[i]);
     }
     this.vv_map.set(this.id, first + last);
     this.committed(payloads.length, payload_bytes);
-    this.pending_push(this.id, first + last);
+    this.note_durable_batch(this.id, first + last);
     return first;
   }
 
@@ -345,23 +236,14 @@ export class Log {
     let fresh = 0;
     for (const e of events) {
       assert_origin(e.origin);
-      if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw new InterlogError("BAD_ARGUMENT", `seq ${e.seq} is not a positive integer`);
-      if (!Number.isSafeInteger(e.time_ms) || e.time_ms < 0) throw new InterlogError("BAD_ARGUMENT", `time ${e.time_ms} is not a valid time`);
-      if (((e.flags ?? 0) & ~flag_rejected) !== 0) throw new InterlogError("BAD_ARGUMENT", `flags ${e.flags} are not allowed on an incoming event`);
+      if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw bad_argument(`seq ${e.seq} is not a positive integer`);
+      if (!Number.isSafeInteger(e.time_ms) || e.time_ms < 0) throw bad_argument(`time ${e.time_ms} is not a valid time`);
+      if (((e.flags ?? 0) & ~flag_rejected) !== 0) throw bad_argument(`flags ${e.flags} are not allowed on an incoming event`);
       this.check_payload(e.payload.length);
-      const expected = next.get(e.origin) ?? (this.vv_map.get(e.origin) ?? 0) + 1;
-      if (e.seq < expected) {
+      if (!this.take_seq(next, e.origin, e.seq)) {
         results.push("duplicate");
         continue;
       }
-      if (e.seq > expected) {
-        throw new InterlogError(
-          "SEQ_GAP",
-          `event ${e.origin}:${e.seq} cannot be appended: this log holds ${e.origin} only up to seq ${expected - 1}; fetch the missing events first`,
-          { origin: e.origin, seq: e.seq, held: expected - 1 },
-        );
-      }
-      next.set(e.origin, e.seq + 1);
       results.push("appended");
       bytes += frame_size_bytes(e.payload.length);
       payload_bytes += e.payload.length;
@@ -375,11 +257,11 @@ export class Log {
       const e = events[i];
       written++;
       const flags = (e.flags ?? 0) | (written === fresh ? flag_batch_end : 0);
-      this.stage(e.origin, origin_hi(e.origin), origin_lo(e.origin), e.seq, e.time_ms, flags, e.payload);
+      this.stager.stage(this.segments.active, e.origin, origin_hi(e.origin), origin_lo(e.origin), e.seq, e.time_ms, flags, e.payload);
       this.vv_map.set(e.origin, e.seq);
     }
     this.committed(fresh, payload_bytes);
-    for (const [origin, next_seq] of next) this.pending_push(origin, next_seq - 1);
+    for (const [origin, next_seq] of next) this.note_durable_batch(origin, next_seq - 1);
     return results;
   }
 
@@ -402,25 +284,14 @@ export class Log {
     const skip = this.accept_skip;
     skip.length = 0;
     for (let i = 0; i < events.count; i++) {
-      const origin = events.origin[i];
-      const seq = events.seq[i];
-      assert(origin !== this.id, "own events are never accepted from peers");
+      assert(events.origin[i] !== this.id, "own events are never accepted from peers");
       assert((events.flags[i] & ~(flag_batch_end | flag_rejected)) === 0, "incoming flags are batch-end and rejected only");
       this.check_payload(events.end[i] - events.start[i]);
-      const expected = next.get(origin) ?? (this.vv_map.get(origin) ?? 0) + 1;
-      if (seq < expected) {
+      if (!this.take_seq(next, events.origin[i], events.seq[i])) {
         skip[i] = 1;
         continue;
       }
-      if (seq > expected) {
-        throw new InterlogError(
-          "SEQ_GAP",
-          `event ${origin}:${seq} cannot be appended: this log holds ${origin} only up to seq ${expected - 1}; fetch the missing events first`,
-          { origin, seq, held: expected - 1 },
-        );
-      }
       skip[i] = 0;
-      next.set(origin, seq + 1);
       bytes += frame_size_bytes(events.end[i] - events.start[i]);
       payload_bytes += events.end[i] - events.start[i];
       fresh++;
@@ -432,12 +303,25 @@ export class Log {
       if (skip[i] === 1) continue;
       const flags = events.flags[i] | (i === last_fresh ? flag_batch_end : 0);
       const crc = flags === events.flags[i] ? events.crc[i] : -1;
-      this.stage_checked(events, i, flags, crc);
+      this.stager.stage_checked(this.segments.active, events, i, flags, crc);
       this.vv_map.set(events.origin[i], events.seq[i]);
     }
     this.committed(fresh, payload_bytes);
-    for (const [origin, next_seq] of next) this.pending_push(origin, next_seq - 1);
+    for (const [origin, next_seq] of next) this.note_durable_batch(origin, next_seq - 1);
     return fresh;
+  }
+
+  /**
+   * Whether origin:seq is the next event to append in this batch (`next`
+   * holds the batch's progress per origin): false for one already held, and
+   * SEQ_GAP for one beyond the next. Records the step when true.
+   */
+  private take_seq(next: Map<string, number>, origin: string, seq: number): boolean {
+    const expected = next.get(origin) ?? (this.vv_map.get(origin) ?? 0) + 1;
+    if (seq < expected) return false;
+    if (seq > expected) throw seq_gap(origin, seq, expected - 1);
+    next.set(origin, seq + 1);
+    return true;
   }
 
   /**
@@ -446,22 +330,16 @@ export class Log {
    * the OS for never.
    */
   durable(pos: number = this.next_pos): Promise<void> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    const done = this.sync_mode === "never" ? this.flushed_pos : this.durable_pos;
-    if (pos <= done) return resolved;
-    if (this.sync_mode === "never") {
-      this.request_flush();
-      return this.flush_waiters.wait(pos);
-    }
-    if (this.sync_mode === "always") this.request_sync();
-    return this.sync_waiters.wait(pos);
+    return this.commit.durable(pos);
   }
 
-  /** Resolves after an fsync cycle that starts after this call has covered every event before `pos`, whatever the mode. */
-  private synced(pos: number): Promise<void> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    this.request_sync();
-    return this.sync_waiters.wait(pos);
+  /**
+   * Calls `listener` (soon, never inside an append) whenever durable_count
+   * grew; sync pushes new events this way instead of polling. Returns the
+   * function that removes it.
+   */
+  on_durable(listener: () => void): () => void {
+    return this.commit.on_durable(listener);
   }
 
   // ---------------------------------------------------------------- reads
@@ -473,7 +351,7 @@ export class Log {
 
   /** Events durable under the sync mode (see `durable`). */
   get durable_count(): number {
-    return this.sync_mode === "never" ? this.flushed_pos : this.durable_pos;
+    return this.commit.durable_count;
   }
 
   /** Up to `limit` events from `from_pos` on, in transaction order, as zero-copy views. */
@@ -487,25 +365,10 @@ export class Log {
   }
 
   /** Events from `from_pos` up to the current end, lazily. */
-  *iterate(from_pos = 0): Generator<LogEvent> {
+  iterate(from_pos = 0): Generator<LogEvent> {
     this.check_open();
-    if (!Number.isSafeInteger(from_pos) || from_pos < 0) throw new InterlogError("BAD_ARGUMENT", `position ${from_pos} is not a non-negative integer`);
-    let pos = from_pos;
-    let index = this.segment_index_of(pos);
-    while (index >= 0 && pos < this.next_pos) {
-      const segment = this.segments[index];
-      this.flush_if_needed(pos + 1);
-      let offset = segment.offset_of(pos);
-      while (pos < segment.end_pos) {
-        this.flush_if_needed(pos + 1);
-        const event = LogEvent.at(segment, offset, pos);
-        yield event;
-        offset += event.frame_bytes;
-        pos++;
-      }
-      index++;
-      if (index >= this.segments.length) break;
-    }
+    if (!Number.isSafeInteger(from_pos) || from_pos < 0) throw bad_argument(`position ${from_pos} is not a non-negative integer`);
+    return this.segments.iterate(from_pos);
   }
 
   /** The event `origin:seq`, or null when this log does not hold it. */
@@ -513,47 +376,18 @@ export class Log {
     this.check_open();
     assert_origin(origin);
     if (!Number.isSafeInteger(seq) || seq < 1 || seq > (this.vv_map.get(origin) ?? 0)) return null;
-    const hi = origin_hi(origin);
-    const lo = origin_lo(origin);
-    this.flush_if_needed(this.next_pos);
-    for (let i = this.segments.length - 1; i >= 0; i--) {
-      const segment = this.segments[i];
-      const at = segment.locate(origin, hi, lo, seq);
-      if (at !== null) {
-        return LogEvent.at(segment, at.offset, at.pos);
-      }
-    }
-    assert(false, `event ${origin}:${seq} is below the vv but in no segment`);
+    return this.segments.find(origin, seq);
   }
 
-  /** Events of `origin` with seq > after_seq in seq order (what a peer that holds up to after_seq lacks). */
+  /** Events of `origin` with seq > after_seq in seq order (what a peer that holds up to after_seq lacks), lazily. */
   *events_after(origin: string, after_seq: number): Generator<LogEvent> {
-    this.check_open();
-    assert_origin(origin);
-    const last = this.vv_map.get(origin) ?? 0;
-    if (after_seq >= last) return;
-    const hi = origin_hi(origin);
-    const lo = origin_lo(origin);
-    let seq = after_seq + 1;
-    for (const segment of this.segments) {
-      const range = segment.origins.get(origin);
-      if (range === undefined || range.seq_last < seq) continue;
-      this.flush_if_needed(this.next_pos);
-      const at = segment.locate(origin, hi, lo, seq);
-      assert(at !== null, "an origin's seqs continue in the next segment that holds it");
-      let offset = at.offset;
-      let pos = at.pos;
-      while (pos < segment.end_pos && seq <= range.seq_last) {
-        this.flush_if_needed(pos + 1);
-        const event = LogEvent.at(segment, offset, pos);
-        if (event.origin_hi === hi && event.origin_lo === lo) {
-          assert(event.seq === seq, "an origin's events appear in seq order");
-          yield event;
-          seq++;
-        }
-        offset += event.frame_bytes;
-        pos++;
-      }
+    let seq = after_seq;
+    for (;;) {
+      const chunk: LogEvent[] = [];
+      this.scan_frames(origin, seq, (segment, offset, pos) => chunk.push(LogEvent.at(segment, offset, pos)) < events_after_chunk_max);
+      if (chunk.length === 0) return;
+      yield* chunk;
+      seq = chunk[chunk.length - 1].seq;
     }
   }
 
@@ -565,32 +399,14 @@ export class Log {
    * log is open.
    */
   scan_origin(origin: string, after_seq: number, visit: (map: Uint8Array, view: DataView, offset: number, pos: number) => boolean): void {
+    this.scan_frames(origin, after_seq, (segment, offset, pos) => visit(segment.map, segment.view, offset, pos));
+  }
+
+  private scan_frames(origin: string, after_seq: number, visit: FrameVisitor): void {
     this.check_open();
     assert_origin(origin);
-    const last = this.vv_map.get(origin) ?? 0;
-    if (after_seq >= last) return;
-    const hi = origin_hi(origin);
-    const lo = origin_lo(origin);
-    let seq = after_seq + 1;
-    this.flush_if_needed(this.next_pos);
-    for (const segment of this.segments) {
-      const range = segment.origins.get(origin);
-      if (range === undefined || range.seq_last < seq) continue;
-      const at = segment.locate(origin, hi, lo, seq);
-      assert(at !== null, "an origin's seqs continue in the next segment that holds it");
-      const { map, view } = segment;
-      let offset = at.offset;
-      let pos = at.pos;
-      while (pos < segment.end_pos && seq <= range.seq_last) {
-        if (frame_origin_hi(view, offset) === hi && frame_origin_lo(view, offset) === lo) {
-          assert(frame_seq(view, offset) === seq, "an origin's events appear in seq order");
-          if (!visit(map, view, offset, pos)) return;
-          seq++;
-        }
-        offset += frame_size_at(view, offset);
-        pos++;
-      }
-    }
+    if (after_seq >= (this.vv_map.get(origin) ?? 0)) return;
+    this.segments.visit_origin(origin, after_seq, visit);
   }
 
   /**
@@ -601,46 +417,15 @@ export class Log {
    */
   durable_vv(): Map<string, number> {
     this.check_open();
-    this.catch_up_durable_vv();
-    return new Map(this.durable_vv_map);
+    this.durable_vv_state.catch_up(this.durable_count);
+    return this.durable_vv_state.snapshot();
   }
 
   /** Highest seq of `origin` held durably (0 when none). */
   durable_held(origin: string): number {
     this.check_open();
-    this.catch_up_durable_vv();
-    return this.durable_vv_map.get(origin) ?? 0;
-  }
-
-  /** Applies the batches that became durable to durable_vv_map. */
-  private catch_up_durable_vv(): void {
-    const durable = this.durable_count;
-    const ends = this.pending_end_pos;
-    let head = this.pending_head;
-    while (head < ends.length && ends[head] <= durable) {
-      this.durable_vv_map.set(this.pending_origin[head], this.pending_seq[head]);
-      head++;
-    }
-    if (head === ends.length) {
-      ends.length = 0;
-      this.pending_origin.length = 0;
-      this.pending_seq.length = 0;
-      head = 0;
-    } else if (head > 1024 && head * 2 > ends.length) {
-      ends.splice(0, head);
-      this.pending_origin.splice(0, head);
-      this.pending_seq.splice(0, head);
-      head = 0;
-    }
-    this.pending_head = head;
-  }
-
-  /** Notes that the batch just committed wrote origin up to seq (applied to durable_vv once durable). */
-  private pending_push(origin: string, seq: number): void {
-    this.pending_end_pos.push(this.next_pos);
-    this.pending_origin.push(origin);
-    this.pending_seq.push(seq);
-    if (this.pending_end_pos.length - this.pending_head > 4096) this.catch_up_durable_vv();
+    this.durable_vv_state.catch_up(this.durable_count);
+    return this.durable_vv_state.get(origin);
   }
 
   /** The version vector: origin -> highest seq held. */
@@ -654,21 +439,17 @@ export class Log {
   }
 
   get segment_count(): number {
-    return this.segments.length;
+    return this.segments.count;
   }
 
   /** Bytes of records written (without preallocated free space). */
   get bytes(): number {
-    let total = 0;
-    for (const s of this.segments) total += s.end_bytes;
-    return total;
+    return this.segments.data_bytes;
   }
 
   /** Bytes the segment files take on disk (preallocated). */
   get disk_bytes(): number {
-    let total = 0;
-    for (const s of this.segments) total += s.size_bytes;
-    return total;
+    return this.segments.file_bytes;
   }
 
   free_disk_bytes(): number | null {
@@ -678,15 +459,9 @@ export class Log {
   /** Re-checks every record's crc, seq order and the zero tail of every segment. */
   verify(): VerifyReport {
     this.check_open();
-    if (!this.read_only) this.flush();
-    const report = verify_segments(this.segments);
-    const r = this.recovery;
-    if (!this.read_only || (r.cut_at_pos === null && r.dropped_bytes === 0)) return report;
-    // Opened without repair: the damage recovery would cut away is what to report, unless something earlier is bad too.
-    if (!report.ok && report.first_bad !== null && report.first_bad.pos < (r.cut_at_pos ?? this.next_pos)) return report;
-    const reason = r.cut_at_pos === null ? `${r.dropped_bytes} stray bytes past the last record` : r.reason;
-    const pos = r.bad_at_pos ?? this.next_pos;
-    return { ...report, ok: false, first_bad: { pos, segment: this.active.file, offset_bytes: this.active.end_bytes, reason } };
+    if (this.read_only) return verify_unrepaired(this.segments.all(), this.recovery);
+    this.commit.flush();
+    return verify_segments(this.segments.all());
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -695,25 +470,18 @@ export class Log {
   async close(): Promise<void> {
     if (this.closed || this.closing) return;
     this.closing = true;
+    // A spare being made is abandoned at once; the next open removes its temp file.
+    const spare_stopped = this.files.stop();
     try {
-      this.interval_timer?.cancel();
-      if (!this.read_only && this.failure === null) {
-        // A clean shutdown is durable in every mode.
-        this.flush();
-        this.unsynced_add(this.active_handle);
-        await this.synced(this.next_pos);
-        await Promise.all(this.seal_jobs);
-      }
-      await this.spare_job;
+      // A clean shutdown is durable in every mode.
+      await this.commit.close_durably(this.active_handle);
+      if (!this.read_only && this.commit.failed === null) await Promise.all(this.seal_jobs);
+      await spare_stopped;
     } finally {
       this.active_handle?.close();
       this.active_handle = null;
-      for (const handle of this.retired) handle.close();
-      this.retired.clear();
       this.closed = true;
-      const err = new InterlogError("LOG_CLOSED", "the log was closed before these events were durable");
-      this.flush_waiters.reject_all(err);
-      this.sync_waiters.reject_all(err);
+      this.commit.stop();
       this.lock?.release();
     }
   }
@@ -724,118 +492,40 @@ export class Log {
 
   /** Set when a write or fsync failed: the log refuses writes until reopened. */
   get failed(): InterlogError | null {
-    return this.failure;
+    return this.commit.failed;
   }
 
   // ---------------------------------------------------------------- internals
 
   private check_open(): void {
-    if (this.closed) throw new InterlogError("LOG_CLOSED", "the log is closed");
+    if (this.closed) throw log_closed();
   }
 
   private check_writable(): void {
     this.check_open();
-    if (this.closing) throw new InterlogError("LOG_CLOSED", "the log is closing");
-    if (this.read_only) throw new InterlogError("READ_ONLY", "the log was opened read-only");
-    if (this.failure !== null) throw this.failure;
+    if (this.closing) throw log_closed("the log is closing");
+    if (this.read_only) throw read_only_error();
+    const failure = this.commit.failed;
+    if (failure !== null) throw failure;
   }
 
   private check_payload(bytes: number): void {
-    if (bytes > payload_max_bytes) {
-      throw new InterlogError("PAYLOAD_TOO_LARGE", `payload of ${bytes} bytes exceeds the limit of ${payload_max_bytes} bytes`);
-    }
-  }
-
-  /** Makes room for `bytes` of frames in the active segment, rotating when needed. Writes nothing on failure. */
-  private reserve(bytes: number): void {
-    if (this.active.end_bytes + bytes <= this.active.size_bytes) return;
-    if (bytes > this.segment_size_bytes) {
-      throw new InterlogError(
-        "BATCH_TOO_LARGE",
-        `a batch of ${bytes} bytes does not fit in one segment of ${this.segment_size_bytes} bytes; split it or raise log.segment_size`,
-      );
-    }
-    this.rotate();
-  }
-
-  /** Writes one frame (header + payload + padding) after the active segment's last one. */
-  private stage(origin: string, hi: number, lo: number, seq: number, time_ms: number, flags: number, payload: Uint8Array): void {
-    const size = frame_size_bytes(payload.length);
-    const segment = this.active;
-    const offset = segment.end_bytes;
-    assert(offset + size <= segment.size_bytes, "reserve() made room for the frame");
-    assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
-    if (size <= this.staging.length) {
-      if (this.staged_bytes + size > this.staging.length) this.flush();
-      const at = this.staged_bytes;
-      this.staging.set(payload, at + frame_header_bytes);
-      this.staging.fill(0, at + frame_header_bytes + payload.length, at + size);
-      write_frame_header(this.staging, this.staging_view, at, hi, lo, seq, time_ms, flags, payload);
-      this.staged_bytes = at + size;
-    } else {
-      // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0.
-      this.flush();
-      const handle = this.writable_handle();
-      write_frame_header(this.big_header, this.big_header_view, 0, hi, lo, seq, time_ms, flags, payload);
-      try {
-        handle.write(payload, 0, payload.length, offset + frame_header_bytes);
-        const padding = size - frame_header_bytes - payload.length;
-        if (padding > 0) handle.write(new Uint8Array(padding), 0, padding, offset + frame_header_bytes + payload.length);
-        handle.write(this.big_header, 0, frame_header_bytes, offset);
-      } catch (err) {
-        throw this.fail(err);
-      }
-      // Written around the staging buffer, so flush() will not note the file: the next fsync cycle must cover it.
-      this.unsynced_add(handle);
-      this.staged_at = offset + size;
-    }
-    segment.note_record(origin, seq, offset);
-    segment.end_bytes = offset + size;
-  }
-
-  /** Writes event i of `events` like stage(), with `crc` as given (-1: compute it). */
-  private stage_checked(events: CheckedEvents, i: number, flags: number, crc: number): void {
-    const src = events.src[i];
-    const start = events.start[i];
-    const payload_bytes = events.end[i] - start;
-    const size = frame_size_bytes(payload_bytes);
-    if (size > this.staging.length) {
-      const payload = src.subarray(start, events.end[i]);
-      this.stage(events.origin[i], events.origin_hi[i], events.origin_lo[i], events.seq[i], events.time_ms[i], flags, payload);
-      return;
-    }
-    const segment = this.active;
-    const offset = segment.end_bytes;
-    assert(offset + size <= segment.size_bytes, "reserve() made room for the frame");
-    assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
-    if (this.staged_bytes + size > this.staging.length) this.flush();
-    const at = this.staged_bytes;
-    const view = this.staging_view;
-    copy_bytes(src, start, events.end[i], this.staging, at + frame_header_bytes);
-    this.staging.fill(0, at + frame_header_bytes + payload_bytes, at + size);
-    view.setUint32(at + 8, events.origin_hi[i], true);
-    view.setUint32(at + 12, events.origin_lo[i], true);
-    write_u64(view, at + 16, events.seq[i]);
-    write_u64(view, at + 24, events.time_ms[i]);
-    view.setUint32(at + 32, flags, true);
-    view.setUint32(at + 36, 0, true);
-    const len = frame_header_bytes + payload_bytes;
-    view.setUint32(at + 4, crc >= 0 ? crc : crc32c_update(0, this.staging, at + 8, at + len), true);
-    view.setUint32(at, len, true);
-    this.staged_bytes = at + size;
-    segment.note_record(events.origin[i], events.seq[i], offset);
-    segment.end_bytes = offset + size;
+    if (bytes > payload_max_bytes) throw payload_too_large(bytes, payload_max_bytes);
   }
 
   /** Bookkeeping after a whole batch was staged: it is now visible. */
   private committed(events: number, payload_bytes: number): void {
     this.next_pos += events;
-    assert(this.next_pos === this.active.end_pos, "next_pos matches the active segment's end");
+    assert(this.next_pos === this.segments.end_pos, "next_pos matches the active segment's end");
     this.stats.appends++;
     this.stats.appended_events += events;
     this.stats.appended_bytes += payload_bytes;
-    if (this.sync_mode === "always") this.request_sync();
-    else if (this.sync_mode === "never") this.request_flush();
+    this.commit.committed(this.next_pos);
+  }
+
+  /** Notes that the batch just committed wrote origin up to seq (in the durable vv once durable). */
+  private note_durable_batch(origin: string, seq: number): void {
+    this.durable_vv_state.note_batch(this.next_pos, origin, seq, this.durable_count);
   }
 
   private writable_handle(): FileHandle {
@@ -843,275 +533,48 @@ export class Log {
     return this.active_handle;
   }
 
-  /** Hands staged frames to the OS (one pwrite). */
-  private flush(): void {
-    if (this.staged_bytes > 0) {
-      try {
-        this.writable_handle().write(this.staging, 0, this.staged_bytes, this.staged_at);
-      } catch (err) {
-        throw this.fail(err);
-      }
-      this.staged_at += this.staged_bytes;
-      this.staged_bytes = 0;
-      this.unsynced_add(this.active_handle);
-    }
-    if (this.flushed_pos < this.next_pos) {
-      this.flushed_pos = this.next_pos;
-      this.flush_waiters.release(this.flushed_pos);
-      if (this.sync_mode === "never") this.notify_durable();
-    }
-  }
-
-  /**
-   * Calls `listener` (soon, never inside an append) whenever durable_count
-   * grew; sync pushes new events this way instead of polling. Returns the
-   * function that removes it.
-   */
-  on_durable(listener: () => void): () => void {
-    this.durable_listeners.push(listener);
-    return () => {
-      const at = this.durable_listeners.indexOf(listener);
-      if (at >= 0) this.durable_listeners.splice(at, 1);
-    };
-  }
-
-  private notify_durable(): void {
-    if (this.durable_listeners.length === 0 || this.durable_notify_scheduled) return;
-    this.durable_notify_scheduled = true;
-    // Deferred: a flush can happen halfway through staging a batch, which listeners must not see.
-    queueMicrotask(() => {
-      this.durable_notify_scheduled = false;
-      if (this.closed) return;
-      for (const listener of [...this.durable_listeners]) listener();
-    });
-  }
-
-  /** Readers see the mapping, so anything they read must have left the staging buffer. */
-  private flush_if_needed(pos_end: number): void {
-    if (pos_end > this.flushed_pos && !this.read_only) this.flush();
-  }
-
-  private unsynced_add(handle: FileHandle | null): void {
-    if (handle !== null && !this.unsynced.includes(handle)) this.unsynced.push(handle);
-  }
-
-  private request_flush(): void {
-    if (this.flush_scheduled) return;
-    this.flush_scheduled = true;
-    setImmediate(() => {
-      this.flush_scheduled = false;
-      if (this.closed || this.failure !== null) return;
-      try {
-        this.flush();
-      } catch {
-        // fail() recorded it and rejected the waiters.
-      }
-    });
-  }
-
-  private request_sync(): void {
-    if (this.sync_scheduled) return;
-    this.sync_scheduled = true;
-    // Appends of the same turn of the event loop share one fsync (group commit).
-    setImmediate(() => {
-      this.sync_scheduled = false;
-      void this.run_sync();
-    });
-  }
-
-  /** One group commit: flush, fdatasync every dirty file (and the directory), then release the waiters. */
-  private async run_sync(): Promise<void> {
-    if (this.closed || this.failure !== null || this.read_only) return;
-    if (this.syncing) {
-      this.sync_again = true;
-      return;
-    }
-    this.syncing = true;
-    this.sync_again = false;
-    try {
-      this.flush();
-      const target = this.next_pos;
-      const handles = this.unsynced;
-      this.unsynced = [];
-      const started = performance.now();
-      let synced = false;
-      const only = handles.length === 1 && !this.dir_dirty ? handles[0] : null;
-      if (only?.sync_now !== undefined && this.fsync_recent_ms < inline_fsync_max_ms) {
-        // A fast disk: the thread-pool hop (~0.1 ms) would cost a fifth of the fsync itself, so block briefly instead.
-        only.sync_now();
-        synced = true;
-      } else {
-        // async wrappers: a sync call that throws at once must not leave the others' rejections unhandled.
-        const jobs = handles.map(async (h) => h.sync());
-        if (this.dir_dirty) {
-          this.dir_dirty = false;
-          jobs.push((async () => this.io.sync_dir(this.segments_dir))());
-        }
-        synced = jobs.length > 0;
-        await Promise.all(jobs);
-      }
-      if (synced) {
-        const seconds = (performance.now() - started) / 1000;
-        this.fsync_recent_ms = 0.8 * this.fsync_recent_ms + 0.2 * seconds * 1000;
-        this.stats.fsyncs++;
-        this.stats.fsync_seconds_total += seconds;
-        if (this.stats.fsync_latencies_s.length < 10_000) this.stats.fsync_latencies_s.push(seconds);
-      }
-      assert(target >= this.durable_pos, "durable position only grows");
-      this.durable_pos = target;
-      for (const handle of handles) {
-        // A rotation during this cycle may have queued the handle again: the cycle that syncs it last closes it.
-        if (!this.unsynced.includes(handle) && this.retired.delete(handle)) handle.close();
-      }
-      this.sync_waiters.release(target);
-      this.notify_durable();
-    } catch (err) {
-      this.fail(err);
-    } finally {
-      this.syncing = false;
-    }
-    if (this.failure === null && (this.sync_again || (this.sync_mode === "always" && this.sync_waiters.pending))) this.request_sync();
-  }
-
-  /** A write or fsync failed: after fsync errors the page cache cannot be trusted, so stop writing. */
-  private fail(err: unknown): InterlogError {
-    if (this.failure === null) {
-      this.failure = new InterlogError(
-        "LOG_FAILED",
-        `a write or fsync of the log failed (${errno_code(err) ?? String(err)}); the log accepts no more writes. Restart the service; if it happens again check the disk (dmesg) and run interlog verify`,
-        {},
-        err,
-      );
-      this.on_warning(this.failure.message, { code: errno_code(err) });
-      this.flush_waiters.reject_all(this.failure);
-      this.sync_waiters.reject_all(this.failure);
-    }
-    return this.failure;
-  }
-
-  private segment_index_of(pos: number): number {
-    let lo = 0;
-    let hi = this.segments.length - 1;
-    if (pos >= this.next_pos) return -1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.segments[mid].first_pos <= pos) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+  /** Makes room for `bytes` of frames in the active segment, rotating when needed. Writes nothing on failure. */
+  private reserve(bytes: number): void {
+    const active = this.segments.active;
+    if (active.end_bytes + bytes <= active.size_bytes) return;
+    if (bytes > this.options.segment_size_bytes) throw batch_too_large(bytes, this.options.segment_size_bytes);
+    this.rotate();
   }
 
   /** Seals the active segment and continues in a fresh one. Throws LOG_FULL (changing nothing) when none can be made. */
   private rotate(): void {
-    this.flush();
+    this.commit.flush();
     const first_pos = this.next_pos;
-    const file = path.join(this.segments_dir, segment_file_name(first_pos));
-    this.take_spare_as(file);
+    const file = this.files.make_next(first_pos);
     let handle: FileHandle;
     let map: Uint8Array;
     try {
       handle = this.io.open(file);
       map = this.io.map(file);
     } catch (err) {
-      throw this.fail(err);
+      throw this.commit.fail(err);
     }
-    const old = this.active;
+    const old = this.segments.active;
     const old_handle = this.writable_handle();
     old.sealed = true;
     const next = new Segment(first_pos, file, map);
     this.segments.push(next);
-    this.active = next;
     this.active_handle = handle;
-    this.staged_at = 0;
-    this.dir_dirty = true;
-    this.unsynced_add(old_handle);
-    this.retired.add(old_handle);
+    this.stager.start_segment(next);
+    this.commit.retire(old_handle);
     this.start_seal(old);
-    this.prepare_spare();
-    if (this.sync_mode === "always") this.request_sync();
-  }
-
-  /** Renames the prepared spare to `file`, or makes a segment right now when none is ready. */
-  private take_spare_as(file: string): void {
-    const spare = path.join(this.segments_dir, spare_file_name);
-    if (this.spare_ready) {
-      this.spare_ready = false;
-      this.io.rename(spare, file);
-      return;
-    }
-    if (this.clock.now_ms() - this.segment_failed_at_ms < this.segment_retry_interval_ms) throw this.log_full(null);
-    const tmp = `${file}.tmp`;
-    try {
-      this.io.create_zeroed_sync(tmp, this.segment_size_bytes);
-      this.io.rename(tmp, file);
-    } catch (err) {
-      this.io.unlink(tmp);
-      this.segment_failed_at_ms = this.clock.now_ms();
-      const code = errno_code(err);
-      if (code === "ENOSPC" || code === "EDQUOT") throw this.log_full(err);
-      throw new InterlogError("IO_ERROR", `could not create segment ${file}: ${String(err)}`, { code }, err);
-    }
-    this.segment_failed_at_ms = Number.NEGATIVE_INFINITY;
-  }
-
-  private log_full(cause: unknown): InterlogError {
-    const free = this.io.free_bytes(this.dir);
-    return new InterlogError(
-      "LOG_FULL",
-      `the log is full: no space for a new ${this.segment_size_bytes}-byte segment in ${this.segments_dir}` +
-        `${free === null ? "" : ` (${free} bytes free)`}; free disk space and appends resume. Nothing was written`,
-      { free_bytes: free },
-      cause ?? undefined,
-    );
-  }
-
-  /** Prepares the next segment file in the background so rotation only renames it. */
-  private prepare_spare(): void {
-    if (this.read_only || this.spare_ready || this.spare_job !== null || this.closing) return;
-    const spare = path.join(this.segments_dir, spare_file_name);
-    // A spare left by the last run was zero-filled and fsynced before it got its name: reuse it.
-    if (this.io.exists(spare) && this.io.size_bytes(spare) === this.segment_size_bytes) {
-      this.spare_ready = true;
-      return;
-    }
-    const tmp = `${spare}.tmp`;
-    this.spare_job = (async () => {
-      try {
-        await this.io.create_zeroed(tmp, this.segment_size_bytes, () => this.closing);
-        if (this.closing) {
-          this.io.unlink(tmp);
-          return;
-        }
-        this.io.rename(tmp, spare);
-        this.spare_ready = true;
-      } catch (err) {
-        try {
-          this.io.unlink(tmp);
-        } catch {
-          // Left for the next open, which removes *.tmp files.
-        }
-        if (!this.closing) {
-          this.segment_failed_at_ms = this.clock.now_ms();
-          this.on_warning("could not prepare the next segment; appends will fail with LOG_FULL when the current one is full", {
-            code: errno_code(err),
-            error: String(err),
-          });
-        }
-      } finally {
-        this.spare_job = null;
-      }
-    })();
+    this.files.prepare_spare();
   }
 
   /** Once a sealed segment is durable, persist its summary so the next open need not scan it. */
   private start_seal(segment: Segment): void {
     const run = (async () => {
       try {
-        await this.synced(segment.end_pos);
-        await this.io.write_file_atomic(path.join(this.segments_dir, summary_file_name(segment.first_pos)), segment.summary_bytes());
+        await this.commit.synced(segment.end_pos);
+        await this.files.write_summary(segment);
       } catch (err) {
         if (!is_interlog_error(err)) {
-          this.on_warning("could not write a segment summary; the next start scans that segment instead", { error: String(err) });
+          this.options.on_warning("could not write a segment summary; the next start scans that segment instead", { error: String(err) });
         }
       }
     })();

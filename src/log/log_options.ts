@@ -28,7 +28,7 @@ export const durable_vv_pending_max = 4096;
 export const fsync_latencies_max = 10_000;
 
 assert(segment_size_min_bytes % segment_size_align_bytes === 0, "the smallest segment is whole pages");
-assert(staging_bytes < segment_size_min_bytes, "a full staging buffer fits in the smallest segment");
+assert(staging_bytes % segment_size_align_bytes === 0, "staging flushes whole pages of frames when full of small ones");
 assert(segment_size_default_bytes >= segment_size_min_bytes, "the default segment size is allowed");
 
 export interface LogOptions {

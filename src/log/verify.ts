@@ -1,5 +1,6 @@
 import { check_frame, flag_batch_end, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
 import { OriginCache } from "./scan.ts";
+import type { RecoveryReport } from "./recovery.ts";
 import type { Segment } from "./segment.ts";
 import { first_nonzero } from "./zero.ts";
 
@@ -59,4 +60,19 @@ export function verify_segments(segments: readonly Segment[]): VerifyReport {
     bytes += at;
   }
   return { ok: true, events, segments: segments.length, bytes, first_bad: null };
+}
+
+/**
+ * verify_segments for a log opened read-only, which repaired nothing: the
+ * damage recovery would cut away (a torn tail, stray bytes) is the first
+ * problem, unless something earlier is bad too.
+ */
+export function verify_unrepaired(segments: readonly Segment[], recovery: RecoveryReport): VerifyReport {
+  const report = verify_segments(segments);
+  if (recovery.cut_at_pos === null && recovery.dropped_bytes === 0) return report;
+  const active = segments[segments.length - 1];
+  if (!report.ok && report.first_bad !== null && report.first_bad.pos < (recovery.cut_at_pos ?? active.end_pos)) return report;
+  const reason = recovery.cut_at_pos === null ? `${recovery.dropped_bytes} stray bytes past the last record` : recovery.reason;
+  const pos = recovery.bad_at_pos ?? active.end_pos;
+  return { ...report, ok: false, first_bad: { pos, segment: active.file, offset_bytes: active.end_bytes, reason } };
 }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { format_bytes } from "../lib/units.ts";
 import { is_origin } from "../log/ids.ts";
 import { segment_size_min_bytes, sync_modes } from "../log/log.ts";
+import { prefix_default } from "../sync/topics.ts";
 import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
 import { config_error_map, describe_value } from "./messages.ts";
 import { duration, size } from "./units_schema.ts";
@@ -86,7 +87,7 @@ const mqtt_section = z
       .string()
       .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, { error: (issue) => `expected topic levels of letters, digits, _ . - separated by /, got ${describe_value(issue.input)}` })
       .max(64, { error: "expected at most 64 characters (every topic carries the prefix, and a message keeps room for its topic)" })
-      .default("interlog")
+      .default(prefix_default)
       .meta({ description: "topic prefix: this replica publishes under PREFIX/<replica id>/" }),
     username: z.string().min(1).optional().meta({ description: "MQTT user name" }),
     password_env: env_var_name("environment variable holding the MQTT password").optional(),

@@ -1,5 +1,8 @@
 import type { SeqRange } from "./packed.ts";
 
+/** Backoff doublings counted at most: past this many failures the cap (retry_backoff_max_ms) rules anyway, and 2 ** n stays exact. */
+const backoff_doublings_max = 20;
+
 /** A repair request waiting for its answer. */
 export interface OutstandingWant {
   req: number;
@@ -65,7 +68,7 @@ export class Peer {
   /** Records a failed request: exponential backoff, capped. */
   penalize(now_ms: number, base_ms: number, max_ms: number): void {
     this.failures++;
-    this.backoff_until_ms = now_ms + Math.min(max_ms, base_ms * 2 ** Math.min(20, this.failures - 1));
+    this.backoff_until_ms = now_ms + Math.min(max_ms, base_ms * 2 ** Math.min(backoff_doublings_max, this.failures - 1));
   }
 
   /** Whether `this` is a better source than `other` for an origin: fewer failures, not offline, more events, the origin itself, then id. */

@@ -18,6 +18,9 @@ export interface ParsedTopic {
 
 export const prefix_default = "interlog";
 
+/** The MQTT single-level wildcard: in place of a replica id, a subscription filter matching every replica. */
+export const any_replica = "+";
+
 /** Every topic carries the prefix, and each message keeps room for its topic (envelope_reserve_bytes). */
 export const prefix_max_chars = 64;
 
@@ -33,6 +36,11 @@ export function check_prefix(prefix: string): void {
   }
 }
 
+/**
+ * Builds every topic and subscription filter sync uses (no other file
+ * writes one by hand). Where a method takes a publisher id, `any_replica`
+ * makes it a filter for all publishers.
+ */
 export class Topics {
   readonly prefix: string;
   private readonly prefix_slash: string;
@@ -61,6 +69,26 @@ export class Topics {
   }
   to(id: string, peer: string): string {
     return `${this.prefix}/${id}/to/${peer}`;
+  }
+
+  /**
+   * Topic filters replica `id` subscribes to (with no-local where the
+   * broker supports it). A replica that pulls everything follows whole vvs;
+   * one that pulls a list follows only the vv entries it needs (its own
+   * acknowledgement and the origins it pulls), so its traffic does not grow
+   * with the number of origins a hub holds. Null sets mean everyone.
+   */
+  subscriptions(id: string, pull_set: ReadonlySet<string> | null, watch_set: ReadonlySet<string> | null): string[] {
+    const subs = [this.want(any_replica, id), this.to(any_replica, id)];
+    const watched = watch_set === null ? [any_replica] : [...new Set([...watch_set, ...(pull_set ?? [])])];
+    for (const w of watched) {
+      subs.push(this.status(w));
+      if (pull_set === null) subs.push(this.vv(w));
+      else for (const origin of [id, ...pull_set]) subs.push(this.entry(w, origin));
+    }
+    if (pull_set === null) subs.push(this.events(any_replica));
+    else for (const origin of pull_set) subs.push(this.events(origin));
+    return subs;
   }
 
   /** Splits a received topic; null when it is not one of ours or names no valid replica id. */

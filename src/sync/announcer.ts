@@ -1,0 +1,150 @@
+import { assert } from "../lib/assert.ts";
+import type { EntryMessage, VvMessage } from "./messages.ts";
+import type { Peer } from "./peers.ts";
+import type { ReplicaLog } from "./replica_log.ts";
+import type { Outbound, SyncSettings } from "./sync_options.ts";
+import type { Topics } from "./topics.ts";
+
+/** What the announcer needs of the replicator. */
+export interface AnnouncerHost {
+  readonly log: ReplicaLog;
+  readonly topics: Topics;
+  /** Whether events of `origin` are taken from peers. */
+  pulls(origin: string): boolean;
+  /** Every peer known. */
+  peers(): Iterable<Peer>;
+  /** Encodes a retained message of this replica's into `out`. */
+  publish(out: Outbound[], topic: string, m: VvMessage | EntryMessage): void;
+}
+
+/**
+ * Publishes this replica's durable vv (whole on `P/<id>/vv`, and entry by
+ * entry on `P/<id>/vv/<origin>` for partial replicas), within its rate
+ * limits. Owns when each was last published and what; nothing else does.
+ *
+ * Invariants: an entry is published only for an origin held durably, at a
+ * seq held durably; a published vv fits in one message and keeps the own
+ * entry (the acknowledgement peers wait for).
+ */
+export class Announcer {
+  private readonly id: string;
+  private last_vv_ms = Number.NEGATIVE_INFINITY;
+  /** log.durable_count at the last vv publication: unchanged means the vv is too. */
+  private last_vv_count = -1;
+  /** Entries in the last vv published, which stretch the interval to the next (vv_ms_per_origin). */
+  private last_vv_entries = 0;
+  private warned_vv_truncated = false;
+  /** vv entries last published (origin -> seq), and when. */
+  private readonly entries_published = new Map<string, number>();
+  private entries_dirty = false;
+  private last_entries_ms = Number.NEGATIVE_INFINITY;
+  private last_entries_refresh_ms = Number.NEGATIVE_INFINITY;
+  private last_entries_count = -1;
+
+  constructor(
+    private readonly host: AnnouncerHost,
+    private readonly settings: SyncSettings,
+  ) {
+    this.id = host.log.id;
+  }
+
+  /** A partial replica announced what it pulls: it may want entries of ours. */
+  entries_wanted_changed(): void {
+    this.entries_dirty = true;
+  }
+
+  /** Publishes vv and entries when they changed and their intervals allow (or their refresh is due). */
+  maybe_publish(out: Outbound[], now_ms: number): void {
+    this.maybe_publish_vv(out, now_ms);
+    this.maybe_publish_entries(out, now_ms, false);
+  }
+
+  /** On (re)connect: the vv and every entry, now. */
+  publish_all(out: Outbound[], now_ms: number): void {
+    this.publish_vv(out, now_ms);
+    this.maybe_publish_entries(out, now_ms, true);
+  }
+
+  /**
+   * Publishes the vv entries that changed (all of them on connect and every
+   * vv_refresh_ms), at most every vv_interval_ms whatever the number of
+   * origins, so a spoke hears its acknowledgement as often in a fleet of a
+   * thousand as in one of ten.
+   */
+  maybe_publish_entries(out: Outbound[], now_ms: number, force: boolean): void {
+    const { log, topics } = this.host;
+    const s = this.settings;
+    if (!this.entries_dirty && !force && log.durable_count === this.last_entries_count && now_ms - this.last_entries_refresh_ms < s.vv_refresh_ms) return;
+    if (!force && now_ms - this.last_entries_ms < s.vv_interval_ms) return;
+    const refresh = force || now_ms - this.last_entries_refresh_ms >= s.vv_refresh_ms;
+    if (refresh) this.last_entries_refresh_ms = now_ms;
+    this.last_entries_ms = now_ms;
+    this.last_entries_count = log.durable_count;
+    this.entries_dirty = false;
+    const wanted = this.entries_wanted();
+    const vv = log.durable_vv();
+    for (const origin of wanted) {
+      // Only what this replica holds: a peer's pull list cannot make it publish entries for origins it has never seen.
+      const seq = vv.get(origin) ?? 0;
+      if (seq === 0 || (!refresh && this.entries_published.get(origin) === seq)) continue;
+      assert(seq <= log.durable_held(origin), "a vv entry is published only for events held durably");
+      this.entries_published.set(origin, seq);
+      const entry: EntryMessage = { kind: "entry", from: this.id, name: log.name, origin, seq, pulls: origin === this.id || this.host.pulls(origin) };
+      this.host.publish(out, topics.entry(this.id, origin), entry);
+    }
+  }
+
+  /**
+   * Entries worth publishing: our own origin always; a partial replica all
+   * it holds (a few origins); a full one only what known partial replicas
+   * follow (their own acknowledgement and what they pull). A full replica
+   * hears every partial one's vv, so it knows them.
+   */
+  private entries_wanted(): Set<string> {
+    const wanted = new Set<string>([this.id]);
+    const pull_set = this.settings.pull_set;
+    if (pull_set !== null) {
+      for (const origin of pull_set) if (this.host.log.held(origin) > 0) wanted.add(origin);
+      return wanted;
+    }
+    for (const peer of this.host.peers()) {
+      if (peer.pull === null || peer.pull === "*") continue;
+      wanted.add(peer.id);
+      for (const origin of peer.pull) wanted.add(origin);
+    }
+    return wanted;
+  }
+
+  maybe_publish_vv(out: Outbound[], now_ms: number): void {
+    const s = this.settings;
+    const changed = this.host.log.durable_count !== this.last_vv_count;
+    const since = now_ms - this.last_vv_ms;
+    const interval = Math.max(s.vv_interval_ms, this.last_vv_entries * s.vv_ms_per_origin);
+    if ((changed && since >= interval) || since >= Math.max(s.vv_refresh_ms, interval)) this.publish_vv(out, now_ms);
+  }
+
+  publish_vv(out: Outbound[], now_ms: number): void {
+    const { log, topics } = this.host;
+    const s = this.settings;
+    this.last_vv_count = log.durable_count;
+    this.last_vv_ms = now_ms;
+    let vv = log.durable_vv();
+    const entries_max = s.vv_entries_per_message_max;
+    const own = vv.get(this.id);
+    if (vv.size > entries_max) {
+      // Keep own events first: that entry is the acknowledgement peers wait for.
+      const kept = new Map<string, number>();
+      if (own !== undefined) kept.set(this.id, own);
+      for (const [origin, seq] of vv) if (kept.size < entries_max) kept.set(origin, seq);
+      vv = kept;
+      if (!this.warned_vv_truncated) {
+        this.warned_vv_truncated = true;
+        s.on_warning(`the version vector has more origins than fit in one ${s.max_packet_bytes}-byte message; only ${entries_max} are published`, {});
+      }
+    }
+    assert(vv.size <= entries_max && vv.get(this.id) === own, "a published vv fits in one message and keeps the own entry");
+    this.last_vv_entries = vv.size;
+    const pull = s.pull_set === null ? "*" : [...s.pull_set];
+    this.host.publish(out, topics.vv(this.id), { kind: "vv", from: this.id, name: log.name, vv, pull });
+  }
+}

@@ -1,0 +1,94 @@
+import type { SyncCounters } from "./counters.ts";
+import type { Peer } from "./peers.ts";
+import type { ReplicaLog } from "./replica_log.ts";
+
+export interface PeerStatus {
+  id: string;
+  name: string;
+  /** What the peer is known to hold: origin -> highest seq (its vv, pushes and answers). */
+  vv: Record<string, number>;
+  online: boolean | null;
+  last_seen_ms: number;
+  /** Events this replica holds durably, that the peer pulls, beyond what the peer is known to hold. */
+  lag_events: number;
+  /** Events the peer is known to hold, that this replica pulls, beyond what it holds. */
+  behind_events: number;
+  /** Age of the oldest own event the peer pulls but has not acknowledged in its vv; null when none. */
+  oldest_unacked_age_ms: number | null;
+  failures: number;
+  want_outstanding: boolean;
+  messages_in: number;
+  bytes_in: number;
+  messages_out: number;
+  bytes_out: number;
+  dropped: number;
+}
+
+export interface SyncStatus {
+  id: string;
+  connected: boolean;
+  pull: "*" | string[];
+  peers: PeerStatus[];
+  counters: SyncCounters;
+  gap_buffer_bytes: number;
+  gap_buffer_events: number;
+  reassembly_bytes: number;
+}
+
+/** The replicator state a status is computed from (read only). */
+export interface StatusSource {
+  log: ReplicaLog;
+  connected: boolean;
+  pull_set: ReadonlySet<string> | null;
+  pulls(origin: string): boolean;
+  peers: Iterable<Peer>;
+  counters: SyncCounters;
+  gap: { readonly bytes: number; readonly count: number };
+  reassembler: { readonly bytes: number };
+}
+
+/** Per-peer lag and counters for /metrics and /api/peers. */
+export function sync_status(s: StatusSource, now_ms: number): SyncStatus {
+  const id = s.log.id;
+  const mine = s.log.durable_vv();
+  const own = mine.get(id) ?? 0;
+  const peers: PeerStatus[] = [];
+  for (const p of s.peers) {
+    let lag = 0;
+    for (const [origin, seq] of mine) if (origin !== p.id && p.pulls(origin)) lag += Math.max(0, seq - p.claim(origin));
+    let behind = 0;
+    for (const [origin, seq] of p.claims) if (s.pulls(origin)) behind += Math.max(0, seq - s.log.held(origin));
+    let oldest: number | null = null;
+    if (p.pulls(id) && p.claim(id) < own) {
+      const e = s.log.get(id, p.claim(id) + 1);
+      if (e !== null) oldest = Math.max(0, now_ms - e.time_ms);
+    }
+    peers.push({
+      id: p.id,
+      name: p.name,
+      vv: Object.fromEntries(p.claims),
+      online: p.online,
+      last_seen_ms: p.last_seen_ms,
+      lag_events: lag,
+      behind_events: behind,
+      oldest_unacked_age_ms: oldest,
+      failures: p.failures,
+      want_outstanding: p.want !== null,
+      messages_in: p.messages_in,
+      bytes_in: p.bytes_in,
+      messages_out: p.messages_out,
+      bytes_out: p.bytes_out,
+      dropped: p.dropped,
+    });
+  }
+  return {
+    id,
+    connected: s.connected,
+    pull: s.pull_set === null ? "*" : [...s.pull_set],
+    peers,
+    counters: s.counters,
+    gap_buffer_bytes: s.gap.bytes,
+    gap_buffer_events: s.gap.count,
+    reassembly_bytes: s.reassembler.bytes,
+  };
+}

@@ -1,6 +1,9 @@
 import { assert } from "../lib/assert.ts";
 import { durable_vv_pending_max } from "./log_options.ts";
 
+/** Applied entries at the front of the pending arrays worth dropping (and only when they are most of them). */
+const pending_compact_min = 1024;
+
 /**
  * The durable version vector: origin -> highest seq whose batch is durable.
  * Only this may be published or acknowledged, so a replica restarted after a
@@ -56,7 +59,7 @@ export class DurableVv {
       this.pending_origin.length = 0;
       this.pending_seq.length = 0;
       head = 0;
-    } else if (head > durable_vv_pending_max / 4 && head * 2 > ends.length) {
+    } else if (head > pending_compact_min && head * 2 > ends.length) {
       // Drop the applied front now and then, so the arrays do not grow with a log that is never fully durable.
       ends.splice(0, head);
       this.pending_origin.splice(0, head);

@@ -32,6 +32,10 @@ export interface GroupCommitInit {
 }
 
 const resolved = Promise.resolve();
+/** Weight of the newest fsync in the moving average that picks inline or thread-pool fsyncs. */
+const fsync_average_new_weight = 0.2;
+/** The average starts high, so the first fsyncs go through the thread pool and measure the disk. */
+const fsync_average_initial_ms = 1000;
 
 /**
  * Durability: when appended events reach the OS (`flushed_pos`) and the
@@ -74,8 +78,8 @@ export class GroupCommit {
   private syncing = false;
   private sync_again = false;
   private readonly interval_timer: TimerHandle | null = null;
-  /** Moving average of recent fsync cycles; starts high, so the first ones go through the thread pool and measure the disk. */
-  private fsync_recent_ms = 1000;
+  /** Moving average of recent fsync cycles. */
+  private fsync_recent_ms = fsync_average_initial_ms;
   private readonly durable_listeners: (() => void)[] = [];
   private durable_notify_scheduled = false;
   private failure: InterlogError | null = null;
@@ -268,7 +272,7 @@ export class GroupCommit {
   }
 
   private record_fsync(seconds: number): void {
-    this.fsync_recent_ms = 0.8 * this.fsync_recent_ms + 0.2 * seconds * 1000;
+    this.fsync_recent_ms += fsync_average_new_weight * (seconds * 1000 - this.fsync_recent_ms);
     this.stats.fsyncs++;
     this.stats.fsync_seconds_total += seconds;
     if (this.stats.fsync_latencies_s.length < fsync_latencies_max) this.stats.fsync_latencies_s.push(seconds);

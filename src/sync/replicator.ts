@@ -50,6 +50,9 @@ import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wi
 export { type Outbound, type ReplicatorOptions, envelope_reserve_bytes, sync_defaults } from "./sync_options.ts";
 export type { PeerStatus, SyncStatus } from "./sync_status.ts";
 
+/** Events one reassembled fragment may hold: senders fragment single events only. */
+const fragment_events_max = 1;
+
 /**
  * One replica's side of the sync protocol (design.md section 3), as a pure
  * state machine: inputs are local progress (`on_local`), received messages
@@ -313,7 +316,7 @@ export class Replicator {
     if (region.length === 0) return;
     const decoded = this.decoded;
     // Senders fragment single events only; a reassembled "event" of many tiny ones would only inflate memory.
-    decode_events(region, decoded, part === null ? Number.POSITIVE_INFINITY : 1);
+    decode_events(region, decoded, part === null ? Number.POSITIVE_INFINITY : fragment_events_max);
     if (kind === "events") {
       // Live pushes carry only the publisher's own events.
       for (const first of decoded.run_first) {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { encode } from "cbor2";
+import { ManualTimers } from "../support/manual_timers.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
 import { admin_app, b64, dec, enc, post_event } from "./support.ts";
 
@@ -187,12 +188,11 @@ describe("GET /api/events", () => {
   });
 
   test("shows only durable events: nothing a power cut could take back", async () => {
-    let fsync_tick = () => {};
-    const timers = { every: (_ms: number, fn: () => void) => ((fsync_tick = fn), { cancel: () => {} }) };
+    const timers = new ManualTimers();
     const t = await admin_app({}, { sync: "interval", sync_interval_ms: 1000, timers });
     t.log.append(enc("not yet durable"));
     expect(await (await t.call("/api/events")).json()).toEqual({ events: [], next: 0 });
-    fsync_tick();
+    timers.fire_every(); // the interval fsync
     await t.log.durable();
     const body = (await (await t.call("/api/events")).json()) as { events: { payload: string }[]; next: number };
     expect([body.events.map((e) => e.payload), body.next]).toEqual([[b64("not yet durable")], 1]);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import type { TimerHandle, Timers } from "../../src/lib/clock.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
+import { ManualTimers } from "../support/manual_timers.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
 import { for_seeds } from "../support/seeded.ts";
 
@@ -13,19 +13,6 @@ import { for_seeds } from "../support/seeded.ts";
 const dir = "/mem/data";
 const segment_size_bytes = 64 * 1024;
 
-function cancellable_timers(): Timers & { cancel_all(): void } {
-  const handles: TimerHandle[] = [];
-  return {
-    every(interval_ms, fn) {
-      const id = setInterval(fn, interval_ms);
-      const handle = { cancel: () => clearInterval(id) };
-      handles.push(handle);
-      return handle;
-    },
-    cancel_all: () => handles.splice(0).forEach((h) => h.cancel()),
-  };
-}
-
 describe("power cuts", () => {
   test("every acknowledged event survives seeded power cuts in every sync mode", async () => {
     await for_seeds(40, async (rng) => {
@@ -34,7 +21,8 @@ describe("power cuts", () => {
       const acked = new Map<number, Uint8Array>();
       let origin = "";
       for (let round = 0; round < 4; round++) {
-        const timers = cancellable_timers();
+        // Interval fsyncs run where a 1 ms timer could fire: while the test waits (durable, sleep).
+        const timers = new ManualTimers();
         const sync: SyncMode = rng.pick(["always", "interval", "never"] as const);
         const log = await Log.open({ dir, io: io.session(), segment_size_bytes, sync, sync_interval_ms: 1, timers, segment_retry_interval_ms: 0 });
         origin ||= log.id;
@@ -50,11 +38,16 @@ describe("power cuts", () => {
           const payloads = Array.from({ length: n }, () => rng.bytes(rng.chance(0.05) ? rng.int(4000, 20_000) : rng.int(0, 700)));
           const first = n === 1 ? log.append(payloads[0]) : log.append_batch(payloads);
           if (rng.chance(0.4)) {
-            await log.durable();
+            const durable = log.durable();
+            timers.fire_every();
+            await durable;
             // Only fsynced data counts as acknowledged for a power cut (never mode promises less).
             if (sync !== "never") payloads.forEach((p, i) => acked.set(first + i, p));
           }
-          if (rng.chance(0.1)) await Bun.sleep(rng.int(0, 2));
+          if (rng.chance(0.1)) {
+            timers.fire_every();
+            await Bun.sleep(rng.int(0, 2));
+          }
         }
         timers.cancel_all();
         io.power_cut(rng);

@@ -1,5 +1,8 @@
 import { expect, test } from "bun:test";
+import { Log } from "../../src/log/log.ts";
+import { MemFileIO } from "../support/mem_file_io.ts";
 import { for_seeds } from "../support/seeded.ts";
+import { AcknowledgedNotLost, DurableVvMonotonic, HeldAsWritten, HoldsOnlyPulledOrigins, type ReplicaView, WriteRecord } from "./checkers.ts";
 import { Simulation } from "./simulator.ts";
 
 /**
@@ -27,4 +30,39 @@ test("a seed replays exactly", async () => {
     const b = await new Simulation(rng.seed).run();
     expect(b).toEqual(a);
   });
+});
+
+test("each checker fails, naming its invariant and the replica, when the invariant breaks", async () => {
+  const open = () => Log.open({ dir: "/data", io: new MemFileIO(), segment_size_bytes: 64 * 1024, clock: { now_ms: () => 7 } });
+  const log = await open();
+  const empty = await open();
+  const payloads = [new Uint8Array([1, 2]), new Uint8Array([3])];
+  const writes = new WriteRecord();
+  writes.record(log.id, log.append_batch(payloads), payloads, 7);
+  await log.durable();
+  const context = { seed: 1, step: 2, sim_ms: 3, action: () => "restart replica 0" };
+  const view = (v: Partial<ReplicaView>): ReplicaView[] => [{ index: 0, id: log.id, log, incarnation: 1, pull: "*", ...v }];
+  // A restart that comes back without the acknowledged events (here: another, empty log).
+  const lost = view({ log: empty, incarnation: 2 });
+  const acked = new AcknowledgedNotLost(writes);
+  acked.check(view({}), context);
+  expect(() => acked.check(lost, context)).toThrow(/"acknowledged events are never lost" broken at replica 0 .*seq 1 is gone[^]*seed 1, step 2 \(restart replica 0\)/);
+  const durable_vv = new DurableVvMonotonic([log.id]);
+  durable_vv.check(view({}), context);
+  expect(() => durable_vv.check(lost, context)).toThrow(/"the durable vv never shrinks" broken at replica 0 .*went from 2 to 0 across the restart/);
+  const other = "00000000000000aa";
+  expect(() => new HoldsOnlyPulledOrigins([log.id, other]).check(view({ id: other, pull: [] }), context)).toThrow(
+    /"no replica holds an origin it does not pull" broken at replica 0 \(00000000000000aa\).*holds 2 events of/,
+  );
+  expect(() => new HoldsOnlyPulledOrigins([other]).check(view({ id: other }), context)).toThrow(/which is no replica of the simulation/);
+  const rewritten = new WriteRecord();
+  rewritten.record(log.id, 1, [payloads[0], new Uint8Array([4])], 7);
+  expect(() => new HeldAsWritten([log.id], rewritten, () => false).check(view({}), context)).toThrow(
+    /"no replica holds an event its origin did not write" broken .*:2 at pos 1 differs/,
+  );
+  for (const checker of [new AcknowledgedNotLost(writes), new DurableVvMonotonic([log.id]), new HeldAsWritten([log.id], writes, () => false)]) {
+    checker.check(view({}), context);
+  }
+  await log.close();
+  await empty.close();
 });

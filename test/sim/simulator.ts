@@ -1,9 +1,10 @@
-import type { Timers } from "../../src/lib/clock.ts";
 import { Random } from "../../src/lib/random.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
 import type { SyncCounters } from "../../src/sync/counters.ts";
 import { Replicator, type Outbound } from "../../src/sync/replicator.ts";
+import { ManualTimers } from "../support/manual_timers.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
+import { type Checker, type ReplicaView, WriteRecord, safety_checkers } from "./checkers.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Hostile } from "./hostile.ts";
 import { type Delivery, type NetworkFaults, SimBroker, no_faults } from "./sim_broker.ts";
@@ -13,7 +14,8 @@ import { type Delivery, type NetworkFaults, SimBroker, no_faults } from "./sim_b
  * real Log on its own in-memory file system (so a power cut tears only its
  * own files), connected through a simulated broker that drops, duplicates,
  * delays, reorders and partitions, with process crashes and power cuts.
- * After the faults stop the replicas must converge (see check_converged).
+ * The safety invariants (checkers.ts) are checked after every step; after
+ * the faults stop the replicas must converge (see check_converged).
  */
 
 export interface SimOptions {
@@ -62,6 +64,8 @@ const tick_interval_ms = 100;
 const check_interval_ms = 500;
 const segment_size_bytes = 64 * 1024;
 const rejected_first_byte = 0xff;
+/** The replicas' validator: payloads it refuses are kept by peers only as rejected events. */
+const rejects = (payload: Uint8Array): boolean => payload[0] === rejected_first_byte;
 
 type Action =
   | { kind: "deliver"; delivery: Delivery }
@@ -91,7 +95,7 @@ function add_counters(total: SyncCounters | null, c: SyncCounters): SyncCounters
   return total;
 }
 
-class SimNode {
+class SimNode implements ReplicaView {
   readonly io = new MemFileIO();
   id = "";
   log: Log | null = null;
@@ -104,7 +108,8 @@ class SimNode {
   watch: "*" | string[] = "*";
   sync_mode: SyncMode = "interval";
   last_durable = -1;
-  timers = new Map<number, () => void>();
+  /** The current incarnation's log timers; their intervals run as log_timer actions. */
+  timers = new ManualTimers();
   counters: SyncCounters | null = null;
   crashes = 0;
   power_cuts = 0;
@@ -133,9 +138,11 @@ export class Simulation {
   private readonly hostile: Hostile | null;
   private now = epoch_start_ms;
   private healed = false;
-  private timer_ids = 0;
   private converged_at = -1;
   private steps = 0;
+  /** Every own event each replica appended, for the checkers. */
+  private readonly writes = new WriteRecord();
+  private checkers: Checker[] = [];
 
   constructor(readonly seed: number, options?: Partial<SimOptions>) {
     this.rng = new Random(seed);
@@ -163,6 +170,7 @@ export class Simulation {
       node.id = (node.log as Log).id;
     }
     const ids = this.nodes.map((n) => n.id);
+    this.checkers = safety_checkers(ids, this.writes, rejects);
     for (const node of this.nodes) {
       if (this.rng.chance(o.partial_share)) {
         const others = ids.filter((id) => id !== node.id);
@@ -186,6 +194,7 @@ export class Simulation {
       this.now = next.at_ms;
       this.steps++;
       await this.step(next.value);
+      this.check_invariants(next.value);
     }
     if (this.converged_at < 0) throw new Error(`no convergence ${o.heal_max_ms} ms after the network healed\n${this.describe()}`);
     this.verify_final();
@@ -229,9 +238,7 @@ export class Simulation {
       }
       case "log_timer": {
         const node = this.nodes[action.node];
-        const fn = node.timers.get(action.timer);
-        if (fn === undefined || node.incarnation !== action.incarnation) return;
-        fn();
+        if (node.incarnation !== action.incarnation || !node.timers.fire(action.timer)) return;
         this.at(action.interval_ms, action);
         break;
       }
@@ -315,22 +322,18 @@ export class Simulation {
       payloads.push(p);
       bytes += size;
     }
-    if (payloads.length === 1) log.append(payloads[0]);
-    else log.append_batch(payloads);
+    const first = payloads.length === 1 ? log.append(payloads[0]) : log.append_batch(payloads);
+    this.writes.record(node.id, first, payloads, this.now);
   }
 
   private async open_log(node: SimNode): Promise<void> {
     node.incarnation++;
-    node.timers = new Map();
     const incarnation = node.incarnation;
-    const timers: Timers = {
-      every: (interval_ms, fn) => {
-        const timer = ++this.timer_ids;
-        node.timers.set(timer, fn);
-        this.at(interval_ms, { kind: "log_timer", node: node.index, incarnation, timer, interval_ms });
-        return { cancel: () => node.timers.delete(timer) };
-      },
-    };
+    // Intervals (the interval fsync) run on the simulated clock; `soon` stays on the event loop, where settle() lets group commits run.
+    const timers = new ManualTimers({
+      on_every: (timer, interval_ms) => this.at(interval_ms, { kind: "log_timer", node: node.index, incarnation, timer, interval_ms }),
+    });
+    node.timers = timers;
     node.log = await Log.open({
       dir: "/data",
       name: `sim-${node.index}`,
@@ -353,7 +356,7 @@ export class Simulation {
       prefix: "sim",
       pull: node.pull,
       watch: node.watch,
-      validate: (payload) => (payload[0] === rejected_first_byte ? "first byte 0xff is not allowed" : null),
+      validate: (payload) => (rejects(payload) ? "first byte 0xff is not allowed" : null),
       max_packet_bytes: o.max_packet_bytes,
       window_bytes: o.window_bytes,
       want_timeout_ms: 1500,
@@ -391,7 +394,7 @@ export class Simulation {
     node.counters = add_counters(node.counters, (node.rep as Replicator).counters);
     node.rep = null;
     node.log = null; // abandoned, like the memory of a killed process
-    node.timers.clear();
+    node.timers.cancel_all();
     node.crashes++;
     if (this.rng.chance(0.5)) {
       node.power_cuts++;
@@ -424,6 +427,12 @@ export class Simulation {
 
   // ---------------------------------------------------------------- checks
 
+  /** The safety invariants, after every step (they throw, naming the replica, the invariant and the step). */
+  private check_invariants(action: Action): void {
+    const context = { seed: this.seed, step: this.steps, sim_ms: this.now - epoch_start_ms, action: () => describe_action(action, this.nodes) };
+    for (const checker of this.checkers) checker.check(this.nodes, context);
+  }
+
   private pulls(node: SimNode, origin: string): boolean {
     return origin === node.id || node.pull === "*" || node.pull.includes(origin);
   }
@@ -437,7 +446,23 @@ export class Simulation {
         if (log.held(origin.id) !== want) return false;
       }
     }
-    return this.acknowledged();
+    return this.acknowledged() && this.drained();
+  }
+
+  /**
+   * No replica still waits on another: no events buffered behind a gap, no
+   * repair request outstanding to a replica. Requests to the hostile client
+   * (it claims events nobody has) and half-reassembled messages (a bounded
+   * cache without expiry: parts of messages dropped in the fault phase stay
+   * until evicted) need not drain.
+   */
+  private drained(): boolean {
+    for (const node of this.nodes) {
+      const s = (node.rep as Replicator).status(this.now);
+      if (s.gap_buffer_events !== 0) return false;
+      if (s.peers.some((p) => p.want_outstanding && this.nodes.some((n) => n.id === p.id))) return false;
+    }
+    return true;
   }
 
   /**
@@ -473,7 +498,7 @@ export class Simulation {
         const ref = origin_log.get(e.origin, e.seq);
         if (ref === null) throw new Error(`${where}: the origin does not hold it`);
         if (ref.time_ms !== e.time_ms) throw new Error(`${where}: time differs from the origin's`);
-        const must_reject = e.origin !== node.id && ref.payload[0] === rejected_first_byte;
+        const must_reject = e.origin !== node.id && rejects(ref.payload);
         if (must_reject !== e.rejected) throw new Error(`${where}: rejected=${e.rejected}, expected ${must_reject}`);
         if (!e.rejected && Buffer.compare(ref.payload, e.payload) !== 0) throw new Error(`${where}: payload differs from the origin's`);
       }
@@ -509,10 +534,31 @@ export class Simulation {
       if (node.rep !== null) {
         const s = node.rep.status(this.now);
         lines.push(`  counters ${JSON.stringify(s.counters)}`);
+        lines.push(`  gap_buffer_events=${s.gap_buffer_events} reassembly_bytes=${s.reassembly_bytes}`);
         for (const p of s.peers) lines.push(`  peer ${p.id} online=${p.online} failures=${p.failures} want=${p.want_outstanding} behind=${p.behind_events}`);
       }
       if (node.warnings.length > 0) lines.push(`  warnings ${node.warnings.slice(0, 5).join(" | ")}`);
     }
     return lines.join("\n");
+  }
+}
+
+/** An action in a failure message: its kind and the replica it concerns. */
+function describe_action(action: Action, nodes: readonly SimNode[]): string {
+  switch (action.kind) {
+    case "deliver":
+      return `deliver ${action.delivery.topic} to ${action.delivery.client}`;
+    case "tick":
+    case "log_timer":
+    case "append":
+    case "crash":
+    case "restart":
+    case "link_down":
+    case "link_up":
+      return `${action.kind} replica ${action.node} (${nodes[action.node].id})`;
+    case "will":
+      return `will of ${action.client}`;
+    default:
+      return action.kind;
   }
 }

@@ -5,7 +5,9 @@ import type { TimerHandle, Timers } from "../../src/lib/clock.ts";
  * calls fire_every() (or advance_ms()), so a test decides when an interval
  * fsync or a refresh happens. `soon` work runs on the real event loop by
  * default (awaiting a promise lets it happen, as in production); with
- * `soon: "manual"` it waits for run_soon().
+ * `soon: "manual"` it waits for run_soon(). A scheduler with its own agenda
+ * (the simulator) passes `on_every` to learn of each interval and calls
+ * fire(timer) when its agenda says the interval is due.
  */
 export class ManualTimers implements Timers {
   private readonly intervals = new Map<number, { interval_ms: number; fn: () => void; due_ms: number }>();
@@ -13,14 +15,17 @@ export class ManualTimers implements Timers {
   private next_id = 1;
   private now_ms = 0;
   private readonly soon_mode: "immediate" | "manual";
+  private readonly on_every: ((timer: number, interval_ms: number) => void) | null;
 
-  constructor(options: { soon?: "immediate" | "manual" } = {}) {
+  constructor(options: { soon?: "immediate" | "manual"; on_every?: (timer: number, interval_ms: number) => void } = {}) {
     this.soon_mode = options.soon ?? "immediate";
+    this.on_every = options.on_every ?? null;
   }
 
   every(interval_ms: number, fn: () => void): TimerHandle {
     const id = this.next_id++;
     this.intervals.set(id, { interval_ms, fn, due_ms: this.now_ms + interval_ms });
+    this.on_every?.(id, interval_ms);
     return { cancel: () => this.intervals.delete(id) };
   }
 
@@ -37,6 +42,14 @@ export class ManualTimers implements Timers {
   /** Calls every interval callback once, whatever its period. */
   fire_every(): void {
     for (const timer of [...this.intervals.values()]) timer.fn();
+  }
+
+  /** Calls one interval callback (the id on_every was given) unless it was cancelled; returns whether it ran. */
+  fire(timer: number): boolean {
+    const t = this.intervals.get(timer);
+    if (t === undefined) return false;
+    t.fn();
+    return true;
   }
 
   /** Moves time forward, calling each interval callback once per period that elapsed. */

@@ -1,9 +1,9 @@
-import type { Timers } from "../../src/lib/clock.ts";
 import { Random } from "../../src/lib/random.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
 import { decode_message, type SyncMessage } from "../../src/sync/messages.ts";
 import { type Outbound, Replicator, type ReplicatorOptions } from "../../src/sync/replicator.ts";
 import { Topics } from "../../src/sync/topics.ts";
+import { ManualTimers } from "../support/manual_timers.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
 import { type Delivery, SimBroker } from "../sim/sim_broker.ts";
 
@@ -52,13 +52,8 @@ export class TestNet {
 
   async add(options: AddOptions = {}): Promise<TestNode> {
     const io = new MemFileIO();
-    let fsync: (() => void) | null = null;
-    const timers: Timers = {
-      every: (_interval_ms, fn) => {
-        fsync = fn;
-        return { cancel: () => {} };
-      },
-    };
+    // Interval fsyncs run only when a test calls node.manual_fsync().
+    const timers = new ManualTimers();
     const manual = options.sync === "manual";
     const sync: SyncMode = options.sync === "manual" || options.sync === undefined ? (manual ? "interval" : "always") : options.sync;
     const log = await Log.open({
@@ -73,7 +68,7 @@ export class TestNet {
     const { sync: _sync, ...rest } = options;
     const rep = new Replicator({ prefix: "t", want_timeout_ms: 1000, retry_backoff_base_ms: 100, ...rest, log });
     const node = new TestNode(this, log, rep);
-    if (manual) node.manual_fsync = fsync;
+    if (manual) node.manual_fsync = () => timers.fire_every();
     this.nodes.push(node);
     return node;
   }

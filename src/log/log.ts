@@ -3,7 +3,7 @@ import { assert } from "../lib/assert.ts";
 import { type InterlogError, is_interlog_error } from "../lib/errors.ts";
 import type { CheckedEvents } from "./checked_events.ts";
 import { DurableVv } from "./durable_vv.ts";
-import type { FileHandle, FileIO } from "./file_io.ts";
+import { type FileHandle, type FileIO, mkdir_durable } from "./file_io.ts";
 import { flag_batch_end, flag_rejected, frame_size_bytes, payload_max_bytes } from "./frame.ts";
 import { FrameStager } from "./frame_stager.ts";
 import { GroupCommit, type LogStats } from "./group_commit.ts";
@@ -149,7 +149,7 @@ export class Log {
     const { io, dir, read_only } = options;
     if (!io.exists(dir)) {
       if (!options.create) throw data_dir_missing(dir);
-      io.mkdirp(dir);
+      await mkdir_durable(io, dir);
     }
     const lock = read_only ? null : io.lock(path.join(dir, "lock"));
     try {
@@ -159,7 +159,7 @@ export class Log {
         replica = await create_replica(io, dir, options.name, options.clock.now_ms(), options.fill_random);
       }
       const segments_dir = path.join(dir, segments_dir_name);
-      io.mkdirp(segments_dir);
+      if (!read_only) await mkdir_durable(io, segments_dir);
       const opened = await recover(io, segments_dir, options.segment_size_bytes, read_only, options.on_warning);
       const log = new Log({ options, replica, lock, ...opened });
       if (!read_only) log.files.prepare_spare();

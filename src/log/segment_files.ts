@@ -6,6 +6,7 @@ import type { FileIO } from "./file_io.ts";
 import { io_error, log_full } from "./log_errors.ts";
 import type { Warn } from "./log_options.ts";
 import { type Segment, segment_file_name, summary_file_name } from "./segment.ts";
+import { first_nonzero } from "./zero.ts";
 
 /**
  * The segment files of one log directory: creating them (really zero-filled,
@@ -112,10 +113,14 @@ export class SegmentFiles {
   /** Prepares the next segment file in the background so rotation only renames it. */
   prepare_spare(): void {
     if (this.spare_ready || this.spare_job !== null || this.stopping) return;
-    // A spare left by the last run was zero-filled and fsynced before it got its name: reuse it.
-    if (this.io.exists(this.spare_file) && this.io.size_bytes(this.spare_file) === this.segment_size_bytes) {
-      this.spare_ready = true;
-      return;
+    // A spare left by the last run is reused only when it is still all zeros: a power cut can revert a
+    // rotation's rename but keep the frames written into the file, which a reused spare would revive.
+    if (this.io.exists(this.spare_file)) {
+      if (this.leftover_spare_is_clean()) {
+        this.spare_ready = true;
+        return;
+      }
+      this.io.unlink(this.spare_file);
     }
     const tmp = `${this.spare_file}.tmp`;
     this.spare_job = (async () => {
@@ -144,6 +149,18 @@ export class SegmentFiles {
         this.spare_job = null;
       }
     })();
+  }
+
+  private leftover_spare_is_clean(): boolean {
+    if (this.io.size_bytes(this.spare_file) !== this.segment_size_bytes) return false;
+    const map = this.io.map(this.spare_file);
+    const dirty_at = first_nonzero(map, 0, map.length);
+    if (dirty_at < 0) return true;
+    this.on_warning("the spare segment left by the last run holds data (a rotation interrupted by a power cut); it is discarded and made anew", {
+      file: this.spare_file,
+      first_nonzero_offset: dirty_at,
+    });
+    return false;
   }
 
   /** Persists a sealed, durable segment's summary so the next open need not scan it. */

@@ -9,7 +9,9 @@ import { InterlogError } from "../../src/lib/errors.ts";
  * - power_cut(rng): every page written since its file's last fsync is
  *   independently kept, lost or torn (512-byte sectors mixed old/new), and
  *   directory entries created, renamed or removed since the directory's last
- *   fsync may revert. Handles and mappings from before the cut go dead.
+ *   fsync may revert, and so may a directory created since its parent's last
+ *   fsync (with all it holds). Directories directly under / count as there
+ *   before the test. Handles and mappings from before the cut go dead.
  * - capacity_bytes: creating files beyond it fails with ENOSPC.
  */
 const page_bytes = 4096;
@@ -31,6 +33,8 @@ export class MemFileIO implements FileIO {
   /** Entries as of each directory's last fsync. */
   private durable_names = new Map<string, Inode>();
   private dirs = new Set<string>();
+  /** Directories whose entry in their parent was fsynced. */
+  private durable_dirs = new Set<string>();
   private generation = 0;
   capacity_bytes = Number.POSITIVE_INFINITY;
   /** Counts for tests. */
@@ -61,7 +65,10 @@ export class MemFileIO implements FileIO {
   }
 
   mkdirp(dir: string): void {
-    for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) this.dirs.add(d);
+    for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) {
+      this.dirs.add(d);
+      if (path.dirname(d) === "/") this.durable_dirs.add(d);
+    }
   }
 
   list(dir: string): string[] {
@@ -145,6 +152,7 @@ export class MemFileIO implements FileIO {
   }
 
   sync_dir_sync(dir: string): void {
+    for (const d of this.dirs) if (path.dirname(d) === dir) this.durable_dirs.add(d);
     for (const name of [...this.durable_names.keys()]) if (path.dirname(name) === dir) this.durable_names.delete(name);
     for (const [name, inode] of this.names) if (path.dirname(name) === dir) this.durable_names.set(name, inode);
   }
@@ -204,6 +212,13 @@ export class MemFileIO implements FileIO {
       inode.data = data.slice();
       inode.durable = inode.data.slice();
     }
+    // A directory whose entry never reached its parent may be gone, and with it everything below it.
+    for (const dir of [...this.dirs].sort()) {
+      if (!this.dirs.has(dir) || this.durable_dirs.has(dir) || rng.chance(0.5)) continue;
+      for (const d of [...this.dirs]) if (d === dir || d.startsWith(`${dir}/`)) this.dirs.delete(d);
+      for (const name of [...names.keys()]) if (name.startsWith(`${dir}/`)) names.delete(name);
+    }
+    for (const d of this.dirs) this.durable_dirs.add(d);
     this.names = names;
     this.durable_names = new Map(names);
   }

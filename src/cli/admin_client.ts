@@ -1,4 +1,4 @@
-import { load_config } from "../config/config.ts";
+import { load_config } from "../config/load.ts";
 import { UsageError } from "./usage.ts";
 
 /** Where a running replica's admin API is, from --url or --config, and the bearer token to use. */

@@ -1,13 +1,13 @@
 /**
  * The replica's configuration, resolved: sizes in bytes, durations in ms,
  * secrets read from the environment, paths absolute. Load it with
- * load_config(file); the file format is in ./schema.ts.
+ * load_config(file) from ./load.ts (which imports these types, so this file
+ * imports nothing from it); the file format is in ./schema.ts.
  */
-import type { SyncMode } from "../log/log.ts";
+import type { SyncMode } from "../log/log_options.ts";
 import type { ValidatorSpec } from "../validators/registry.ts";
 import type { MqttPreset } from "./schema.ts";
 
-export { load_config } from "./load.ts";
 export type { MqttPreset } from "./schema.ts";
 export type { ValidatorSpec } from "../validators/registry.ts";
 

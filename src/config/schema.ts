@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { format_bytes } from "../lib/units.ts";
 import { is_origin } from "../log/ids.ts";
-import { segment_size_min_bytes, sync_modes } from "../log/log.ts";
+import { segment_size_min_bytes, sync_modes } from "../log/log_options.ts";
 import { prefix_default } from "../sync/topics.ts";
 import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
 import { config_error_map, describe_value } from "./messages.ts";

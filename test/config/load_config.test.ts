@@ -1,6 +1,7 @@
 import path from "node:path";
 import { describe, expect, test } from "bun:test";
-import { load_config, redact_config } from "../../src/config/config.ts";
+import { redact_config } from "../../src/config/config.ts";
+import { load_config } from "../../src/config/load.ts";
 import { config_error, config_files } from "./config_files.ts";
 
 const repo = path.join(import.meta.dir, "..", "..");

@@ -1,4 +1,5 @@
-import { load_config, redact_config } from "../../config/config.ts";
+import { redact_config } from "../../config/config.ts";
+import { load_config } from "../../config/load.ts";
 import { ReplicaNode } from "../../node.ts";
 import { type Command, exit_ok, required_string } from "../usage.ts";
 

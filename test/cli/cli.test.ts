@@ -105,3 +105,26 @@ describe("interlog CLI", () => {
     expect(await holder.exited).toBe(0);
   });
 });
+
+describe("interlog append --batch", () => {
+  test("every N lines form one atomic batch, however stdin is chunked", async () => {
+    const dir = path.join(temp_dir(), "data");
+    const proc = Bun.spawn([...interlog_command(), "append", "--data-dir", dir, "--batch", "3"], { stdin: "pipe", stdout: "pipe" });
+    // One line per write with pauses, so the lines reach the process in separate chunks.
+    for (const line of ["a", "b", "c", "d", "e", "f", "g"]) {
+      proc.stdin.write(`${line}\n`);
+      await proc.stdin.flush();
+      await Bun.sleep(30);
+    }
+    await proc.stdin.end();
+    expect(await proc.exited).toBe(0);
+    const out = (await new Response(proc.stdout).text()).trim().split("\n");
+    expect(out.length).toBe(7);
+    const { Log } = await import("../../src/log/log.ts");
+    const log = await Log.open({ dir, read_only: true });
+    const batch_ends = log.read(0, 100).map((e) => (e.flags & 1) === 1);
+    await log.close();
+    // Batches of 3, 3 and the 1 line left at the end of input.
+    expect(batch_ends).toEqual([false, false, true, false, false, true, true]);
+  });
+});

@@ -40,6 +40,7 @@ atomic batch. --file F appends the whole file as one payload.`,
         else if (pending.length > 1) log.append_batch(pending);
         pending = [];
       };
+      // A batch is N lines however stdin happens to be chunked; only the end of input closes a short one.
       const report_durable = async () => {
         await log.durable();
         const last = log.held(log.id);
@@ -59,7 +60,6 @@ atomic batch. --file F appends the whole file as one payload.`,
           if (pending.length >= batch) append_pending();
         }
         carry = bytes.slice(start);
-        append_pending();
         await report_durable();
       }
       if (carry.length > 0) pending.push(carry);

@@ -110,11 +110,13 @@ describe("interlog append --batch", () => {
   test("every N lines form one atomic batch, however stdin is chunked", async () => {
     const dir = path.join(temp_dir(), "data");
     const proc = Bun.spawn([...interlog_command(), "append", "--data-dir", dir, "--batch", "3"], { stdin: "pipe", stdout: "pipe" });
-    // One line per write with pauses, so the lines reach the process in separate chunks.
+    // Once the log is open (its lock exists), one line per write with pauses: the lines reach the process in separate chunks.
+    for (let i = 0; i < 200 && !fs.existsSync(path.join(dir, "segments")); i++) await Bun.sleep(10);
+    await Bun.sleep(50);
     for (const line of ["a", "b", "c", "d", "e", "f", "g"]) {
       proc.stdin.write(`${line}\n`);
       await proc.stdin.flush();
-      await Bun.sleep(30);
+      await Bun.sleep(50);
     }
     await proc.stdin.end();
     expect(await proc.exited).toBe(0);

@@ -222,6 +222,17 @@ export const config_file_schema = z
     admin: admin_section.prefault({}),
     validators: validators_section.prefault({}),
   })
+  .superRefine((config, ctx) => {
+    // Sync publishes what the log calls durable; with `never` that is only in the page cache, and a power cut
+    // would take back events peers already hold: the replica would then reissue their seqs with other content.
+    if (config.mqtt !== undefined && config.log.sync === "never") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["log", "sync"],
+        message: "never cannot be used with mqtt: peers would be sent events a power cut can take back; use interval (fsync every sync_interval) or always",
+      });
+    }
+  })
   .meta({ title: "InterLog replica configuration" });
 
 /** Sections that may be written as an empty key (`log:`) to mean "all defaults" (mqtt: "offline"). */

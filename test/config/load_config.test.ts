@@ -225,6 +225,21 @@ describe("config errors name the file, line and key path and say what was expect
     );
   });
 
+  test("sync: never with a broker is refused: peers would hold events a power cut can take back", () => {
+    const file = write_config(`
+      data_dir: ./data
+      log:
+        sync: never
+      mqtt:
+        url: mqtt://127.0.0.1:1883
+    `);
+    expect(config_error(() => load_config(file, {}))).toBe(
+      `${file}:3:3: log.sync: never cannot be used with mqtt: peers would be sent events a power cut can take back; use interval (fsync every sync_interval) or always`,
+    );
+    // Offline, never stays allowed.
+    expect(load_config(write_config("data_dir: ./data\nlog:\n  sync: never\n"), {}).log.sync).toBe("never");
+  });
+
   test("missing data_dir, and an empty file", () => {
     const expected = "data_dir: required but missing; expected the directory holding the log, e.g. data_dir: ./data (relative to the working directory)";
     const file = write_config("name: truck\n");

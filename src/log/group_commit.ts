@@ -29,6 +29,8 @@ export interface GroupCommitInit {
   /** Writes staged frames to the file (FrameStager.flush). */
   flush_staged: () => void;
   on_warning: Warn;
+  /** The log just stopped after a failed write or fsync; `durable_pos` is the last position it had made durable. */
+  on_failed: (durable_pos: number, cause: unknown) => void;
 }
 
 const resolved = Promise.resolve();
@@ -56,6 +58,7 @@ export class GroupCommit {
   private readonly stats: LogStats;
   private readonly flush_staged: () => void;
   private readonly on_warning: Warn;
+  private readonly on_failed: (durable_pos: number, cause: unknown) => void;
 
   /** Events visible; the log moves it forward after each committed batch. */
   private next_pos: number;
@@ -94,6 +97,7 @@ export class GroupCommit {
     this.stats = init.stats;
     this.flush_staged = init.flush_staged;
     this.on_warning = init.on_warning;
+    this.on_failed = init.on_failed;
     this.next_pos = init.next_pos;
     this.flushed_pos = init.next_pos;
     this.durable_pos = init.next_pos;
@@ -283,6 +287,7 @@ export class GroupCommit {
     if (this.failure === null) {
       this.failure = log_failed(err);
       this.on_warning(this.failure.message, { code: errno_code(err) });
+      this.on_failed(this.durable_count, err);
       this.flush_waiters.reject_all(this.failure);
       this.sync_waiters.reject_all(this.failure);
     }

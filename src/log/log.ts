@@ -23,7 +23,7 @@ import { type LogOptions, type ResolvedLogOptions, resolve_log_options, type Syn
 import { type RecoveryReport, recover } from "./recovery.ts";
 import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
 import { Segment } from "./segment.ts";
-import { SegmentFiles, segments_dir_name } from "./segment_files.ts";
+import { SegmentFiles, segments_dir_name, write_failure_marker } from "./segment_files.ts";
 import { type FrameVisitor, SegmentList } from "./segment_list.ts";
 import { type VerifyReport, verify_segments, verify_unrepaired } from "./verify.ts";
 
@@ -92,6 +92,8 @@ export class Log {
   private readonly accept_next = new Map<string, number>();
   private readonly accept_skip: number[] = [];
   private readonly seal_jobs = new Set<Promise<void>>();
+  /** Writing the failure marker (see segment_files.ts), once the log has failed. */
+  private failure_recorded: Promise<void> = Promise.resolve();
   private closing = false;
   private closed = false;
 
@@ -138,6 +140,11 @@ export class Log {
       next_pos: this.next_pos,
       flush_staged: () => this.stager.flush(),
       on_warning: options.on_warning,
+      on_failed: (durable_pos, cause) => {
+        this.failure_recorded = write_failure_marker(this.io, segments_dir, durable_pos, cause).catch((err: unknown) => {
+          options.on_warning("could not record the failure for the next start; it may trust data the disk never took", { error: String(err) });
+        });
+      },
     });
     // Recovery made everything it kept durable.
     this.durable_vv_state = new DurableVv(this.vv_map, this.next_pos);
@@ -477,6 +484,7 @@ export class Log {
       await this.commit.close_durably(this.active_handle);
       if (!this.read_only && this.commit.failed === null) await Promise.all(this.seal_jobs);
       await spare_stopped;
+      await this.failure_recorded;
     } finally {
       this.active_handle?.close();
       this.active_handle = null;

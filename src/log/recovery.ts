@@ -5,7 +5,7 @@ import { no_segments, segment_empty, segment_misplaced } from "./log_errors.ts";
 import type { Warn } from "./log_options.ts";
 import { scan_segment } from "./scan.ts";
 import { Segment, parse_segment_file_name, segment_file_name, summary_file_name } from "./segment.ts";
-import { create_first_segment } from "./segment_files.ts";
+import { create_first_segment, read_failure_marker, remove_failure_marker } from "./segment_files.ts";
 import { last_nonzero } from "./zero.ts";
 
 /**
@@ -48,7 +48,8 @@ const zero_chunk_max_bytes = 1024 * 1024;
 export async function recover(io: FileIO, segments_dir: string, segment_size_bytes: number, read_only: boolean, on_warning: Warn): Promise<Recovered> {
   const names = io.list(segments_dir);
   if (!read_only) remove_temp_files(io, segments_dir, names);
-  const opened = open_segments(io, segments_dir, list_segments(names));
+  const durable_limit_pos = read_failure_marker(io, segments_dir);
+  const opened = open_segments(io, segments_dir, list_segments(names), durable_limit_pos ?? Number.POSITIVE_INFINITY);
   if (!read_only) {
     await zero_torn_tails(io, segments_dir, opened);
     await drop_after_cut(io, segments_dir, opened.dropped_firsts);
@@ -66,6 +67,7 @@ export async function recover(io: FileIO, segments_dir: string, segment_size_byt
     active_handle = io.open(active.file);
     await make_scanned_durable(io, segments_dir, opened.scanned, active, active_handle);
     await write_pending_summaries(io, segments_dir, opened.pending_summaries, active);
+    if (durable_limit_pos !== null) await remove_failure_marker(io, segments_dir);
   }
   return { segments, vv, recovery: report, active_handle };
 }
@@ -106,7 +108,7 @@ function list_segments(names: readonly string[]): number[] {
  * version vector and by scanning otherwise, and decides where the log is cut.
  * Reads only: what it decides is repaired by the steps after it.
  */
-function open_segments(io: FileIO, segments_dir: string, firsts: readonly number[]): OpenedSegments {
+function open_segments(io: FileIO, segments_dir: string, firsts: readonly number[], pos_end_max: number): OpenedSegments {
   const opened: OpenedSegments = {
     segments: [],
     vv: new Map(),
@@ -143,8 +145,8 @@ function open_segments(io: FileIO, segments_dir: string, firsts: readonly number
     const is_last = i === firsts.length - 1;
     // The last segment may have been written after its summary (never, normally): it is always scanned.
     const summary = is_last ? null : io.read_file(path.join(segments_dir, summary_file_name(first)));
-    const summarized = summary === null ? null : open_summarized(new Segment(first, file, map), summary, opened.vv);
-    const segment = summarized ?? open_scanned(new Segment(first, file, map), is_last, opened);
+    const summarized = summary === null ? null : open_summarized(new Segment(first, file, map), summary, opened.vv, pos_end_max);
+    const segment = summarized ?? open_scanned(new Segment(first, file, map), is_last, opened, pos_end_max);
     previous_scanned = summarized === null;
     opened.segments.push(segment);
     expected_first = segment.end_pos;
@@ -153,8 +155,8 @@ function open_segments(io: FileIO, segments_dir: string, firsts: readonly number
 }
 
 /** The segment opened from its summary, or null when the summary is unreadable or does not continue `vv`. */
-function open_summarized(segment: Segment, summary: Uint8Array, vv: Map<string, number>): Segment | null {
-  if (!segment.load_summary(summary) || !summary_follows(segment, vv)) return null;
+function open_summarized(segment: Segment, summary: Uint8Array, vv: Map<string, number>, pos_end_max: number): Segment | null {
+  if (!segment.load_summary(summary) || !summary_follows(segment, vv) || segment.end_pos > pos_end_max) return null;
   for (const [origin, range] of segment.origins) vv.set(origin, range.seq_last);
   segment.sealed = true;
   return segment;
@@ -174,9 +176,9 @@ function summary_follows(segment: Segment, vv: Map<string, number>): boolean {
  * become a torn tail to zero so they can never resurface; a scan that did not
  * end cleanly cuts the log here.
  */
-function open_scanned(segment: Segment, is_last: boolean, opened: OpenedSegments): Segment {
+function open_scanned(segment: Segment, is_last: boolean, opened: OpenedSegments, pos_end_max: number): Segment {
   const { report } = opened;
-  const scan = scan_segment(segment, opened.vv);
+  const scan = scan_segment(segment, opened.vv, pos_end_max);
   report.scanned_bytes += segment.end_bytes;
   opened.scanned.push(segment);
   const tail_end = last_nonzero(segment.map, segment.end_bytes, segment.size_bytes);

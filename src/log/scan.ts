@@ -34,7 +34,12 @@ export class OriginCache {
   }
 }
 
-export function scan_segment(segment: Segment, vv: Map<string, number>): ScanResult {
+/**
+ * `pos_end_max`: batches may end at most there (a log that stopped after a
+ * failed fsync proves nothing past its last durable position); the first
+ * batch reaching beyond it ends the scan as if torn.
+ */
+export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_max = Number.POSITIVE_INFINITY): ScanResult {
   const { map, view } = segment;
   const limit = segment.size_bytes;
   const names = new OriginCache();
@@ -67,6 +72,10 @@ export function scan_segment(segment: Segment, vv: Map<string, number>): ScanRes
     pending_offset.push(at);
     at += size;
     if ((frame_flags(view, at - size) & flag_batch_end) !== 0) {
+      if (segment.end_pos + pending_origin.length > pos_end_max) {
+        reason = `the batch ending at offset ${at} lies past position ${pos_end_max}, the last one durable before a write or fsync failed`;
+        break;
+      }
       for (let i = 0; i < pending_origin.length; i++) {
         segment.note_record(pending_origin[i], pending_seq[i], pending_offset[i]);
         vv.set(pending_origin[i], pending_seq[i]);

@@ -16,6 +16,8 @@ import { first_nonzero } from "./zero.ts";
  */
 
 export const spare_file_name = "spare";
+/** Written when a write or fsync fails: the last durable position, beyond which the next open trusts nothing. */
+export const failure_marker_name = "failed.json";
 export const segments_dir_name = "segments";
 
 /** Whether a failed file operation means "no space" (a full disk, or a quota). */
@@ -42,6 +44,36 @@ export async function create_first_segment(io: FileIO, segments_dir: string, seg
   io.rename(tmp, file);
   await io.sync_dir(segments_dir);
   return file;
+}
+
+/**
+ * Records that the log stopped after a failed write or fsync with events
+ * durable up to `durable_pos`. The kernel may already have dropped the pages
+ * it failed to write while the page cache still shows them, and a later fsync
+ * on a new descriptor succeeds without writing them: only this marker tells
+ * the next open not to call that tail durable.
+ */
+export async function write_failure_marker(io: FileIO, segments_dir: string, durable_pos: number, cause: unknown): Promise<void> {
+  const body = { durable_pos, error: errno_code(cause) ?? String(cause) };
+  await io.write_file_atomic(path.join(segments_dir, failure_marker_name), new TextEncoder().encode(`${JSON.stringify(body)}\n`));
+}
+
+/** The durable position a failure marker holds, or null when there is none (or it is unreadable: then it was never made durable). */
+export function read_failure_marker(io: FileIO, segments_dir: string): number | null {
+  const bytes = io.read_file(path.join(segments_dir, failure_marker_name));
+  if (bytes === null) return null;
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { durable_pos?: unknown };
+    return typeof parsed.durable_pos === "number" && Number.isSafeInteger(parsed.durable_pos) && parsed.durable_pos >= 0 ? parsed.durable_pos : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Once recovery has made the log durable without the untrusted tail, the marker goes. */
+export async function remove_failure_marker(io: FileIO, segments_dir: string): Promise<void> {
+  io.unlink(path.join(segments_dir, failure_marker_name));
+  await io.sync_dir(segments_dir);
 }
 
 export interface SegmentFilesInit {

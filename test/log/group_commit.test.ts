@@ -26,6 +26,7 @@ function setup(mode: SyncMode) {
   const handle = new CountingHandle();
   let flushes = 0;
   const warnings: string[] = [];
+  const failed_at: number[] = [];
   const commit = new GroupCommit({
     mode,
     sync_interval_ms: 10,
@@ -40,8 +41,9 @@ function setup(mode: SyncMode) {
       commit.wrote(handle);
     },
     on_warning: (message) => warnings.push(message),
+    on_failed: (durable_pos) => failed_at.push(durable_pos),
   });
-  return { commit, timers, stats, handle, warnings, flushes: () => flushes };
+  return { commit, timers, stats, handle, warnings, failed_at, flushes: () => flushes };
 }
 
 /** Lets scheduled work and the fsync promises it starts run to the end. */
@@ -93,18 +95,23 @@ describe("group commit", () => {
   });
 
   test("a failed fsync stops the log: waiters get LOG_FAILED, and so does every later wait", async () => {
-    const { commit, timers, handle, warnings } = setup("always");
-    handle.fail_sync = Object.assign(new Error("I/O error"), { code: "EIO" });
+    const { commit, timers, handle, warnings, failed_at } = setup("always");
     commit.committed(1);
-    const outcome = commit.durable(1).then(
+    await settle(timers);
+    expect(commit.durable_count).toBe(1);
+    handle.fail_sync = Object.assign(new Error("I/O error"), { code: "EIO" });
+    commit.committed(2);
+    const outcome = commit.durable(2).then(
       () => null,
       (err: unknown) => err,
     );
     await settle(timers);
     expect(await outcome).toMatchObject({ code: "LOG_FAILED" });
     expect(commit.failed?.code).toBe("LOG_FAILED");
-    expect(commit.durable_count).toBe(0);
-    await expect(commit.durable(1)).rejects.toMatchObject({ code: "LOG_FAILED" });
+    expect(commit.durable_count).toBe(1);
+    // The log is told the last position it made durable, to record for the next start.
+    expect(failed_at).toEqual([1]);
+    await expect(commit.durable(2)).rejects.toMatchObject({ code: "LOG_FAILED" });
     expect(warnings.some((w) => w.includes("EIO"))).toBe(true);
   });
 

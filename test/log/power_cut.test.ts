@@ -124,6 +124,37 @@ describe("power cuts", () => {
     await again.close();
   });
 
+  test("after a failed fsync, a restart does not call the unsynced tail durable (so it is never published)", async () => {
+    const io = new MemFileIO();
+    const text = (t: string) => new TextEncoder().encode(t);
+    const log = await Log.open({ dir, io: io.session(), segment_size_bytes, sync: "always" });
+    await log.write(text("kept"));
+    const id = log.id;
+    io.failing_syncs = 1; // the disk fails the next fsync; the page cache keeps showing the write
+    log.append(text("never reached the disk"));
+    const failed = await log.durable().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(failed).toMatchObject({ code: "LOG_FAILED" });
+    await log.close();
+    io.process_crash(); // the service restarts; the page cache stays
+    const again = await Log.open({ dir, io: io.session(), segment_size_bytes, sync: "always" });
+    // What the restarted log calls durable is what sync would publish: it must survive a power cut.
+    const published = again.durable_held(id);
+    expect(published).toBe(1);
+    expect(again.recovery.reason).toContain("failed");
+    again.append(text("after the restart"));
+    await again.durable();
+    await again.close();
+    io.power_cut(worst_case_rng);
+    const last = await Log.open({ dir, io: io.session(), segment_size_bytes });
+    expect(last.held(id)).toBe(2);
+    expect(last.read(0, 10).map((e) => new TextDecoder().decode(e.payload))).toEqual(["kept", "after the restart"]);
+    expect(last.verify().ok).toBe(true);
+    await last.close();
+  });
+
   test("frames left in a spare segment file by a lost rename are never revived by a later rotation", async () => {
     // A rotation renamed the spare into place and wrote frames into it; the cut kept the written-back
     // data but not the rename, so the file called `spare` holds frames of events that were never acknowledged.

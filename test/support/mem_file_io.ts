@@ -21,6 +21,12 @@ interface Inode {
   data: Uint8Array;
   /** Content as of the last fsync; what survives a power cut for sure. */
   durable: Uint8Array;
+  /**
+   * Pages a failed fsync could not write: Linux marks them clean, so the page
+   * cache still shows them but no later fsync writes them, until they are
+   * written again.
+   */
+  unwritable_pages?: Set<number>;
 }
 
 function errno(code: string, message: string): Error {
@@ -37,6 +43,8 @@ export class MemFileIO implements FileIO {
   private durable_dirs = new Set<string>();
   private generation = 0;
   capacity_bytes = Number.POSITIVE_INFINITY;
+  /** The next this many file fsyncs fail with EIO (a dying disk), leaving their pages unwritable as Linux does. */
+  failing_syncs = 0;
   /** Counts for tests. */
   fsyncs = 0;
   private locks = new Set<string>();
@@ -121,11 +129,33 @@ export class MemFileIO implements FileIO {
         alive();
         if (file_offset + length > inode.data.length) throw errno("EFBIG", "write past the preallocated end");
         inode.data.set(bytes.subarray(from, from + length), file_offset);
+        if (inode.unwritable_pages !== undefined) {
+          for (let page = Math.floor(file_offset / page_bytes); page * page_bytes < file_offset + length; page++) inode.unwritable_pages.delete(page);
+        }
       },
       sync: async () => {
         await Promise.resolve();
         alive();
-        inode.durable.set(inode.data);
+        if (this.failing_syncs > 0) {
+          this.failing_syncs--;
+          inode.unwritable_pages ??= new Set();
+          for (let page = 0; page * page_bytes < inode.data.length; page++) {
+            const end = Math.min(inode.data.length, (page + 1) * page_bytes);
+            if (differs(inode.data, inode.durable, page * page_bytes, end)) inode.unwritable_pages.add(page);
+          }
+          throw errno("EIO", "input/output error");
+        }
+        const kept = inode.unwritable_pages;
+        if (kept === undefined || kept.size === 0) {
+          inode.durable.set(inode.data);
+          this.fsyncs++;
+          return;
+        }
+        for (let page = 0; page * page_bytes < inode.data.length; page++) {
+          if (kept?.has(page)) continue;
+          const at = page * page_bytes;
+          inode.durable.set(inode.data.subarray(at, Math.min(inode.data.length, at + page_bytes)), at);
+        }
         this.fsyncs++;
       },
       close: () => {},
@@ -211,6 +241,7 @@ export class MemFileIO implements FileIO {
       // After the cut what is on disk is all there is; fresh arrays leave old mappings dead.
       inode.data = data.slice();
       inode.durable = inode.data.slice();
+      inode.unwritable_pages = undefined;
     }
     // A directory whose entry never reached its parent may be gone, and with it everything below it.
     for (const dir of [...this.dirs].sort()) {

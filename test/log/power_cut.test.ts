@@ -22,6 +22,9 @@ describe("power cuts", () => {
       const io = new MemFileIO();
       /** Acknowledged payloads by seq of the single writer. */
       const acked = new Map<number, Uint8Array>();
+      /** The payload last written at each seq (acknowledged or not), and the seqs that ended a batch. */
+      const written = new Map<number, Uint8Array>();
+      const batch_ends = new Set<number>([0]);
       let origin = "";
       for (let round = 0; round < 4; round++) {
         // Interval fsyncs run where a 1 ms timer could fire: while the test waits (durable, sleep).
@@ -35,11 +38,20 @@ describe("power cuts", () => {
         const report = log.verify();
         expect(report.ok).toBe(true);
         expect(log.held(origin)).toBe(log.count);
+        // What survived is a prefix of what was written, ending on a batch boundary: nothing torn, nothing from elsewhere.
+        const held = log.held(origin);
+        expect(batch_ends.has(held)).toBe(true);
+        for (const e of log.read(0, held)) expect(e.payload).toEqual(written.get(e.seq) as Uint8Array);
+        // Seqs past the survivors are written anew from here.
+        for (const seq of [...written.keys()]) if (seq > held) written.delete(seq);
+        for (const seq of [...batch_ends]) if (seq > held) batch_ends.delete(seq);
         const steps = rng.int(1, 60);
         for (let step = 0; step < steps; step++) {
           const n = rng.chance(0.3) ? rng.int(2, 8) : 1;
           const payloads = Array.from({ length: n }, () => rng.bytes(rng.chance(0.05) ? rng.int(4000, 20_000) : rng.int(0, 700)));
           const first = n === 1 ? log.append(payloads[0]) : log.append_batch(payloads);
+          payloads.forEach((p, i) => written.set(first + i, p));
+          batch_ends.add(first + n - 1);
           if (rng.chance(0.4)) {
             const durable = log.durable();
             timers.fire_every();

@@ -204,7 +204,6 @@ export class GroupCommit {
 
   private request_flush(): void {
     if (this.flush_scheduled) return;
-    this.flush_scheduled = true;
     this.timers.soon(() => {
       this.flush_scheduled = false;
       if (this.stopped || this.failure !== null) return;
@@ -214,16 +213,18 @@ export class GroupCommit {
         // fail() recorded it and rejected the waiters.
       }
     });
+    // Set once scheduling worked: a flag left set with nothing scheduled would stop flushes for good.
+    this.flush_scheduled = true;
   }
 
   private request_sync(): void {
     if (this.sync_scheduled) return;
-    this.sync_scheduled = true;
     // Appends of the same turn of the event loop share one fsync (group commit).
     this.timers.soon(() => {
       this.sync_scheduled = false;
       void this.run_sync();
     });
+    this.sync_scheduled = true;
   }
 
   /** One group commit: flush, fdatasync every dirty file (and the directory), then release the waiters. */

@@ -164,6 +164,9 @@ export class Log {
       if (replica === null) {
         if (read_only || !options.create) throw replica_missing(dir);
         replica = await create_replica(io, dir, options.name, options.clock.now_ms(), options.fill_random);
+        // The directory may have been made by someone else just before (mkdir -p, systemd): its entry, and its
+        // parents' entries, must be durable before any write is acknowledged. Once per log, so all the way up.
+        for (let d = path.resolve(dir); d !== path.dirname(d); d = path.dirname(d)) await io.sync_dir(path.dirname(d));
       }
       const segments_dir = path.join(dir, segments_dir_name);
       if (!read_only) await mkdir_durable(io, segments_dir);

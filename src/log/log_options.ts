@@ -97,8 +97,14 @@ export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
     segment_retry_interval_ms: options.segment_retry_interval_ms ?? segment_retry_interval_default_ms,
     io: options.io ?? node_file_io,
     clock: options.clock ?? system_clock,
-    timers: options.timers ?? system_timers,
+    timers: with_soon(options.timers ?? system_timers),
     fill_random: options.fill_random,
     on_warning: options.on_warning ?? (() => {}),
   };
+}
+
+/** Timers from an embedder written before `soon` existed get setImmediate for it, so group commit still runs. */
+function with_soon(timers: Timers): Timers {
+  if (typeof (timers as Partial<Timers>).soon === "function") return timers;
+  return { every: (interval_ms, fn) => timers.every(interval_ms, fn), soon: (fn) => setImmediate(fn) };
 }

@@ -152,7 +152,12 @@ export class SegmentFiles {
         this.spare_ready = true;
         return;
       }
-      this.io.unlink(this.spare_file);
+      try {
+        this.io.unlink(this.spare_file);
+      } catch (err) {
+        // create_zeroed below replaces it; should that fail too, appends get LOG_FULL at the next rotation.
+        this.on_warning("could not remove the old spare segment", { error: String(err) });
+      }
     }
     const tmp = `${this.spare_file}.tmp`;
     this.spare_job = (async () => {
@@ -184,9 +189,15 @@ export class SegmentFiles {
   }
 
   private leftover_spare_is_clean(): boolean {
-    if (this.io.size_bytes(this.spare_file) !== this.segment_size_bytes) return false;
-    const map = this.io.map(this.spare_file);
-    const dirty_at = first_nonzero(map, 0, map.length);
+    let dirty_at: number;
+    try {
+      if (this.io.size_bytes(this.spare_file) !== this.segment_size_bytes) return false;
+      const map = this.io.map(this.spare_file);
+      dirty_at = first_nonzero(map, 0, map.length);
+    } catch (err) {
+      this.on_warning("could not check the spare segment left by the last run; it is made anew", { error: String(err) });
+      return false;
+    }
     if (dirty_at < 0) return true;
     this.on_warning("the spare segment left by the last run holds data (a rotation interrupted by a power cut); it is discarded and made anew", {
       file: this.spare_file,

@@ -29,6 +29,15 @@ describe("embedded log API", () => {
     await elsewhere.close();
   });
 
+  test("an embedder's timers without `soon` (written before it existed) still get every append fsynced", async () => {
+    const every_only = { every: (_ms: number, _fn: () => void) => ({ cancel: () => {} }) };
+    const log = await Log.open({ dir: temp_dir(), timers: every_only as never });
+    expect(await log.write(enc("one"))).toEqual([`${log.id}:1`]);
+    expect(await log.write(enc("two"))).toEqual([`${log.id}:2`]);
+    expect(log.durable_held(log.id)).toBe(2);
+    await log.close();
+  });
+
   test("read returns events in transaction order with ids, positions and times", async () => {
     const log = await Log.open({ dir: temp_dir(), clock: { now_ms: () => 1_700_000_000_000 } });
     log.append(enc("a"));

@@ -136,6 +136,19 @@ describe("power cuts", () => {
     await again.close();
   });
 
+  test("a data directory made by someone else just before (mkdir -p, systemd) is made durable before the first acknowledgement", async () => {
+    const io = new MemFileIO();
+    const made = "/mem/state/interlog";
+    io.mkdirp(made); // its entry in /mem/state is not durable yet
+    const log = await Log.open({ dir: made, io: io.session(), segment_size_bytes, sync: "always" });
+    await log.write(new TextEncoder().encode("first"));
+    io.power_cut(worst_case_rng);
+    const again = await Log.open({ dir: made, io: io.session(), segment_size_bytes });
+    expect(again.id).toBe(log.id);
+    expect(again.held(log.id)).toBe(1);
+    await again.close();
+  });
+
   test("after a failed fsync, a restart does not call the unsynced tail durable (so it is never published)", async () => {
     const io = new MemFileIO();
     const text = (t: string) => new TextEncoder().encode(t);

@@ -15,6 +15,7 @@ export const commands: readonly CommandEntry[] = [
   { name: "read", summary: "print events as JSON lines, in this log's order", load: async () => (await import("./commands/read.ts")).read_command },
   { name: "tail", summary: "follow a running replica's new events (JSON lines)", load: async () => (await import("./commands/tail.ts")).tail_command },
   { name: "status", summary: "print a data directory's id, size and version vector as JSON", load: async () => (await import("./commands/status.ts")).status_command },
+  { name: "provision", summary: "make a replica's MQTT login (username = its id) for config/mosquitto/", load: async () => (await import("./commands/provision.ts")).provision_command },
   { name: "verify", summary: "re-check every record's checksum; exit 1 at the first bad one", load: async () => (await import("./commands/verify.ts")).verify_command },
   { name: "version", summary: "print version, target and commit", load: async () => (await import("./commands/version.ts")).version_command },
 ];

@@ -19,6 +19,11 @@ export interface MosquittoOptions {
   anonymous?: boolean;
   /** Seconds to wait for the port (default 10). */
   start_timeout_s?: number;
+  /**
+   * The whole mosquitto.conf, given the port (e.g. a shipped config with its
+   * listener and paths rewritten); replaces the one made from the options above.
+   */
+  config_text?: (port: number) => string;
 }
 
 export function mosquitto_available(): boolean {
@@ -99,7 +104,7 @@ export class Mosquitto {
       "persistence false",
       ...(this.options.config ?? []),
     ];
-    fs.writeFileSync(conf, `${lines.join("\n")}\n`);
+    fs.writeFileSync(conf, this.options.config_text?.(this.port) ?? `${lines.join("\n")}\n`);
     const child = spawn(binary, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
     this.process = child;
     child.stdout?.on("data", (d) => (this.output = (this.output + String(d)).slice(-4000)));
@@ -115,6 +120,16 @@ export class Mosquitto {
     }
     await this.kill();
     throw new Error(`mosquitto did not accept connections on port ${this.port} in time:\n${this.output}`);
+  }
+
+  /** What mosquitto printed last (its log, when the config sends it to stderr). */
+  get log(): string {
+    return this.output;
+  }
+
+  /** SIGHUP: mosquitto re-reads its password and ACL files (connected clients stay). */
+  reload(): void {
+    this.process?.kill("SIGHUP");
   }
 
   /** SIGKILL, as in a crash; resolves once the process is gone. */

@@ -228,11 +228,19 @@ class Fleet {
       ].join("\n");
       return await ServeProcess.start(write_config(root, `${name}.yaml`, yaml), { env: read_env_file(env_files[name]) });
     };
-    const a = await serve("a");
-    const b = await serve("b");
-    const fleet = new Fleet(root, etc, ca, broker, a, b, logins, env_files);
-    for (const r of [a, b]) await wait_for(`${r.id} to connect`, async () => ((await fleet.status(r)).sync.connected ? true : null));
-    return fleet;
+    const started: ServeProcess[] = [];
+    try {
+      started.push(await serve("a"));
+      started.push(await serve("b"));
+      const fleet = new Fleet(root, etc, ca, broker, started[0], started[1], logins, env_files);
+      for (const r of started) await wait_for(`${r.id} to connect`, async () => ((await fleet.status(r)).sync.connected ? true : null));
+      return fleet;
+    } catch (err) {
+      for (const r of started) await r.stop("SIGKILL");
+      await broker.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   async status(r: ServeProcess): Promise<{ vv: Record<string, number>; sync: { connected: boolean } }> {
@@ -434,12 +442,13 @@ describe("broker identity: client certificates (interlog-certs.conf)", () => {
     };
     fs.writeFileSync(path.join(etc, "acl"), shipped_acl, { mode: 0o644 });
     for (const f of fs.readdirSync(certs)) fs.chmodSync(path.join(certs, f), 0o644);
-    const broker = await Mosquitto.start({
-      config_text: (port) => conf.replace(/^listener 8883$/m, `listener ${port} 127.0.0.1`).replaceAll(etc_path, etc),
-    });
     const open: MqttClient[] = [];
+    let broker: Mosquitto | null = null;
     let a: ServeProcess | null = null;
     try {
+      broker = await Mosquitto.start({
+        config_text: (port) => conf.replace(/^listener 8883$/m, `listener ${port} 127.0.0.1`).replaceAll(etc_path, etc),
+      });
       const data = path.join(root, "a");
       const { id } = cli_json(["init", "--data-dir", data, "--name", "a"]);
       issue(id);
@@ -482,7 +491,7 @@ describe("broker identity: client certificates (interlog-certs.conf)", () => {
     } finally {
       for (const c of open) c.end(true);
       if (a !== null) await a.stop();
-      await broker.stop();
+      await broker?.stop();
       fs.rmSync(root, { recursive: true, force: true });
     }
   });

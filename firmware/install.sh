@@ -6,25 +6,46 @@
 #   ./install.sh --prefix DIR      install into the root file system at DIR (an image
 #                                  being built, or a test): no user (systemd-sysusers makes
 #                                  it at boot), no chown, no systemctl; enabled by a link
+#   --bundle DIR                   install the bundle unpacked at DIR, not the one this script
+#                                  is in: upgrade with the copy the last install kept,
+#                                  /usr/local/share/interlog/install.sh --bundle DIR
+#   --release-key FILE             require MANIFEST.sig signed by this public key (PEM), and keep
+#                                  it as /etc/interlog/release.pub when the device has none
+#
+# Signed bundles: when the device has a release key (/etc/interlog/release.pub, under DIR
+# with --prefix) or --release-key names one, the bundle must carry MANIFEST.sig, an Ed25519
+# signature of MANIFEST by that key, checked by /usr/local/bin/interlog of this machine (the
+# installed one, never the bundle's), else by openssl (3 or newer); otherwise nothing is installed.
 #
 # First install: creates the user "interlog", the directories, the config
 # /etc/interlog/interlog.yaml and an empty secrets file interlog.env, installs
 # and starts interlog.service. Upgrade: checks the bundle, replaces the binary
 # atomically (rename), keeps the config, the secrets and the data in
 # /var/lib/interlog, and restarts the service. Running it again with the same
-# bundle changes nothing. POSIX sh, so it also runs under busybox.
+# bundle changes nothing. It never creates, chmods, chowns or writes through a
+# symlink it did not make, and writes each file as a temp file with an
+# unpredictable name renamed into place. POSIX sh, so it also runs under busybox.
 set -eu
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
+say() { echo "install.sh: $*"; }
+fail() { echo "install.sh: error: $*" >&2; exit 1; }
 
 prefix=""
 dry_run=0
+bundle=""
+release_key=""
+needs_value() { [ "$1" -ge 2 ] || { echo "install.sh: $2 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; prefix=$2; shift 2 ;;
+    --prefix) needs_value $# "$1"; prefix=$2; shift 2 ;;
     --prefix=*) prefix=${1#--prefix=}; shift ;;
+    --bundle) needs_value $# "$1"; bundle=$2; shift 2 ;;
+    --bundle=*) bundle=${1#--bundle=}; shift ;;
+    --release-key) needs_value $# "$1"; release_key=$2; shift 2 ;;
+    --release-key=*) release_key=${1#--release-key=}; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -35,33 +56,147 @@ if [ -n "$prefix" ]; then
   prefix=${prefix%/}
 fi
 
-say() { echo "install.sh: $*"; }
-fail() { echo "install.sh: error: $*" >&2; exit 1; }
 # Every change goes through run (or put_file): under --dry-run it is printed instead.
 run() {
   if [ "$dry_run" = 1 ]; then echo "would: $*"; else "$@"; fi
 }
 
-bundle=$(cd "$(dirname "$0")" && pwd)
+if [ -z "$bundle" ]; then bundle=$(dirname "$0"); fi
+[ -d "$bundle" ] || fail "--bundle $bundle: no such directory"
+bundle=$(cd "$bundle" && pwd)
 bin_dir=$prefix/usr/local/bin
 etc_dir=$prefix/etc/interlog
 unit_dir=$prefix/etc/systemd/system
 sysusers_dir=$prefix/usr/lib/sysusers.d
 share_dir=$prefix/usr/local/share/interlog
 data_dir=$prefix/var/lib/interlog
+wants=$unit_dir/multi-user.target.wants
 binary=$bin_dir/interlog
+device_key=$etc_dir/release.pub
 live=0
 if [ -z "$prefix" ]; then live=1; fi
+first_install=1
+if [ -e "$binary" ]; then first_install=0; fi
 
-# 1. The bundle must be complete and unchanged.
-command -v sha256sum >/dev/null 2>&1 || fail "sha256sum is missing; it is needed to check the bundle"
-for f in interlog interlog.yaml interlog.service install.sh VERSION MANIFEST; do
-  [ -f "$bundle/$f" ] || fail "the bundle lacks $f; unpack the whole interlog-*.tar.gz again"
+# 1. No symlink in the way. Everything install.sh creates, chmods, chowns or writes is checked
+# before the first change, so a refusal leaves the system as it was.
+not_link() {
+  if [ -L "$1" ]; then
+    fail "$1 is a symlink (to $(readlink "$1")); install.sh does not create, chmod, chown or write through symlinks it did not make. Make it a real directory or file (a bind mount keeps it on another disk) and run install.sh again${2:+; $2}"
+  fi
+}
+# Under --prefix every directory from DIR down: an image tree may hold links, even absolute ones
+# that lead back into the build machine. On a live system the directory itself: the system's own
+# layout above it is root's (on OSTree /usr/local is a link).
+check_dir() {
+  if [ -n "$prefix" ]; then
+    rest=${1#"$prefix"/}
+    at=$prefix
+    while [ -n "$rest" ]; do
+      at=$at/${rest%%/*}
+      case "$rest" in */*) rest=${rest#*/} ;; *) rest="" ;; esac
+      not_link "$at" "${2:-}"
+      if [ -e "$at" ] && [ ! -d "$at" ]; then fail "$at is not a directory${2:+; $2}"; fi
+    done
+  else
+    not_link "$1" "${2:-}"
+    if [ -e "$1" ] && [ ! -d "$1" ]; then fail "$1 is not a directory${2:+; $2}"; fi
+  fi
+}
+unchanged="nothing was changed"
+for d in "$bin_dir" "$etc_dir" "$unit_dir" "$sysusers_dir" "$share_dir" "$data_dir"; do check_dir "$d" "$unchanged"; done
+if [ "$live" = 0 ] && [ "$first_install" = 1 ]; then check_dir "$wants" "$unchanged"; fi
+# Files replaced by rename when they differ.
+for f in "$binary" "$etc_dir/interlog.yaml.default" "$unit_dir/interlog.service" "$sysusers_dir/interlog.conf" \
+  "$share_dir/VERSION" "$share_dir/MANIFEST" "$share_dir/MANIFEST.sig" "$share_dir/install.sh"; do
+  not_link "$f" "$unchanged"
+  if [ -d "$f" ]; then fail "$f is a directory; $unchanged"; fi
 done
-if ! (cd "$bundle" && sha256sum -c MANIFEST >/dev/null 2>&1); then
-  (cd "$bundle" && sha256sum -c MANIFEST 2>&1 | grep -v ': OK$') >&2 || true
+# Files written only when absent (an upgrade keeps them): a link to nowhere there would be written through.
+for f in "$etc_dir/interlog.yaml" "$etc_dir/interlog.env" "$device_key"; do
+  if [ ! -e "$f" ]; then not_link "$f" "$unchanged"; fi
+done
+
+tmp=""
+work=""
+cleanup() {
+  if [ -n "$tmp" ]; then rm -f "$tmp"; fi
+  if [ -n "$work" ]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+# 2. The bundle must be complete, signed when this device has a release key, and unchanged.
+command -v sha256sum >/dev/null 2>&1 || fail "sha256sum is missing; it is needed to check the bundle"
+command -v mktemp >/dev/null 2>&1 || fail "mktemp is missing; it is needed for safe temp files"
+for f in interlog interlog.yaml interlog.service install.sh VERSION MANIFEST; do
+  [ -f "$bundle/$f" ] || fail "the bundle lacks $f; unpack the whole interlog-*.tar.gz again (or name its directory with --bundle DIR)"
+done
+# MANIFEST, its signature and the key are copied into a private directory (mktemp -d, mode 0700):
+# what was verified is what the files are checked against and what is recorded.
+work=$(mktemp -d) || fail "cannot make a temp directory"
+cp "$bundle/MANIFEST" "$work/MANIFEST"
+signed=0
+if [ -f "$bundle/MANIFEST.sig" ]; then cp "$bundle/MANIFEST.sig" "$work/MANIFEST.sig"; signed=1; fi
+
+key=""
+install_key=0
+if [ -n "$release_key" ]; then
+  [ -f "$release_key" ] || fail "--release-key $release_key: no such file"
+  if [ -e "$device_key" ] || [ -L "$device_key" ]; then
+    cmp -s "$release_key" "$device_key" || fail "--release-key $release_key differs from $device_key, the release key this device already trusts; to change keys replace $device_key by hand; $unchanged"
+  else
+    install_key=1
+  fi
+  key=$release_key
+elif [ -e "$device_key" ] || [ -L "$device_key" ]; then
+  key=$device_key
+fi
+
+# The judge of a signature is a program of this machine, never one from the bundle (its binary
+# would vouch for its own bundle) nor, with --prefix, from the image tree (running that as root would
+# hand the build machine to whoever made the tree): the interlog installed here, trusted since its own
+# install (on a live system the binary being upgraded), else openssl.
+judge=/usr/local/bin/interlog
+verified_by=""
+verify_signature() {
+  m=$work/MANIFEST s=$work/MANIFEST.sig k=$work/release.pub
+  no_judge="there is no $judge on this machine"
+  if [ -f "$judge" ] && [ -x "$judge" ]; then
+    rc=0
+    out=$("$judge" verify-manifest --key "$k" --manifest "$m" --signature "$s" 2>&1) || rc=$?
+    case $rc in
+      0) verified_by=$judge; return 0 ;;
+      1) fail "the bundle's MANIFEST.sig does not verify with the release key $key (checked by $judge): ${out#interlog verify-manifest: }; $unchanged" ;;
+    esac
+    # Any other exit: an interlog too old to know verify-manifest (2), or one that cannot run (126, 127).
+    no_judge="$judge cannot check it (exit $rc)"
+  fi
+  if command -v openssl >/dev/null 2>&1; then
+    if out=$(openssl pkeyutl -verify -pubin -inkey "$k" -rawin -in "$m" -sigfile "$s" 2>&1); then verified_by=openssl; return 0; fi
+    case "$out" in *"Verification Failure"*) ;; *) out="$out (Ed25519 needs OpenSSL 3 or newer)" ;; esac
+    fail "the bundle's MANIFEST.sig does not verify with the release key $key (checked by openssl): $out; $unchanged"
+  fi
+  fail "a release key is configured ($key) but nothing here can check the bundle's signature: $no_judge, and openssl is missing. Install openssl (3 or newer) and run install.sh again; $unchanged"
+}
+if [ -n "$key" ]; then
+  [ -r "$key" ] || fail "cannot read the release key $key; $unchanged"
+  cp "$key" "$work/release.pub"
+  [ "$signed" = 1 ] || fail "the bundle has no MANIFEST.sig, but this device installs only bundles signed with the release key $key (build them with INTERLOG_RELEASE_KEY_FILE set); $unchanged"
+  verify_signature
+  say "MANIFEST.sig verified with the release key $key (by $verified_by)"
+elif [ "$signed" = 1 ]; then
+  say "MANIFEST.sig not checked: no release key configured ($device_key, or --release-key FILE)"
+fi
+
+if ! (cd "$bundle" && sha256sum -c "$work/MANIFEST" >/dev/null 2>&1); then
+  (cd "$bundle" && sha256sum -c "$work/MANIFEST" 2>&1 | grep -v ': OK$') >&2 || true
   fail "the bundle does not match its MANIFEST (damaged download or unpack); nothing was installed"
 fi
+manifest_sum() { awk -v f="$1" '$2 == f { print $1; exit }' "$work/MANIFEST"; }
+for f in interlog interlog.yaml interlog.service install.sh VERSION; do
+  [ -n "$(manifest_sum "$f")" ] || fail "MANIFEST does not list $f; nothing was installed"
+done
 field() { sed -n "s/^$1=//p" "$2"; }
 version=$(field version "$bundle/VERSION")
 target=$(field target "$bundle/VERSION")
@@ -69,7 +204,7 @@ commit=$(field commit "$bundle/VERSION")
 interpreter=$(field interpreter "$bundle/VERSION")
 [ -n "$version" ] && [ -n "$target" ] || fail "VERSION has no version or target"
 
-# 2. On this machine: root, and a binary that runs here.
+# 3. On this machine: root, and a binary that runs here.
 if [ "$live" = 1 ]; then
   if [ "$dry_run" = 0 ] && [ "$(id -u)" != 0 ]; then fail "run as root (sudo $0), or use --dry-run or --prefix DIR"; fi
   if [ -n "$interpreter" ] && [ ! -e "$interpreter" ]; then
@@ -83,21 +218,30 @@ fi
 
 previous=""
 if [ -f "$share_dir/VERSION" ]; then previous="$(field version "$share_dir/VERSION") ($(field commit "$share_dir/VERSION"))"; fi
-first_install=1
-if [ -e "$binary" ]; then first_install=0; fi
 changed=0
 
-tmp=""
-trap 'if [ -n "$tmp" ]; then rm -f "$tmp"; fi' EXIT
-
-# Writes src to dest with mode when dest differs: a temp file in dest's directory renamed over it.
+# A new temp file beside $1: mktemp picks an unpredictable name and creates it exclusively
+# (mode 0600), so a file or link planted in advance is never opened.
+new_temp() {
+  tmp=$(mktemp "$(dirname "$1")/.$(basename "$1").XXXXXX") || fail "cannot create a temp file beside $1"
+}
+sha256_of() {
+  sum=$(sha256sum "$1")
+  echo "${sum%% *}"
+}
+# Writes src to dest with mode when dest differs: a temp file in dest's directory, checked against
+# MANIFEST's sha256 (when given) and synced, then renamed over dest.
 put_file() {
-  src=$1 dest=$2 mode=$3
+  src=$1 dest=$2 mode=$3 want=${4:-}
+  not_link "$dest"
   if [ -f "$dest" ] && cmp -s "$src" "$dest"; then return 1; fi
   if [ "$dry_run" = 1 ]; then echo "would: install $src as $dest (mode $mode)"; return 0; fi
-  tmp=$(dirname "$dest")/.$(basename "$dest").new.$$
+  new_temp "$dest"
   cp "$src" "$tmp"
   chmod "$mode" "$tmp"
+  if [ -n "$want" ] && [ "$(sha256_of "$tmp")" != "$want" ]; then
+    fail "$src changed after the bundle was checked (its sha256 no longer matches MANIFEST); unpack the bundle again and rerun"
+  fi
   # On disk before the rename makes it visible (a power cut must not leave an empty binary).
   sync "$tmp" 2>/dev/null || sync
   mv -f "$tmp" "$dest"
@@ -107,6 +251,7 @@ put_file() {
 
 make_dir() {
   dir=$1 mode=$2
+  check_dir "$dir"
   if [ ! -d "$dir" ]; then
     run mkdir -p "$dir"
     run chmod "$mode" "$dir"
@@ -115,7 +260,7 @@ make_dir() {
   fi
 }
 
-# 3. The user the service runs as (systemd-sysusers makes it too, for images built with --prefix).
+# 4. The user the service runs as (systemd-sysusers makes it too, for images built with --prefix).
 if [ "$live" = 1 ] && ! id -u interlog >/dev/null 2>&1; then
   nologin=/usr/sbin/nologin
   [ -x "$nologin" ] || nologin=/sbin/nologin
@@ -129,7 +274,7 @@ if [ "$live" = 1 ] && ! id -u interlog >/dev/null 2>&1; then
   fi
 fi
 
-# 4. Directories. The config directory is world-readable: secrets live only in interlog.env.
+# 5. Directories. The config directory is world-readable: secrets live only in interlog.env.
 make_dir "$bin_dir" 0755
 make_dir "$etc_dir" 0755
 make_dir "$unit_dir" 0755
@@ -137,34 +282,49 @@ make_dir "$sysusers_dir" 0755
 make_dir "$share_dir" 0755
 make_dir "$data_dir" 0750
 if [ "$live" = 1 ] && { [ ! -d "$data_dir" ] || [ "$(stat -c %U:%G "$data_dir")" != interlog:interlog ]; }; then
+  not_link "$data_dir"
   run chown interlog:interlog "$data_dir"
 fi
 
-# 5. Config and secrets: written only when absent, so an upgrade keeps them.
+# 6. Config, secrets and the release key: written only when absent, so an upgrade keeps them.
 if [ ! -e "$etc_dir/interlog.yaml" ]; then
-  put_file "$bundle/interlog.yaml" "$etc_dir/interlog.yaml" 0644 || true
+  put_file "$bundle/interlog.yaml" "$etc_dir/interlog.yaml" 0644 "$(manifest_sum interlog.yaml)" || true
   if [ "$dry_run" = 0 ]; then say "created $etc_dir/interlog.yaml: edit it, then restart interlog.service"; fi
 fi
 # The shipped default beside it, to compare with after an upgrade.
-put_file "$bundle/interlog.yaml" "$etc_dir/interlog.yaml.default" 0644 || true
+put_file "$bundle/interlog.yaml" "$etc_dir/interlog.yaml.default" 0644 "$(manifest_sum interlog.yaml)" || true
 if [ ! -e "$etc_dir/interlog.env" ]; then
+  not_link "$etc_dir/interlog.env"
   if [ "$dry_run" = 1 ]; then
     echo "would: create $etc_dir/interlog.env (mode 0600)"
   else
-    (umask 077 && printf '%s\n' "# Secrets for interlog.service, KEY=value, read by systemd as root." \
-      "# INTERLOG_MQTT_PASSWORD=" "# INTERLOG_ADMIN_TOKEN=" > "$etc_dir/interlog.env")
+    new_temp "$etc_dir/interlog.env"
+    printf '%s\n' "# Secrets for interlog.service, KEY=value, read by systemd as root." \
+      "# INTERLOG_MQTT_PASSWORD=" "# INTERLOG_ADMIN_TOKEN=" > "$tmp"
+    chmod 0600 "$tmp"
+    mv -f "$tmp" "$etc_dir/interlog.env"
+    tmp=""
+  fi
+fi
+if [ "$install_key" = 1 ]; then
+  if [ "$dry_run" = 1 ]; then
+    echo "would: install $release_key as $device_key (mode 0644)"
+  else
+    put_file "$work/release.pub" "$device_key" 0644 || true
+    say "kept the release key as $device_key: from now on only bundles signed with it are installed"
   fi
 fi
 
-# 6. The unit and the sysusers entry.
+# 7. The unit and the sysusers entry.
 unit_changed=0
-if put_file "$bundle/interlog.service" "$unit_dir/interlog.service" 0644; then unit_changed=1; changed=1; fi
+if put_file "$bundle/interlog.service" "$unit_dir/interlog.service" 0644 "$(manifest_sum interlog.service)"; then unit_changed=1; changed=1; fi
 sysusers_line='u interlog - "InterLog replica" /var/lib/interlog'
 if [ "$(cat "$sysusers_dir/interlog.conf" 2>/dev/null || true)" != "$sysusers_line" ]; then
   if [ "$dry_run" = 1 ]; then
     echo "would: write $sysusers_dir/interlog.conf (mode 0644)"
   else
-    tmp=$sysusers_dir/.interlog.conf.new.$$
+    not_link "$sysusers_dir/interlog.conf"
+    new_temp "$sysusers_dir/interlog.conf"
     printf '%s\n' "$sysusers_line" > "$tmp"
     chmod 0644 "$tmp"
     mv -f "$tmp" "$sysusers_dir/interlog.conf"
@@ -172,12 +332,20 @@ if [ "$(cat "$sysusers_dir/interlog.conf" 2>/dev/null || true)" != "$sysusers_li
   fi
 fi
 
-# 7. The binary, swapped by one rename: the running service keeps the old file until it restarts.
-if put_file "$bundle/interlog" "$binary" 0755; then changed=1; fi
-put_file "$bundle/VERSION" "$share_dir/VERSION" 0644 || true
-put_file "$bundle/MANIFEST" "$share_dir/MANIFEST" 0644 || true
+# 8. The binary, swapped by one rename: the running service keeps the old file until it restarts.
+# Then the record of the bundle, with its install.sh: the trusted installer of the next upgrade.
+if put_file "$bundle/interlog" "$binary" 0755 "$(manifest_sum interlog)"; then changed=1; fi
+put_file "$bundle/VERSION" "$share_dir/VERSION" 0644 "$(manifest_sum VERSION)" || true
+put_file "$bundle/install.sh" "$share_dir/install.sh" 0755 "$(manifest_sum install.sh)" || true
+put_file "$work/MANIFEST" "$share_dir/MANIFEST" 0644 || true
+if [ "$signed" = 1 ]; then
+  put_file "$work/MANIFEST.sig" "$share_dir/MANIFEST.sig" 0644 || true
+elif [ -e "$share_dir/MANIFEST.sig" ]; then
+  not_link "$share_dir/MANIFEST.sig"
+  run rm -f "$share_dir/MANIFEST.sig"
+fi
 
-# 8. The service.
+# 9. The service.
 if [ "$live" = 1 ]; then
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     if [ "$unit_changed" = 1 ]; then run systemctl daemon-reload; fi
@@ -195,7 +363,6 @@ if [ "$live" = 1 ]; then
   fi
 elif [ "$first_install" = 1 ]; then
   # What `systemctl enable` does, for an image: the service starts on its first boot.
-  wants=$unit_dir/multi-user.target.wants
   make_dir "$wants" 0755
   if [ ! -L "$wants/interlog.service" ]; then run ln -s /etc/systemd/system/interlog.service "$wants/interlog.service"; fi
 fi

@@ -6,17 +6,26 @@
  * the musl targets are built when npm has their Bun runtime, else skipped
  * with a warning. Prints one JSON line per bundle.
  *
- *   bun scripts/firmware.ts [--target NAME]... [--out-dir DIR]
+ *   INTERLOG_RELEASE_KEY_FILE=keys/release.key bun scripts/firmware.ts [--target NAME]... [--out-dir DIR]
+ *
+ * With INTERLOG_RELEASE_KEY_FILE (the path of an Ed25519 private key in PEM,
+ * made by scripts/release-key.ts) every bundle carries MANIFEST.sig, the
+ * key's signature of its MANIFEST; devices configured with the public key
+ * install only bundles it signed. Without the variable the bundles are
+ * unsigned, and a warning says so. A path rather than the key itself: the
+ * key stays in a 0600 file instead of the environment every child inherits.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Bundle, make_bundle } from "./firmware/bundle.ts";
 import { compile_interlog, package_version, repo_root, source_commit, source_epoch_s } from "./firmware/compile.ts";
+import { type ReleaseKey, release_key_env, release_key_from_env } from "./firmware/signing.ts";
 import { type FirmwareTarget, find_target, firmware_targets } from "./firmware/targets.ts";
 
-const usage = `usage: bun scripts/firmware.ts [--target NAME]... [--out-dir DIR]
-targets: ${firmware_targets.map((t) => `${t.name}${t.required ? "" : " (when available)"}`).join(", ")}; default all`;
+const usage = `usage: [${release_key_env}=KEY.pem] bun scripts/firmware.ts [--target NAME]... [--out-dir DIR]
+targets: ${firmware_targets.map((t) => `${t.name}${t.required ? "" : " (when available)"}`).join(", ")}; default all
+${release_key_env}: Ed25519 private key (PEM) that signs each MANIFEST (bun scripts/release-key.ts makes one); unsigned without it`;
 
 export interface FirmwareBuild {
   target: FirmwareTarget;
@@ -24,8 +33,16 @@ export interface FirmwareBuild {
   binary_bytes: number;
 }
 
-/** Builds the bundles of `targets` into `out_dir`; a target that is not required and cannot be built is reported and skipped. */
-export async function build_firmware(targets: readonly FirmwareTarget[], out_dir: string, report: (line: Record<string, unknown>) => void): Promise<FirmwareBuild[]> {
+/**
+ * Builds the bundles of `targets` into `out_dir`, signed with `release_key`
+ * when given; a target that is not required and cannot be built is reported and skipped.
+ */
+export async function build_firmware(
+  targets: readonly FirmwareTarget[],
+  out_dir: string,
+  report: (line: Record<string, unknown>) => void,
+  release_key: ReleaseKey | null = null,
+): Promise<FirmwareBuild[]> {
   const version = package_version();
   const commit = source_commit();
   const epoch_s = source_epoch_s();
@@ -38,7 +55,7 @@ export async function build_firmware(targets: readonly FirmwareTarget[], out_dir
       try {
         const binary = path.join(work, `interlog-${target.name}`);
         const compiled = await compile_interlog({ target, outfile: binary, commit });
-        const bundle = make_bundle({ target, binary, version, commit, bun_version: compiled.bun_version, out_dir, epoch_s });
+        const bundle = make_bundle({ target, binary, version, commit, bun_version: compiled.bun_version, out_dir, epoch_s, release_key });
         fs.rmSync(binary, { force: true });
         build = { target, bundle, binary_bytes: compiled.bytes };
       } catch (err) {
@@ -54,6 +71,7 @@ export async function build_firmware(targets: readonly FirmwareTarget[], out_dir
         binary_bytes: build.binary_bytes,
         sha256: build.bundle.sha256,
         commit,
+        signed_by: build.bundle.signed_by,
       });
     }
   } finally {
@@ -97,7 +115,14 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const out_dir = path.resolve(values["out-dir"] ?? path.join(repo_root, "dist", "firmware"));
-  await build_firmware(targets, out_dir, (line) => process.stdout.write(`${JSON.stringify(line)}\n`));
+  // Read before compiling: a wrong key path fails at once, not after minutes of builds.
+  const release_key = release_key_from_env();
+  if (release_key === null) {
+    process.stderr.write(`firmware: ${release_key_env} is not set: the bundles are UNSIGNED (no MANIFEST.sig); devices with a release key will refuse them\n`);
+  } else {
+    process.stderr.write(`firmware: signing each MANIFEST with the release key ${release_key.fingerprint} (sha256 of the public key)\n`);
+  }
+  await build_firmware(targets, out_dir, (line) => process.stdout.write(`${JSON.stringify(line)}\n`), release_key);
   return 0;
 }
 

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { repo_root } from "./compile.ts";
+import { type ReleaseKey, sign_manifest, signature_file } from "./signing.ts";
 import type { FirmwareTarget } from "./targets.ts";
 
 /** What goes into a bundle besides the binary, from the repository. */
@@ -11,7 +12,7 @@ export const bundle_sources = {
   "install.sh": path.join(repo_root, "firmware", "install.sh"),
 } as const;
 
-/** Files of a bundle, in MANIFEST order; MANIFEST lists every one but itself. */
+/** Files of a bundle, in MANIFEST order; MANIFEST lists every one but itself (and MANIFEST.sig, its signature, in signed bundles). */
 export const bundle_files = ["VERSION", "install.sh", "interlog", "interlog.service", "interlog.yaml"] as const;
 
 export interface BundleOptions {
@@ -26,6 +27,8 @@ export interface BundleOptions {
   epoch_s: number;
   /** gzip level, 1 (fast) to 9 (small); default 6. Tests use 1. */
   gzip_level?: number;
+  /** Signs MANIFEST into MANIFEST.sig when given; the bundle is unsigned otherwise. */
+  release_key?: ReleaseKey | null;
 }
 
 export interface Bundle {
@@ -34,6 +37,8 @@ export interface Bundle {
   name: string;
   bytes: number;
   sha256: string;
+  /** sha256 of the release public key that signed MANIFEST, or null for an unsigned bundle. */
+  signed_by: string | null;
 }
 
 export function bundle_name(version: string, target: FirmwareTarget): string {
@@ -72,8 +77,8 @@ export function manifest_text(dir: string): string {
 }
 
 /**
- * Stages the bundle's files in `out_dir/<name>/`, writes VERSION and
- * MANIFEST, and packs `out_dir/<name>.tar.gz` with fixed owners, order and
+ * Stages the bundle's files in `out_dir/<name>/`, writes VERSION, MANIFEST
+ * and, with a release key, MANIFEST.sig (64 raw bytes, Ed25519), and packs `out_dir/<name>.tar.gz` with fixed owners, order and
  * times. The staging directory is removed afterwards.
  */
 export function make_bundle(options: BundleOptions): Bundle {
@@ -89,16 +94,19 @@ export function make_bundle(options: BundleOptions): Bundle {
       fs.chmodSync(path.join(stage, file), file === "install.sh" ? 0o755 : 0o644);
     }
     fs.writeFileSync(path.join(stage, "VERSION"), version_text(options), { mode: 0o644 });
-    fs.writeFileSync(path.join(stage, "MANIFEST"), manifest_text(stage), { mode: 0o644 });
+    const manifest = manifest_text(stage);
+    fs.writeFileSync(path.join(stage, "MANIFEST"), manifest, { mode: 0o644 });
+    const key = options.release_key ?? null;
+    if (key !== null) fs.writeFileSync(path.join(stage, signature_file), sign_manifest(key, Buffer.from(manifest)), { mode: 0o644 });
     const tarball = path.join(options.out_dir, `${name}.tar.gz`);
-    const members = [...bundle_files, "MANIFEST"].sort().map((file) => `${name}/${file}`);
+    const members = [...bundle_files, "MANIFEST", ...(key === null ? [] : [signature_file])].sort().map((file) => `${name}/${file}`);
     // gzip -n: no name or time in the gzip header, so equal inputs give byte-identical tarballs.
     const tar = Bun.spawnSync(
       ["tar", "--owner=0", "--group=0", "--numeric-owner", `--mtime=@${options.epoch_s}`, `--use-compress-program=gzip -n -${options.gzip_level ?? 6}`, "-C", options.out_dir, "-cf", tarball, ...members],
       { stdout: "pipe", stderr: "pipe" },
     );
     if (tar.exitCode !== 0) throw new Error(`tar failed for ${name}: ${tar.stderr.toString().trim()}`);
-    return { tarball, name, bytes: fs.statSync(tarball).size, sha256: sha256_of_file(tarball) };
+    return { tarball, name, bytes: fs.statSync(tarball).size, sha256: sha256_of_file(tarball), signed_by: key?.fingerprint ?? null };
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
   }

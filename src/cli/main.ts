@@ -17,6 +17,7 @@ export const commands: readonly CommandEntry[] = [
   { name: "status", summary: "print a data directory's id, size and version vector as JSON", load: async () => (await import("./commands/status.ts")).status_command },
   { name: "provision", summary: "make a replica's MQTT login (username = its id) for config/mosquitto/", load: async () => (await import("./commands/provision.ts")).provision_command },
   { name: "verify", summary: "re-check every record's checksum; exit 1 at the first bad one", load: async () => (await import("./commands/verify.ts")).verify_command },
+  { name: "verify-manifest", summary: "check a firmware bundle's MANIFEST.sig with the release key (install.sh uses it)", load: async () => (await import("./commands/verify_manifest.ts")).verify_manifest_command },
   { name: "version", summary: "print version, target and commit", load: async () => (await import("./commands/version.ts")).version_command },
 ];
 

@@ -1,9 +1,10 @@
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "bun:test";
 import { type Bundle, bundle_files, make_bundle } from "../../scripts/firmware/bundle.ts";
 import { package_version, repo_root, source_commit } from "../../scripts/firmware/compile.ts";
+import { type ReleaseKey, load_release_key, make_release_key_pair, release_key_env, release_key_from_env, signature_file } from "../../scripts/firmware/signing.ts";
 import { host_target } from "../../scripts/firmware/targets.ts";
 import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.ts";
 
@@ -11,6 +12,8 @@ import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.t
  * The firmware bundle as a technician uses it: unpack the tarball, check the
  * MANIFEST, run install.sh (here with --prefix into a temp root, since the
  * test machine has no systemd of its own), then upgrade with a newer bundle.
+ * Signed bundles (MANIFEST.sig) are made with a release key from
+ * scripts/release-key.ts, as `npm run firmware` does with INTERLOG_RELEASE_KEY_FILE.
  */
 const version = package_version();
 const commit = source_commit();
@@ -20,16 +23,37 @@ const binaries = binary_builds();
 const temp_dir = file_temp_dirs();
 let first: Bundle;
 let second: Bundle;
+/** The same two builds, signed with the release key. */
+let signed_first: Bundle;
+let signed_second: Bundle;
+/** release.key and release.pub, made by scripts/release-key.ts. */
+let keys: { private_key: string; public_key: string; fingerprint: string };
+let release_key: ReleaseKey;
+/** Someone else's key pair: what an attacker can sign with. */
+let attacker: ReleaseKey;
+let attacker_pub: string;
 beforeAll(async () => {
   const out_dir = temp_dir("interlog-bundles-");
+  const made = await run([process.execPath, path.join(repo_root, "scripts", "release-key.ts"), "--out", path.join(out_dir, "keys")]);
+  expect(made.stderr).toBe("");
+  keys = JSON.parse(made.stdout);
+  release_key = load_release_key(keys.private_key);
+  const attacker_pair = make_release_key_pair(path.join(out_dir, "attacker-keys"));
+  attacker = load_release_key(attacker_pair.private_key);
+  attacker_pub = attacker_pair.public_key;
   const target = host_target();
-  const bundle_of = async (c: string, dir: string) => {
+  const bundle_of = async (c: string, dir: string, key: ReleaseKey | null = null) => {
     const binary = await binaries.get(target, c);
     fs.mkdirSync(dir);
-    return make_bundle({ target, binary, version, commit: c, bun_version: Bun.version, out_dir: dir, epoch_s: 1_700_000_000, gzip_level: 1 });
+    return make_bundle({ target, binary, version, commit: c, bun_version: Bun.version, out_dir: dir, epoch_s: 1_700_000_000, gzip_level: 1, release_key: key });
   };
-  [first, second] = await Promise.all([bundle_of(commit, path.join(out_dir, "first")), bundle_of(next_commit, path.join(out_dir, "second"))]);
-}, 180_000);
+  [first, second, signed_first, signed_second] = await Promise.all([
+    bundle_of(commit, path.join(out_dir, "first")),
+    bundle_of(next_commit, path.join(out_dir, "second")),
+    bundle_of(commit, path.join(out_dir, "signed-first"), release_key),
+    bundle_of(next_commit, path.join(out_dir, "signed-second"), release_key),
+  ]);
+}, 240_000);
 
 /** Unpacks a bundle's tarball the way a technician would; returns the bundle directory. */
 async function unpack(bundle: Bundle): Promise<string> {
@@ -74,6 +98,15 @@ function manifest_entries(bundle_dir: string): Record<string, string> {
 }
 
 const install = (bundle_dir: string, ...args: string[]) => run(["sh", path.join(bundle_dir, "install.sh"), ...args], { cwd: temp_dir() });
+
+/** A directory of links to every busybox applet: a PATH with busybox's tools only, as on many devices. */
+async function busybox_path(): Promise<{ busybox: string; applets: string }> {
+  const busybox = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "busybox")).find((f) => fs.existsSync(f));
+  if (busybox === undefined) throw new Error("busybox is not installed (apt-get install busybox; see .ci/run): devices often have only busybox");
+  const applets = temp_dir("interlog-busybox-");
+  for (const applet of (await run([busybox, "--list"])).stdout.trim().split("\n")) fs.symlinkSync(busybox, path.join(applets, applet));
+  return { busybox, applets };
+}
 
 describe("the firmware bundle", () => {
   test("holds the binary, config, unit, install script and VERSION, each checked by MANIFEST", async () => {
@@ -191,10 +224,7 @@ describe("the firmware bundle", () => {
 
 describe("install.sh on a busybox system", () => {
   test("runs under busybox sh with only busybox's applets: install, rerun, upgrade", async () => {
-    const busybox = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "busybox")).find((f) => fs.existsSync(f));
-    if (busybox === undefined) throw new Error("busybox is not installed (apt-get install busybox; see .ci/run): devices often have only busybox");
-    const applets = temp_dir("interlog-busybox-");
-    for (const applet of (await run([busybox, "--list"])).stdout.trim().split("\n")) fs.symlinkSync(busybox, path.join(applets, applet));
+    const { busybox, applets } = await busybox_path();
     const [v1, v2] = await Promise.all([unpack(first), unpack(second)]);
     const root = temp_dir("interlog-root-");
     const sh = (bundle_dir: string) => run([busybox, "sh", path.join(bundle_dir, "install.sh"), "--prefix", root], { env: { PATH: applets } });
@@ -210,6 +240,321 @@ describe("install.sh on a busybox system", () => {
   });
 });
 
+/** A directory outside the install root that a planted link points at: mode 0700, one file in it. */
+function victim_dir(): string {
+  const dir = path.join(temp_dir("interlog-victim-"), "private");
+  fs.mkdirSync(dir, { mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  fs.writeFileSync(path.join(dir, "secret"), "not for interlog\n", { mode: 0o600 });
+  return dir;
+}
+
+/** A file outside the install root that planted links point at. */
+function victim_file(): string {
+  const file = path.join(temp_dir("interlog-victim-"), "victim");
+  fs.writeFileSync(file, "precious\n", { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return file;
+}
+
+const file_state = (file: string) => `${(fs.statSync(file).mode & 0o7777).toString(8)} ${fs.readFileSync(file, "utf8")}`;
+
+describe("install.sh and symlinks", () => {
+  test.each(["etc/interlog", "usr/local", "var/lib/interlog", "etc/systemd/system", "usr/lib/sysusers.d"])(
+    "a symlinked %s under --prefix is refused: nothing changes, the 0700 directory it points at keeps its mode",
+    async (linked) => {
+      const dir = await unpacked_first();
+      const root = temp_dir("interlog-root-");
+      const victim = victim_dir();
+      fs.mkdirSync(path.dirname(path.join(root, linked)), { recursive: true });
+      fs.symlinkSync(victim, path.join(root, linked));
+      const before = snapshot(root);
+      for (const args of [["--prefix", root], ["--dry-run", "--prefix", root]]) {
+        const out = await install(dir, ...args);
+        expect(out.code).toBe(1);
+        expect(out.stderr).toContain(`${path.join(root, linked)} is a symlink (to ${victim})`);
+        expect(out.stderr).toContain("nothing was changed");
+        expect(snapshot(root)).toEqual(before);
+        expect(fs.statSync(victim).mode & 0o7777).toBe(0o700);
+        expect(fs.readdirSync(victim)).toEqual(["secret"]);
+      }
+    },
+  );
+
+  test("a symlinked file is refused: an upgrade over a linked record changes nothing, a dangling interlog.env is not written through", async () => {
+    const [v1, v2] = await Promise.all([unpacked_first(), unpack(second)]);
+    const root = temp_dir("interlog-root-");
+    expect((await install(v1, "--prefix", root)).code).toBe(0);
+    const victim = victim_file();
+    const record = path.join(root, "usr/local/share/interlog/VERSION");
+    fs.rmSync(record);
+    fs.symlinkSync(victim, record);
+    const before = snapshot(root);
+    const upgrade = await install(v2, "--prefix", root);
+    expect(upgrade.code).toBe(1);
+    expect(upgrade.stderr).toContain(`${record} is a symlink`);
+    expect(snapshot(root)).toEqual(before);
+    expect(sha256(path.join(root, "usr/local/bin/interlog"))).toBe(manifest_entries(v1).interlog);
+    expect(file_state(victim)).toBe("600 precious\n");
+
+    // On a first install the secrets file is created only when absent: a link to nowhere there would be followed.
+    const fresh = temp_dir("interlog-root-");
+    fs.mkdirSync(path.join(fresh, "etc/interlog"), { recursive: true });
+    const nowhere = path.join(temp_dir("interlog-victim-"), "planted-secrets");
+    fs.symlinkSync(nowhere, path.join(fresh, "etc/interlog/interlog.env"));
+    const first_install = await install(v1, "--prefix", fresh);
+    expect(first_install.code).toBe(1);
+    expect(first_install.stderr).toContain("interlog.env is a symlink");
+    expect(fs.existsSync(nowhere)).toBe(false);
+    expect(fs.readdirSync(fresh)).toEqual(["etc"]);
+  });
+
+  test("temp files have unpredictable names: links planted at the old fixed temp names (.NAME.new.PID) redirect nothing", async () => {
+    const dir = await unpacked_first();
+    const root = temp_dir("interlog-root-");
+    const victim = victim_file();
+    const targets = [
+      "usr/local/bin/interlog",
+      "etc/interlog/interlog.yaml",
+      "etc/interlog/interlog.yaml.default",
+      "etc/interlog/interlog.env",
+      "etc/systemd/system/interlog.service",
+      "usr/lib/sysusers.d/interlog.conf",
+      "usr/local/share/interlog/VERSION",
+      "usr/local/share/interlog/MANIFEST",
+      "usr/local/share/interlog/install.sh",
+    ].map((f) => path.join(root, f));
+    for (const target of targets) fs.mkdirSync(path.dirname(target), { recursive: true });
+    // exec keeps the PID, so $$ in install.sh is the $$ the links were planted with.
+    const script = `for t in "$@"; do ln -s "$VICTIM" "$(dirname "$t")/.$(basename "$t").new.$$"; done
+exec sh "$INSTALL" --prefix "$ROOT"`;
+    const out = await run(["sh", "-c", script, "sh", ...targets], { env: { VICTIM: victim, INSTALL: path.join(dir, "install.sh"), ROOT: root } });
+    expect(out.stderr).toBe("");
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(": installed under");
+    expect(file_state(victim)).toBe("600 precious\n");
+    expect(sha256(path.join(root, "usr/local/bin/interlog"))).toBe(manifest_entries(dir).interlog);
+    // Each directory holds the installed files and the planted links, untouched: no temp file is left behind.
+    for (const target of targets) {
+      const names = fs.readdirSync(path.dirname(target));
+      for (const name of names.filter((n) => n.startsWith("."))) {
+        expect(name).toMatch(/\.new\.\d+$/);
+        expect(fs.readlinkSync(path.join(path.dirname(target), name))).toBe(victim);
+      }
+      expect(fs.lstatSync(target).isFile()).toBe(true);
+    }
+  });
+});
+
+/** Unpacks a signed bundle and rewrites it as an attacker would: a changed config, MANIFEST made anew so every sha256 matches. */
+async function tampered(bundle: Bundle, signature: "none" | "stale" | "attacker"): Promise<string> {
+  const dir = await unpack(bundle);
+  fs.appendFileSync(path.join(dir, "interlog.yaml"), "data_dir: /tmp/attacker\n");
+  const sums = await run(["sha256sum", ...bundle_files], { cwd: dir });
+  fs.writeFileSync(path.join(dir, "MANIFEST"), sums.stdout);
+  expect((await run(["sha256sum", "-c", "MANIFEST"], { cwd: dir })).code).toBe(0);
+  const sig = path.join(dir, signature_file);
+  if (signature === "none") fs.rmSync(sig);
+  if (signature === "attacker") fs.writeFileSync(sig, sign(null, fs.readFileSync(path.join(dir, "MANIFEST")), attacker.private_key));
+  return dir;
+}
+
+/**
+ * Who checks signatures for an install into an image (--prefix): a program of this machine, never one
+ * from the image tree. The test machine has no interlog of its own in /usr/local/bin, so openssl.
+ */
+const host_judge = fs.existsSync("/usr/local/bin/interlog") ? "/usr/local/bin/interlog" : "openssl";
+
+/** An install root whose device trusts the release key (etc/interlog/release.pub), nothing installed yet. */
+function root_with_key(pub = keys.public_key): string {
+  const root = temp_dir("interlog-root-");
+  fs.mkdirSync(path.join(root, "etc/interlog"), { recursive: true });
+  fs.copyFileSync(pub, path.join(root, "etc/interlog/release.pub"));
+  return root;
+}
+
+/** A device that trusts the release key and has the signed first bundle installed, shared by tests that must leave it unchanged. */
+let shared_keyed_root: Promise<string> | null = null;
+const keyed_installed_root = () =>
+  (shared_keyed_root ??= (async () => {
+    const root = root_with_key();
+    const out = await install(await unpack(signed_first), "--prefix", root);
+    expect(out.code).toBe(0);
+    return root;
+  })());
+
+describe("signed bundles", () => {
+  test("release-key.ts makes a 0600 key it never overwrites; a signed bundle carries MANIFEST.sig that openssl verifies", async () => {
+    expect(fs.statSync(keys.private_key).mode & 0o777).toBe(0o600);
+    expect(release_key.fingerprint).toBe(keys.fingerprint);
+    const again = await run([process.execPath, path.join(repo_root, "scripts", "release-key.ts"), "--out", path.dirname(keys.private_key)]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("not overwriting");
+    expect(signed_first.signed_by).toBe(keys.fingerprint);
+    expect(first.signed_by).toBeNull();
+
+    const dir = await unpack(signed_first);
+    expect(fs.readdirSync(dir).sort()).toEqual([...bundle_files, "MANIFEST", signature_file].sort());
+    expect(fs.statSync(path.join(dir, signature_file)).size).toBe(64);
+    const check = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", keys.public_key, "-rawin", "-in", "MANIFEST", "-sigfile", signature_file];
+    const verified = await run(check, { cwd: dir });
+    expect(verified.stdout).toContain("Signature Verified Successfully");
+    expect(verified.code).toBe(0);
+
+    // npm run firmware reads the key from INTERLOG_RELEASE_KEY_FILE: unset is unsigned, a wrong key is an error, never a silent unsigned build.
+    expect(release_key_from_env({})).toBeNull();
+    expect(release_key_from_env({ [release_key_env]: keys.private_key })?.fingerprint).toBe(keys.fingerprint);
+    expect(() => release_key_from_env({ [release_key_env]: path.join(dir, "missing.key") })).toThrow("cannot read the release key");
+    const rsa = path.join(temp_dir(), "rsa.key");
+    fs.writeFileSync(rsa, generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }));
+    expect(() => release_key_from_env({ [release_key_env]: rsa })).toThrow("release keys are Ed25519");
+    expect(() => release_key_from_env({ [release_key_env]: keys.public_key })).toThrow("not a PEM private key");
+  });
+
+  test("interlog verify-manifest: exit 0 for the release key's signature, 1 for a wrong one or a wrong key, 2 on misuse", async () => {
+    const binary = await binaries.get();
+    const dir = await unpack(signed_first);
+    const manifest = path.join(dir, "MANIFEST");
+    const sig = path.join(dir, signature_file);
+    const verify = (key: string, signature = sig) => run([binary, "verify-manifest", "--key", key, "--manifest", manifest, "--signature", signature]);
+    const ok = await verify(keys.public_key);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ ok: true, key_sha256: keys.fingerprint });
+    const wrong_key = await verify(attacker_pub);
+    expect(wrong_key.code).toBe(1);
+    expect(wrong_key.stderr).toContain("is not a signature of");
+    const flipped = path.join(temp_dir(), "flipped.sig");
+    const bytes = fs.readFileSync(sig);
+    bytes[10] = (bytes[10] ?? 0) ^ 1;
+    fs.writeFileSync(flipped, bytes);
+    expect((await verify(keys.public_key, flipped)).code).toBe(1);
+    const short = path.join(temp_dir(), "short.sig");
+    fs.writeFileSync(short, bytes.subarray(0, 63));
+    expect((await verify(keys.public_key, short)).stderr).toContain("holds 63 bytes");
+    const rsa_pub = path.join(temp_dir(), "rsa.pub");
+    fs.writeFileSync(rsa_pub, generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "pem" }));
+    const rsa = await verify(rsa_pub);
+    expect(rsa.code).toBe(1);
+    expect(rsa.stderr).toContain("release keys are Ed25519");
+    const private_key = await verify(keys.private_key);
+    expect(private_key.code).toBe(1);
+    expect(private_key.stderr).toContain("is a private key");
+    expect((await run([binary, "verify-manifest", "--manifest", manifest])).code).toBe(2);
+  });
+
+  test("with the release key in the image, a signed bundle installs and the install.sh it keeps upgrades it (--bundle); the image's own binary is never run to judge", async () => {
+    const [v1, v2] = await Promise.all([unpack(signed_first), unpack(signed_second)]);
+    const root = root_with_key();
+    const installed = await install(v1, "--prefix", root);
+    expect(installed.stderr).toBe("");
+    expect(installed.code).toBe(0);
+    expect(installed.stdout).toContain(`MANIFEST.sig verified with the release key ${root}/etc/interlog/release.pub (by ${host_judge})`);
+    expect(installed.stdout).toContain(": installed under");
+    const share = path.join(root, "usr/local/share/interlog");
+    expect(fs.readFileSync(path.join(share, signature_file))).toEqual(fs.readFileSync(path.join(v1, signature_file)));
+    expect(sha256(path.join(share, "install.sh"))).toBe(manifest_entries(v1)["install.sh"]);
+
+    // A binary planted in the image that would approve anything: with --prefix it is not run.
+    const image_binary = path.join(root, "usr/local/bin/interlog");
+    const real = fs.readFileSync(image_binary);
+    const ran = path.join(temp_dir(), "ran");
+    fs.writeFileSync(image_binary, `#!/bin/sh\ntouch ${ran}\necho '{"ok":true}'\n`);
+    const bad = await tampered(signed_second, "attacker");
+    const refused = await install(bad, "--prefix", root);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`(checked by ${host_judge})`);
+    expect(fs.existsSync(ran)).toBe(false);
+    fs.writeFileSync(image_binary, real);
+
+    // The upgrade run by the install.sh the last (verified) install kept.
+    const upgraded = await run(["sh", path.join(share, "install.sh"), "--bundle", v2, "--prefix", root]);
+    expect(upgraded.stderr).toBe("");
+    expect(upgraded.code).toBe(0);
+    expect(upgraded.stdout).toContain(`(by ${host_judge})`);
+    expect(upgraded.stdout).toContain(`upgraded from ${version} (${commit})`);
+    expect(sha256(image_binary)).toBe(manifest_entries(v2).interlog);
+    expect(fs.readdirSync(share).sort()).toEqual(["MANIFEST", signature_file, "VERSION", "install.sh"]);
+  });
+
+  test.each(["none", "stale", "attacker"] as const)(
+    "a bundle whose MANIFEST was rewritten (valid sha256 sums, signature: %s) is refused when a release key is configured; without one it would install",
+    async (signature) => {
+      const [bad, upgraded_root] = await Promise.all([tampered(signed_second, signature), keyed_installed_root()]);
+      const fresh = root_with_key();
+      const attempts = [
+        { root: fresh, out: () => install(bad, "--prefix", fresh) },
+        { root: upgraded_root, out: () => run(["sh", path.join(upgraded_root, "usr/local/share/interlog/install.sh"), "--bundle", bad, "--prefix", upgraded_root]) },
+      ];
+      for (const attempt of attempts) {
+        const before = snapshot(attempt.root);
+        const out = await attempt.out();
+        expect(out.code).toBe(1);
+        if (signature === "none") {
+          expect(out.stderr).toContain("the bundle has no MANIFEST.sig, but this device installs only bundles signed with the release key");
+        } else {
+          expect(out.stderr).toContain(`MANIFEST.sig does not verify with the release key ${attempt.root}/etc/interlog/release.pub (checked by ${host_judge})`);
+        }
+        expect(out.stderr).toContain("nothing was changed");
+        expect(snapshot(attempt.root)).toEqual(before);
+      }
+      // The bundle's own install.sh refuses it too on that device. Without a release key it would install:
+      // the sums are valid, only the signature tells it from the real one.
+      expect((await install(bad, "--prefix", upgraded_root)).code).toBe(1);
+      const keyless = temp_dir("interlog-root-");
+      expect((await install(bad, "--prefix", keyless)).code).toBe(0);
+      expect(fs.readFileSync(path.join(keyless, "etc/interlog/interlog.yaml"), "utf8")).toEndWith("data_dir: /tmp/attacker\n");
+    },
+  );
+
+  test("--release-key: a first install checks the signature and keeps the key, after which unsigned bundles and other keys are refused", async () => {
+    const [unsigned_v1, v1, unsigned_v2, v2] = await Promise.all([unpacked_first(), unpack(signed_first), unpack(second), unpack(signed_second)]);
+    const root = temp_dir("interlog-root-");
+    const device_key = path.join(root, "etc/interlog/release.pub");
+
+    const unsigned = await install(unsigned_v1, "--release-key", keys.public_key, "--prefix", root);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toContain("the bundle has no MANIFEST.sig");
+    expect(fs.readdirSync(root)).toEqual([]);
+
+    const dry = await install(v1, "--dry-run", "--release-key", keys.public_key, "--prefix", root);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`would: install ${keys.public_key} as ${device_key} (mode 0644)`);
+    expect(fs.readdirSync(root)).toEqual([]);
+
+    const installed = await install(v1, "--release-key", keys.public_key, "--prefix", root);
+    expect(installed.stderr).toBe("");
+    expect(installed.code).toBe(0);
+    expect(installed.stdout).toContain(`MANIFEST.sig verified with the release key ${keys.public_key} (by ${host_judge})`);
+    expect(fs.readFileSync(device_key, "utf8")).toBe(fs.readFileSync(keys.public_key, "utf8"));
+    expect(fs.statSync(device_key).mode & 0o777).toBe(0o644);
+
+    const before = snapshot(root);
+    const later_unsigned = await install(unsigned_v2, "--prefix", root);
+    expect(later_unsigned.code).toBe(1);
+    expect(later_unsigned.stderr).toContain(`signed with the release key ${device_key}`);
+    const other_key = await install(v2, "--release-key", attacker_pub, "--prefix", root);
+    expect(other_key.code).toBe(1);
+    expect(other_key.stderr).toContain(`differs from ${device_key}, the release key this device already trusts`);
+    expect(snapshot(root)).toEqual(before);
+
+    const upgraded = await install(v2, "--prefix", root);
+    expect(upgraded.code).toBe(0);
+    expect(upgraded.stdout).toContain(`MANIFEST.sig verified with the release key ${device_key} (by ${host_judge})`);
+  });
+
+  test("without a release key, signed and unsigned bundles both install", async () => {
+    const [v1, unsigned_v1] = await Promise.all([unpack(signed_first), unpacked_first()]);
+    const root = temp_dir("interlog-root-");
+    const signed = await install(v1, "--prefix", root);
+    expect(signed.code).toBe(0);
+    expect(signed.stdout).toContain("MANIFEST.sig not checked: no release key configured");
+    // Back to an unsigned bundle: its record drops the old signature.
+    const unsigned = await install(unsigned_v1, "--prefix", root);
+    expect(unsigned.code).toBe(0);
+    expect(fs.existsSync(path.join(root, "usr/local/share/interlog", signature_file))).toBe(false);
+  });
+});
+
 /**
  * install.sh as root on a live system, without touching this machine: a
  * private mount namespace with throwaway overlays over /etc, /usr and /var,
@@ -219,14 +564,15 @@ describe("install.sh on a busybox system", () => {
  * go to a stand-in that records them (with /run/systemd/system present, as
  * on a systemd machine).
  */
-const live_script = `set -eu
+const live_mounts = `set -eu
 mount -t tmpfs interlog-test "$OVERLAYS"
 for d in etc usr var; do
   mkdir -p "$OVERLAYS/$d/upper" "$OVERLAYS/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$OVERLAYS/$d/upper,workdir=$OVERLAYS/$d/work" "/$d"
 done
 mount -t tmpfs interlog-test-run /run
-mkdir -p /run/systemd/system
+`;
+const live_script = `${live_mounts}mkdir -p /run/systemd/system
 PATH="$FAKE_BIN:$PATH" sh "$V1/install.sh"
 PATH="$FAKE_BIN:$PATH" sh "$V1/install.sh"
 echo "systemctl calls after the rerun"
@@ -317,5 +663,66 @@ describe("install.sh as root on a live system (private mount namespace)", () => 
       if (proc.exitCode === null) proc.kill("SIGKILL");
       await proc.exited;
     }
+  });
+});
+
+/**
+ * A device with the release key in /etc/interlog/release.pub, as root in the
+ * same kind of throwaway namespace: no systemd here, so install.sh only says
+ * how to start the replica. APPLETS is a PATH of busybox's tools only (no openssl).
+ */
+const live_signed_script = `${live_mounts}rm -f /usr/local/bin/interlog
+mkdir -p /etc/interlog
+cp "$KEY" /etc/interlog/release.pub
+r=0; PATH="$APPLETS" sh "$V1/install.sh" >/dev/null 2>"$OUT/no_judge.err" || r=$?
+echo "no_judge_exit=$r"
+echo "user_after_refusal=$(id -u interlog 2>/dev/null || echo none)"
+find /etc/interlog /usr/local/bin/interlog /usr/local/share/interlog /var/lib/interlog 2>/dev/null | sed 's/^/after_refusal=/'
+sh "$V1/install.sh" | sed 's/^/first: /'
+r=0; PATH="$APPLETS" sh /usr/local/share/interlog/install.sh --bundle "$BAD" >/dev/null 2>"$OUT/bad.err" || r=$?
+echo "bad_exit=$r"
+sha256sum /usr/local/bin/interlog | sed 's/^/binary_after_refusal=/'
+PATH="$APPLETS" sh /usr/local/share/interlog/install.sh --bundle "$V2" | sed 's/^/upgrade: /'
+/usr/local/bin/interlog version
+`;
+
+describe("install.sh as root on a live system with a release key (private mount namespace)", () => {
+  test("no verifier on a busybox device refuses; openssl checks the first install; on busybox the installed interlog checks upgrades and refuses a rewritten bundle", async () => {
+    if (process.getuid?.() !== 0) throw new Error("this test needs root (for unshare and mount); CI runs as root");
+    const [v1, v2, bad] = await Promise.all([unpack(signed_first), unpack(signed_second), tampered(signed_second, "attacker")]);
+    const { applets } = await busybox_path();
+    const work = temp_dir("interlog-live-");
+    const overlays = path.join(work, "overlays");
+    fs.mkdirSync(overlays);
+    const script = path.join(work, "live.sh");
+    fs.writeFileSync(script, live_signed_script);
+    const out = await run(["unshare", "--mount", "--propagation", "private", "sh", script], {
+      env: { OVERLAYS: overlays, V1: v1, V2: v2, BAD: bad, KEY: keys.public_key, APPLETS: applets, OUT: work },
+    });
+    expect(out.stderr).toBe("");
+    expect(out.code).toBe(0);
+    const lines = out.stdout.trim().split("\n");
+    const value = (key: string) => lines.filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+
+    // busybox only and no interlog yet: nothing can check the signature, so nothing is done.
+    expect(value("no_judge_exit")).toEqual(["1"]);
+    expect(fs.readFileSync(path.join(work, "no_judge.err"), "utf8")).toContain(
+      "nothing here can check the bundle's signature: there is no /usr/local/bin/interlog on this machine, and openssl is missing",
+    );
+    expect(value("user_after_refusal")).toEqual(["none"]);
+    expect(value("after_refusal")).toEqual(["/etc/interlog", "/etc/interlog/release.pub"]);
+
+    expect(lines).toContain("first: install.sh: MANIFEST.sig verified with the release key /etc/interlog/release.pub (by openssl)");
+    expect(lines.some((l) => l.startsWith("first: ") && l.endsWith(": installed"))).toBe(true);
+
+    expect(value("bad_exit")).toEqual(["1"]);
+    expect(fs.readFileSync(path.join(work, "bad.err"), "utf8")).toContain(
+      "MANIFEST.sig does not verify with the release key /etc/interlog/release.pub (checked by /usr/local/bin/interlog): ",
+    );
+    expect(value("binary_after_refusal")).toEqual([`${manifest_entries(v1).interlog}  /usr/local/bin/interlog`]);
+
+    expect(lines).toContain("upgrade: install.sh: MANIFEST.sig verified with the release key /etc/interlog/release.pub (by /usr/local/bin/interlog)");
+    expect(lines.some((l) => l.startsWith("upgrade: ") && l.includes(`upgraded from ${version} (${commit})`))).toBe(true);
+    expect(JSON.parse(lines.at(-1) ?? "")).toEqual({ version, target: host_target().name, commit: next_commit });
   });
 });

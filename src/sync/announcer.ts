@@ -11,8 +11,6 @@ export interface AnnouncerHost {
   readonly topics: Topics;
   /** Whether events of `origin` are taken from peers. */
   pulls(origin: string): boolean;
-  /** Every peer known. */
-  peers(): Iterable<Peer>;
   /** Encodes a retained message of this replica's into `out`. */
   publish(out: Outbound[], topic: string, m: VvMessage | EntryMessage): void;
 }
@@ -20,7 +18,9 @@ export interface AnnouncerHost {
 /**
  * Publishes this replica's durable vv (whole on `P/<id>/vv`, and entry by
  * entry on `P/<id>/vv/<origin>` for partial replicas), within its rate
- * limits. Owns when each was last published and what; nothing else does.
+ * limits. Owns when each was last published and what, and which entries
+ * partial peers follow (kept as counts as their pull lists change, so a
+ * publication costs the entries followed, not peers x pull lists).
  *
  * Invariants: an entry is published only for an origin held durably, at a
  * seq held durably; a published vv fits in one message and keeps the own
@@ -36,6 +36,8 @@ export class Announcer {
   private warned_vv_truncated = false;
   /** vv entries last published (origin -> seq), and when. */
   private readonly entries_published = new Map<string, number>();
+  /** origin -> how many known partial peers follow its entry (they pull it, or it is their own acknowledgement). */
+  private readonly followed = new Map<string, number>();
   private entries_dirty = false;
   private last_entries_ms = Number.NEGATIVE_INFINITY;
   private last_entries_refresh_ms = Number.NEGATIVE_INFINITY;
@@ -48,9 +50,35 @@ export class Announcer {
     this.id = host.log.id;
   }
 
-  /** A partial replica announced what it pulls: it may want entries of ours. */
-  entries_wanted_changed(): void {
+  /** `peer`'s pull list changes from `before` to `after` (peer.pull is not yet updated): it may want other entries of ours. */
+  peer_pull_changed(peer: Peer, before: "*" | ReadonlySet<string> | null, after: "*" | ReadonlySet<string> | null): void {
+    if (before !== null && before !== "*") {
+      this.unfollow(peer.id);
+      for (const origin of before) this.unfollow(origin);
+    }
+    if (after !== null && after !== "*") {
+      this.follow(peer.id);
+      for (const origin of after) this.follow(origin);
+    }
     this.entries_dirty = true;
+  }
+
+  /** A partial peer (already counted as following its own entry) starts or stops pulling one origin. */
+  peer_pull_entry(origin: string, pulls: boolean): void {
+    if (pulls) this.follow(origin);
+    else this.unfollow(origin);
+    this.entries_dirty = true;
+  }
+
+  private follow(origin: string): void {
+    this.followed.set(origin, (this.followed.get(origin) ?? 0) + 1);
+  }
+
+  private unfollow(origin: string): void {
+    const n = (this.followed.get(origin) ?? 0) - 1;
+    assert(n >= 0, "an entry is unfollowed only after being followed");
+    if (n === 0) this.followed.delete(origin);
+    else this.followed.set(origin, n);
   }
 
   /** Publishes vv and entries when they changed and their intervals allow (or their refresh is due). */
@@ -107,11 +135,7 @@ export class Announcer {
       for (const origin of pull_set) if (this.host.log.held(origin) > 0) wanted.add(origin);
       return wanted;
     }
-    for (const peer of this.host.peers()) {
-      if (peer.pull === null || peer.pull === "*") continue;
-      wanted.add(peer.id);
-      for (const origin of peer.pull) wanted.add(origin);
-    }
+    for (const origin of this.followed.keys()) wanted.add(origin);
     return wanted;
   }
 

@@ -28,6 +28,12 @@ export const drop_reasons = [
   "peer_limit",
   /** This replica's own message echoed back by the broker. */
   "own_echo",
+  /** A repair request from a requester whose answer rate (answer_rate_per_requester_bytes_per_s) is used up: not answered. */
+  "answer_rate",
+  /** A repair request for events just answered to the same requester (answer_repeat_ms): they are not sent again (an empty final answer says so). */
+  "want_repeated",
+  /** A fragment refused because half-reassembled events of all peers fill reassembly_max_bytes. */
+  "reassembly_full",
 ] as const;
 export type DropReason = (typeof drop_reasons)[number];
 
@@ -37,12 +43,37 @@ export const event_drop_reasons = [
   "not_pulled",
   /** This replica's own origin at a seq it does not hold (it never takes its own events back). */
   "own_origin",
-  /** Arrived ahead of a gap while the out-of-order buffer was full. */
+  /** Arrived ahead of a gap while the out-of-order buffer was full (gap_buffer_max_bytes). */
   "gap_buffer_full",
+  /** Arrived ahead of a gap while the events parked for the peer that sent it filled its share (gap_buffer_per_peer_max_bytes). */
+  "gap_buffer_per_peer",
+  /** Synced events would pass the disk quota for other origins' events (peer_events_max_bytes). */
+  "peer_quota",
   /** The local log refused the write (full, failed, closed). */
   "log_error",
 ] as const;
 export type EventDropReason = (typeof event_drop_reasons)[number];
+
+/**
+ * What a peer made this replica remember and was forgotten (or never
+ * stored) to stay within a limit. Forgetting a claim loses no data: the
+ * peer's next vv, entry or answer teaches it again.
+ */
+export const forget_reasons = [
+  /** A claim beyond claims_per_peer_max origins for one peer. */
+  "claims_per_peer",
+  /** A claim for a new origin while origins_max origins are tracked (a weaker origin was forgotten, or the new one). */
+  "origins_max",
+  /** A claim beyond claimants_per_origin_max peers for one origin (the weakest source was forgotten, or the new one). */
+  "claimants_per_origin",
+  /** Origins of a peer's pull list beyond pulls_per_peer_max. */
+  "pulls_per_peer",
+  /** A peer's oldest half-reassembled event, abandoned for its newer one (reassembly_per_peer_max_bytes, reassemblies_per_peer_max). */
+  "reassembly_per_peer",
+  /** A half-reassembled event abandoned after gap_hold_ms. */
+  "reassembly_expired",
+] as const;
+export type ForgetReason = (typeof forget_reasons)[number];
 
 export const message_kinds: readonly TopicKind[] = ["vv", "entry", "events", "want", "to", "status"];
 
@@ -53,6 +84,7 @@ export interface SyncCounters {
   bytes_out: number;
   dropped: Record<DropReason, number>;
   events_dropped: Record<EventDropReason, number>;
+  forgotten: Record<ForgetReason, number>;
   /** Events from peers appended to the log (rejected placeholders included). */
   events_appended: number;
   /** Events received that the log already held. */
@@ -73,6 +105,8 @@ export interface SyncCounters {
   wants_timed_out: number;
   /** Repair requests answered without the events the peer's vv claimed. */
   wants_unproductive: number;
+  /** Repair requests abandoned at want_deadline_ms although their answer was still making progress. */
+  wants_past_deadline: number;
 }
 
 function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -87,6 +121,7 @@ export function new_counters(): SyncCounters {
     bytes_out: 0,
     dropped: zeros(drop_reasons),
     events_dropped: zeros(event_drop_reasons),
+    forgotten: zeros(forget_reasons),
     events_appended: 0,
     events_duplicate: 0,
     events_rejected: 0,
@@ -98,5 +133,6 @@ export function new_counters(): SyncCounters {
     wants_received: 0,
     wants_timed_out: 0,
     wants_unproductive: 0,
+    wants_past_deadline: 0,
   };
 }

@@ -18,6 +18,7 @@ import {
 } from "../log/frame.ts";
 import type { SyncCounters } from "./counters.ts";
 import type { GapBuffer } from "./gap_buffer.ts";
+import type { PeerQuota } from "./peer_quota.ts";
 import type { ReplicaLog } from "./replica_log.ts";
 import type { DecodedEvents } from "./wire_events.ts";
 
@@ -41,6 +42,8 @@ export interface MergeOptions {
   log: ReplicaLog;
   counters: SyncCounters;
   gap: GapBuffer;
+  /** The disk quota for synced events, checked before each batch is appended. */
+  quota: PeerQuota;
   pulls: (origin: string) => boolean;
   validate: SyncValidator | null;
   accept_batch_max_bytes: number;
@@ -67,11 +70,13 @@ export class Merger {
   private readonly log: ReplicaLog;
   private readonly counters: SyncCounters;
   private readonly gap: GapBuffer;
+  private readonly quota: PeerQuota;
   private readonly pulls: (origin: string) => boolean;
   private readonly validate: SyncValidator | null;
   private readonly accept_batch_max_bytes: number;
   private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
   private warnings = 0;
+  private warned_quota = false;
 
   private readonly batch = new CheckedEvents();
   /** origin -> next seq expected, for events staged in `batch` but not yet in the log. */
@@ -82,6 +87,7 @@ export class Merger {
     this.log = options.log;
     this.counters = options.counters;
     this.gap = options.gap;
+    this.quota = options.quota;
     this.pulls = options.pulls;
     this.validate = options.validate;
     this.accept_batch_max_bytes = options.accept_batch_max_bytes;
@@ -121,8 +127,9 @@ export class Merger {
           if (seq <= this.log.held(origin)) this.duplicate(d, i);
           else this.counters.events_duplicate++;
         } else if (seq > expected) {
-          if (this.gap.put(origin, seq, rebuild_frame(d, i), now_ms)) this.counters.events_buffered++;
-          else this.counters.events_dropped.gap_buffer_full++;
+          const refused = this.gap.put(origin, seq, rebuild_frame(d, i), now_ms, from);
+          if (refused === null) this.counters.events_buffered++;
+          else this.counters.events_dropped[refused]++;
         } else {
           this.stage(origin, d.origin_hi[i], d.origin_lo[i], seq, d.time_ms[i], d.flags[i], d.crc[i], d.src[i], d.start[i], d.end[i], from);
           this.drain(origin, from);
@@ -203,6 +210,18 @@ export class Merger {
 
   /** Appends a staged batch, halving it when the log says it does not fit in one segment. */
   private accept(batch: CheckedEvents): void {
+    if (!this.quota.admits(batch.frame_bytes)) {
+      // Other origins' events would pass their share of the disk: stop this message; nothing is asked for until there is room.
+      this.failed = true;
+      this.next.clear();
+      this.counters.events_dropped.peer_quota += batch.count;
+      if (this.warned_quota) return;
+      this.warned_quota = true;
+      this.on_warning(`synced events reached their disk quota (replication.peer_events_max, ${this.quota.max_bytes} bytes); events from peers are dropped, local appends keep the rest of the disk`, {
+        peer_events_max_bytes: this.quota.max_bytes,
+      });
+      return;
+    }
     try {
       const appended = this.log.accept_checked(batch);
       this.counters.events_appended += appended;

@@ -8,17 +8,27 @@ export interface OutstandingWant {
   req: number;
   ranges: SeqRange[];
   sent_ms: number;
-  /** Pushed forward by every answer message; past it the request has timed out. */
+  /**
+   * Past it the request has timed out: want_timeout_ms after it was sent or
+   * after its answer last brought progress, never later than
+   * sent_ms + want_deadline_ms. Empty answer messages do not move it.
+   */
   deadline_ms: number;
+  /** The sum over the ranges' origins of the seqs held here when the answer last made progress. */
+  held_sum: number;
 }
 
 /** What this replica knows about another one. */
 export class Peer {
   readonly id: string;
   name = "";
-  /** origin -> highest seq the peer holds, as far as we know (its vv, its pushes, its answers). */
+  /**
+   * origin -> highest seq the peer holds, as far as we know (its vv, its
+   * pushes, its answers). Written only by ClaimTable (claims.ts), which
+   * keeps it within claims_per_peer_max and may forget a claim.
+   */
   readonly claims = new Map<string, number>();
-  /** Which origins it pulls; null until its vv arrives. */
+  /** Which origins it pulls; null until its vv arrives. A list keeps only origins this replica holds (at most pulls_per_peer_max). */
   pull: "*" | Set<string> | null = null;
   /** From its retained status; null until known. */
   online: boolean | null = null;
@@ -27,6 +37,8 @@ export class Peer {
   /** Consecutive requests it did not answer usefully; resets on progress. */
   failures = 0;
   backoff_until_ms = 0;
+  /** Until then it is asked last (it wasted a request: timed out or answered nothing useful). */
+  cooldown_until_ms = 0;
   want: OutstandingWant | null = null;
   /** The last repair request served for it, so a broker's duplicate is not served twice. */
   last_served_req = -1;
@@ -45,13 +57,6 @@ export class Peer {
     return this.claims.get(origin) ?? 0;
   }
 
-  /** Claims only grow: a replica's durable vv never shrinks. */
-  raise_claim(origin: string, seq: number): boolean {
-    if (seq <= (this.claims.get(origin) ?? 0)) return false;
-    this.claims.set(origin, seq);
-    return true;
-  }
-
   pulls(origin: string): boolean {
     return this.pull === "*" || (this.pull !== null && this.pull.has(origin));
   }
@@ -65,14 +70,33 @@ export class Peer {
     return this.want === null && now_ms >= this.backoff_until_ms;
   }
 
-  /** Records a failed request: exponential backoff, capped. */
-  penalize(now_ms: number, base_ms: number, max_ms: number): void {
+  /** Records a wasted request: exponential backoff, capped, and asked last for cooldown_ms. */
+  penalize(now_ms: number, base_ms: number, max_ms: number, cooldown_ms: number): void {
     this.failures++;
     this.backoff_until_ms = now_ms + Math.min(max_ms, base_ms * 2 ** Math.min(backoff_doublings_max, this.failures - 1));
+    this.cooldown_until_ms = now_ms + cooldown_ms;
   }
 
-  /** Whether `this` is a better source than `other` for an origin: fewer failures, not offline, more events, the origin itself, then id. */
-  better_than(other: Peer, origin: string): boolean {
+  /** Its requests bring progress again: no backoff, no cooldown. */
+  rehabilitate(): void {
+    this.failures = 0;
+    this.backoff_until_ms = 0;
+    this.cooldown_until_ms = 0;
+  }
+
+  cooling(now_ms: number): boolean {
+    return now_ms < this.cooldown_until_ms;
+  }
+
+  /**
+   * Whether `this` is a better source than `other` for an origin: not
+   * cooling down (a peer that wasted a request recently is asked last,
+   * whatever it claims), fewer failures, not offline, more events, the
+   * origin itself, then id.
+   */
+  better_than(other: Peer, origin: string, now_ms: number): boolean {
+    const cooling = this.cooling(now_ms);
+    if (cooling !== other.cooling(now_ms)) return !cooling;
     if (this.failures !== other.failures) return this.failures < other.failures;
     if ((this.online === false) !== (other.online === false)) return other.online === false;
     const a = this.claim(origin);

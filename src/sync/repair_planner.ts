@@ -1,4 +1,5 @@
 import { assert } from "../lib/assert.ts";
+import { ClaimTable } from "./claims.ts";
 import type { SyncCounters } from "./counters.ts";
 import { type AnswerMessage, type WantMessage, want_ranges_max } from "./messages.ts";
 import type { SeqRange } from "./packed.ts";
@@ -14,26 +15,35 @@ export interface RepairHost {
   pulls(origin: string): boolean;
   /** Encodes a repair request to `peer` into `out`. */
   send_want(out: Outbound[], peer: Peer, m: WantMessage): void;
+  /** Whether synced events still fit the disk quota; while they do not, nothing is requested (and an empty answer is no peer's fault). */
+  quota_open(): boolean;
 }
 
 /**
- * Repair: who claims to hold what (claimants), which origins to look at
- * again (dirty), and which peer each origin was asked of (requested_from).
- * A peer's outstanding request itself is `peer.want`, set and cleared only
- * here.
+ * Repair: who claims to hold what (the claim table, claims.ts), which
+ * origins have work (some claim beyond what is held here), which of those
+ * to look at again (dirty), and which peer each origin was asked of
+ * (requested_from). A peer's outstanding request itself is `peer.want`, set
+ * and cleared only here.
+ *
+ * A plan looks only at dirty origins, so its cost follows the origins whose
+ * sources changed, never all origins known: an origin becomes dirty when a
+ * claim on it rises, when its request ends, and when one of its claimants
+ * becomes available again (its request ended, its backoff expired: see
+ * mark_peer), or on (re)connect.
  *
  * Invariants, checked over the origins each step touches: one outstanding
  * request per peer; at most one peer asked per origin; an origin is in
  * requested_from exactly while it is in the outstanding want of the peer it
- * maps to.
+ * maps to; a request's deadline is never past sent_ms + want_deadline_ms.
  */
 export class RepairPlanner {
   private readonly id: string;
-  /** origin -> peers claiming to hold some of it. */
-  private readonly claimants = new Map<string, Set<Peer>>();
-  /** Origins whose sources changed since the last plan; `plan_all` asks for a full pass. */
+  readonly claims: ClaimTable;
+  /** Origins some claimant holds beyond this replica (checked lazily: plan drops those that have none). */
+  private readonly work = new Set<string>();
+  /** Origins to look at on the next plan (a subset of work). */
   private readonly dirty = new Set<string>();
-  private plan_all = true;
   /** origin -> the peer asked for it; one outstanding request per origin. */
   private readonly requested_from = new Map<string, Peer>();
   /** The next request id; starts at the first connection's clock so ids do not repeat across restarts. */
@@ -44,11 +54,29 @@ export class RepairPlanner {
     private readonly settings: SyncSettings,
   ) {
     this.id = host.log.id;
+    this.claims = new ClaimTable(
+      {
+        counters: host.counters,
+        id: this.id,
+        held: (origin) => host.log.held(origin),
+        requested: (origin) => this.requested_from.has(origin),
+        forgotten: (origin) => {
+          this.work.delete(origin);
+          this.dirty.delete(origin);
+        },
+      },
+      settings,
+    );
   }
 
   /** Whether some origin waits to be looked at (plan would do something). */
   get pending(): boolean {
-    return this.plan_all || this.dirty.size > 0;
+    return this.dirty.size > 0;
+  }
+
+  /** Origins with work: some claimant holds events of them this replica lacks (as of the last plan). */
+  get origins_with_work(): number {
+    return this.work.size;
   }
 
   /** The transport connected: request ids start (once) from the clock. */
@@ -56,26 +84,25 @@ export class RepairPlanner {
     if (this.req_counter === 0) this.req_counter = Math.max(1, Math.floor(now_ms));
   }
 
-  /** Look at every origin on the next plan (backoffs expire with time, a connection resumes). */
+  /** Look at every origin with work on the next plan (a connection resumes, the quota reopened). */
   mark_all(): void {
-    this.plan_all = true;
+    for (const origin of this.work) this.dirty.add(origin);
   }
 
-  /** `origin`'s sources changed: look at it on the next plan. */
-  mark(origin: string): void {
-    this.dirty.add(origin);
+  /** `peer` may serve again (its request ended, its backoff expired, it came online): look again at the origins it could serve. */
+  mark_peer(peer: Peer): void {
+    if (this.work.size === 0) return;
+    for (const origin of peer.claims.keys()) if (this.work.has(origin)) this.dirty.add(origin);
   }
 
-  /** Records that `peer` holds origin up to seq. */
-  raise(peer: Peer, origin: string, seq: number): void {
-    if (!peer.raise_claim(origin, seq)) return;
-    let set = this.claimants.get(origin);
-    if (set === undefined) {
-      set = new Set();
-      this.claimants.set(origin, set);
+  /** Records that `peer` holds origin up to seq (own origin: its acknowledgement; origins not pulled: ignored). */
+  raise(peer: Peer, origin: string, seq: number, now_ms: number): void {
+    if (origin !== this.id && !this.host.pulls(origin)) return;
+    if (!this.claims.raise(peer, origin, seq, now_ms) || origin === this.id) return;
+    if (seq > this.host.log.held(origin)) {
+      this.work.add(origin);
+      this.dirty.add(origin);
     }
-    set.add(peer);
-    this.dirty.add(origin);
   }
 
   /** The peer asked for `origin`, if any. */
@@ -91,18 +118,31 @@ export class RepairPlanner {
   plan(out: Outbound[], now_ms: number): void {
     const { log, counters } = this.host;
     const s = this.settings;
-    const origins = this.plan_all ? [...this.claimants.keys()] : [...this.dirty];
-    this.plan_all = false;
+    if (this.dirty.size === 0) return;
+    // Nothing more fits the disk quota: ask for nothing (mark_all once it reopens).
+    if (!this.host.quota_open()) {
+      this.dirty.clear();
+      return;
+    }
+    const origins = [...this.dirty];
     this.dirty.clear();
     const best = new Map<string, Peer>();
     for (const origin of origins) {
-      if (this.requested_from.has(origin) || !this.host.pulls(origin)) continue;
+      if (this.requested_from.has(origin)) continue;
+      if (!this.host.pulls(origin)) {
+        this.work.delete(origin);
+        continue;
+      }
       const held = log.held(origin);
       let chosen: Peer | null = null;
-      for (const peer of this.claimants.get(origin) ?? []) {
-        if (!peer.available(now_ms) || peer.claim(origin) <= held) continue;
-        if (chosen === null || peer.better_than(chosen, origin)) chosen = peer;
+      let has_source = false;
+      for (const peer of this.claims.claimants(origin)) {
+        if (peer.claim(origin) <= held) continue;
+        has_source = true;
+        if (!peer.available(now_ms)) continue;
+        if (chosen === null || peer.better_than(chosen, origin, now_ms)) chosen = peer;
       }
+      if (!has_source) this.work.delete(origin);
       if (chosen !== null) best.set(origin, chosen);
     }
     if (best.size === 0) return;
@@ -119,7 +159,7 @@ export class RepairPlanner {
     for (const [peer, ranges] of wants) {
       assert(peer.want === null, "one outstanding request per peer");
       const req = this.req_counter++;
-      peer.want = { req, ranges, sent_ms: now_ms, deadline_ms: now_ms + s.want_timeout_ms };
+      peer.want = { req, ranges, sent_ms: now_ms, deadline_ms: now_ms + Math.min(s.want_timeout_ms, s.want_deadline_ms), held_sum: this.held_sum(ranges) };
       for (const r of ranges) {
         assert(!this.requested_from.has(r.origin), "at most one peer asked per origin");
         this.requested_from.set(r.origin, peer);
@@ -129,26 +169,31 @@ export class RepairPlanner {
     }
   }
 
-  /** A message of `peer`'s answer to `m.req` arrived (its events already merged): the request lives on, or ends with the last. */
+  /**
+   * A message of `peer`'s answer to `m.req` arrived (its events already
+   * merged): the request lives on, or ends with the last. Only a message
+   * that brought events of the requested ranges moves the deadline, and
+   * never past sent_ms + want_deadline_ms: empty messages cannot keep an
+   * origin busy.
+   */
   answer(peer: Peer, m: AnswerMessage, now_ms: number): void {
     const want = peer.want;
     if (want === null || want.req !== m.req) return;
-    want.deadline_ms = now_ms + this.settings.want_timeout_ms;
+    const s = this.settings;
+    const held_sum = this.held_sum(want.ranges);
+    if (held_sum > want.held_sum) {
+      want.held_sum = held_sum;
+      want.deadline_ms = Math.max(want.deadline_ms, Math.min(now_ms + s.want_timeout_ms, want.sent_ms + s.want_deadline_ms));
+    }
+    assert(want.deadline_ms <= want.sent_ms + s.want_deadline_ms, "a request's deadline is at most want_deadline_ms after it was sent");
     if (m.held !== null) {
       // The sender's own word on what it holds beats an older claim.
-      for (const [origin, seq] of m.held) {
-        if (seq >= peer.claim(origin)) continue;
-        if (seq > 0) peer.claims.set(origin, seq);
-        else {
-          peer.claims.delete(origin);
-          this.claimants.get(origin)?.delete(peer);
-        }
-      }
+      for (const [origin, seq] of m.held) this.claims.lower(peer, origin, seq);
     }
     if (m.last) this.finish(peer, now_ms);
   }
 
-  /** `peer`'s request was answered in full: progress clears its failures, none backs it off. */
+  /** `peer`'s request was answered in full: progress clears its failures, none backs it off and ranks it last for a while. */
   finish(peer: Peer, now_ms: number): void {
     const want = peer.want;
     assert(want !== null, "finishing an outstanding request");
@@ -156,23 +201,44 @@ export class RepairPlanner {
     const log = this.host.log;
     const progress = want.ranges.some((r) => log.held(r.origin) > r.after);
     const satisfied = want.ranges.every((r) => log.held(r.origin) >= r.upto);
-    if (progress || satisfied) {
-      peer.failures = 0;
-      peer.backoff_until_ms = 0;
-    } else {
+    if (progress || satisfied) peer.rehabilitate();
+    else if (this.host.quota_open()) {
       this.host.counters.wants_unproductive++;
-      peer.penalize(now_ms, this.settings.retry_backoff_base_ms, this.settings.retry_backoff_max_ms);
+      this.penalize(peer, now_ms);
     }
   }
 
-  /** No answer before the deadline: forget the request and back the peer off. */
+  /**
+   * The request's deadline passed: forget it. Without any progress the
+   * peer is backed off and ranked last for a while; a request that brought
+   * events is only ended (the rest is asked again, of the best peer).
+   */
   time_out(peer: Peer, now_ms: number): void {
-    this.host.counters.wants_timed_out++;
+    const want = peer.want;
+    assert(want !== null, "timing out an outstanding request");
+    const log = this.host.log;
+    const progress = want.ranges.some((r) => log.held(r.origin) > r.after);
     this.cancel(peer);
-    peer.penalize(now_ms, this.settings.retry_backoff_base_ms, this.settings.retry_backoff_max_ms);
+    if (progress) {
+      this.host.counters.wants_past_deadline++;
+      return;
+    }
+    this.host.counters.wants_timed_out++;
+    this.penalize(peer, now_ms);
   }
 
-  /** Forgets `peer`'s outstanding request, if any, without holding it against the peer: its origins are free to ask again. */
+  private penalize(peer: Peer, now_ms: number): void {
+    const s = this.settings;
+    peer.penalize(now_ms, s.retry_backoff_base_ms, s.retry_backoff_max_ms, s.peer_cooldown_ms);
+  }
+
+  private held_sum(ranges: readonly SeqRange[]): number {
+    let sum = 0;
+    for (const r of ranges) sum += this.host.log.held(r.origin);
+    return sum;
+  }
+
+  /** Forgets `peer`'s outstanding request, if any, without holding it against the peer: its origins are free to ask again, and it may serve others. */
   cancel(peer: Peer): void {
     const want = peer.want;
     if (want === null) return;
@@ -180,8 +246,10 @@ export class RepairPlanner {
     for (const r of want.ranges) {
       assert(this.requested_from.get(r.origin) === peer, "an origin in a peer's outstanding request was asked of that peer");
       this.requested_from.delete(r.origin);
+      this.work.add(r.origin);
       this.dirty.add(r.origin);
     }
+    this.mark_peer(peer);
   }
 
   /** Checks the invariants over every origin and peer (for tests: the hot path checks only what it touches). */
@@ -195,5 +263,7 @@ export class RepairPlanner {
       }
     }
     assert(wanted === this.requested_from.size, "every origin asked for is in its peer's outstanding request, once");
+    for (const origin of this.dirty) assert(this.work.has(origin), "a dirty origin has work");
+    this.claims.assert_invariants(peers);
   }
 }

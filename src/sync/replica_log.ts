@@ -6,6 +6,7 @@ export type ReplicaLog = Pick<
   | "id"
   | "name"
   | "count"
+  | "bytes"
   | "durable_count"
   | "held"
   | "durable_held"

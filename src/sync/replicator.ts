@@ -8,21 +8,31 @@
  *   every file shares, and Outbound, what the transport gets.
  * - announcer.ts: publication of this replica's vv and vv entries and
  *   their rate limits (when each was last published, and what).
- * - repair_planner.ts: who claims what (claimants), which origins to look
- *   at again, which peer each origin was asked of (requested_from), request
- *   ids; it alone sets and clears a peer's outstanding `want`.
- * - peers.ts: per-peer facts (claims, pull list, online, backoff, traffic).
+ * - repair_planner.ts: which origins have work and which to look at
+ *   again, which peer each origin was asked of (requested_from), request
+ *   ids and deadlines; it alone sets and clears a peer's outstanding `want`.
+ * - claims.ts (owned by the planner): who claims what, within
+ *   claims_per_peer_max, origins_max and claimants_per_origin_max; it alone
+ *   writes peer.claims.
+ * - peers.ts: per-peer facts (claims, pull list, online, backoff, cooldown,
+ *   traffic).
+ * - answer_limiter.ts: per-requester answer budgets and what was just
+ *   answered (repeats are not answered again).
  * - gap_buffer.ts, fragments.ts, merge.ts: incoming events (parked out of
- *   order, reassembled from fragments, checked and appended).
+ *   order, reassembled from fragments, checked and appended), each buffer
+ *   bounded in memory in all and per peer.
+ * - peer_quota.ts: the disk quota for synced events (peer_events_max_bytes).
  * - sync_status.ts: the status view computed from all of the above.
  * - topics.ts: every topic and subscription filter string.
  * - here: the connection (connected, session), the live push position
  *   (pushed_seq), the transport's room (outbound_room_bytes), the peer
- *   table, and the reused encoder, decoder and message pool.
+ *   table (at most peers_max), the last tick, and the reused encoder,
+ *   decoder and message pool.
  */
 import { assert } from "../lib/assert.ts";
 import { frame_seq, frame_size_at } from "../log/frame.ts";
 import { Announcer } from "./announcer.ts";
+import { AnswerLimiter } from "./answer_limiter.ts";
 import { type DropReason, type SyncCounters, new_counters } from "./counters.ts";
 import { Reassembler } from "./fragments.ts";
 import { GapBuffer } from "./gap_buffer.ts";
@@ -30,7 +40,8 @@ import { Malformed } from "./malformed.ts";
 import { Merger } from "./merge.ts";
 import { MessagePool } from "./message_pool.ts";
 import { type EntryMessage, type Part, type SyncMessage, type VvMessage, type WantMessage, decode_message, encode_message } from "./messages.ts";
-import { vv_entry_bytes } from "./packed.ts";
+import { type SeqRange, vv_entry_bytes } from "./packed.ts";
+import { PeerQuota } from "./peer_quota.ts";
 import { Peer } from "./peers.ts";
 import { RepairPlanner } from "./repair_planner.ts";
 import type { ReplicaLog } from "./replica_log.ts";
@@ -75,7 +86,9 @@ export class Replicator {
   private readonly planner: RepairPlanner;
   private readonly gap: GapBuffer;
   private readonly merger: Merger;
-  private readonly reassembler = new Reassembler();
+  private readonly reassembler: Reassembler;
+  private readonly answers: AnswerLimiter;
+  private readonly quota: PeerQuota;
   /** Reused for every outgoing batch and every received one: no per-message buffers on the hot path. */
   private readonly encoder: EventsEncoder;
   private readonly decoded = new DecodedEvents();
@@ -96,6 +109,9 @@ export class Replicator {
   /** Own events up to this seq were pushed live. */
   private pushed_seq = 0;
   private warned_own_ahead = false;
+  /** When tick last ran: backoffs that expired since then free their peers' origins. */
+  private last_tick_ms = Number.NEGATIVE_INFINITY;
+  private quota_was_open = true;
 
   constructor(options: ReplicatorOptions) {
     const s = resolve_sync_options(options);
@@ -107,12 +123,16 @@ export class Replicator {
     this.max_packet_bytes = s.max_packet_bytes;
     this.encoder = new EventsEncoder(s.max_packet_bytes - envelope_reserve_bytes);
     this.pool = new MessagePool(s.max_packet_bytes, message_pool_keep_max);
-    this.gap = new GapBuffer(s.gap_buffer_max_bytes);
+    this.gap = new GapBuffer(s.gap_buffer_max_bytes, s.gap_buffer_per_peer_max_bytes);
+    this.reassembler = new Reassembler(s.reassembly_max_bytes, s.reassembly_per_peer_max_bytes, (reason) => this.counters.forgotten[reason]++);
+    this.answers = new AnswerLimiter(s);
+    this.quota = new PeerQuota(this.log, s.peer_events_max_bytes);
     const pulls = (origin: string) => this.pulls(origin);
     this.merger = new Merger({
       log: this.log,
       counters: this.counters,
       gap: this.gap,
+      quota: this.quota,
       pulls,
       validate: s.validate,
       accept_batch_max_bytes: s.accept_batch_max_bytes,
@@ -123,7 +143,6 @@ export class Replicator {
         log: this.log,
         topics: this.topics,
         pulls,
-        peers: () => this.peers.values(),
         publish: (out: Outbound[], topic: string, m: VvMessage | EntryMessage) => this.emit(out, topic, m, true, null),
       },
       s,
@@ -134,6 +153,7 @@ export class Replicator {
         counters: this.counters,
         pulls,
         send_want: (out: Outbound[], peer: Peer, m: WantMessage) => this.emit(out, this.topics.want(this.id, peer.id), m, false, peer),
+        quota_open: () => this.quota.open,
       },
       s,
     );
@@ -196,18 +216,28 @@ export class Replicator {
     return out;
   }
 
-  /** Timers: request timeouts, vv refresh, live push, repair planning. Call every 50-250 ms. */
+  /**
+   * Timers: request deadlines, expired backoffs, buffer expiry, vv refresh,
+   * live push, repair planning. Call every 50-250 ms. Costs O(peers) plus
+   * the origins whose sources changed, never O(all origins known).
+   */
   tick(now_ms: number): Outbound[] {
     const out: Outbound[] = [];
     for (const peer of this.peers.values()) {
       if (peer.want !== null && now_ms >= peer.want.deadline_ms) this.planner.time_out(peer, now_ms);
+      else if (peer.backoff_until_ms > this.last_tick_ms && peer.backoff_until_ms <= now_ms) this.planner.mark_peer(peer); // available again
     }
+    this.last_tick_ms = now_ms;
     this.gap.expire(now_ms - this.settings.gap_hold_ms);
+    this.reassembler.expire(now_ms - this.settings.gap_hold_ms);
+    this.answers.sweep(now_ms);
+    this.quota.catch_up();
+    const quota_open = this.quota.open;
+    if (quota_open && !this.quota_was_open) this.planner.mark_all();
+    this.quota_was_open = quota_open;
     if (!this.connected) return out;
     this.push_own(out);
     this.announcer.maybe_publish(out, now_ms);
-    // Backoffs expire with time, so ticks look at every origin.
-    this.planner.mark_all();
     this.planner.plan(out, now_ms);
     return out;
   }
@@ -252,22 +282,25 @@ export class Replicator {
   private handle(out: Outbound[], peer: Peer, m: SyncMessage, now_ms: number): void {
     switch (m.kind) {
       case "vv":
-        return this.handle_vv(peer, m);
+        return this.handle_vv(peer, m, now_ms);
       case "entry":
-        return this.handle_entry(peer, m);
-      case "status":
+        return this.handle_entry(peer, m, now_ms);
+      case "status": {
+        const changed = m.online !== peer.online;
         if (m.online && peer.online === false) peer.backoff_until_ms = 0;
         // Offline, or back with a new session (clean start, subscriptions made anew): a request in flight to it is lost.
         if (peer.want !== null && (!m.online || (peer.session !== null && m.session !== peer.session))) this.planner.cancel(peer);
         peer.online = m.online;
         if (m.online) peer.session = m.session;
-        for (const origin of peer.claims.keys()) this.planner.mark(origin);
+        // Its rank as a source changed: look again at what it could serve (a repeated status costs nothing).
+        if (changed) this.planner.mark_peer(peer);
         return;
+      }
       case "events":
         this.take_events(peer, "events", m.events, m.part, now_ms);
         return;
       case "want":
-        return this.serve(out, peer, m);
+        return this.serve(out, peer, m, now_ms);
       case "to":
         this.take_events(peer, "to", m.events, m.part, now_ms);
         this.planner.answer(peer, m, now_ms);
@@ -275,23 +308,46 @@ export class Replicator {
     }
   }
 
-  private handle_vv(peer: Peer, m: VvMessage): void {
+  private handle_vv(peer: Peer, m: VvMessage, now_ms: number): void {
     peer.name = m.name;
-    peer.pull = m.pull === "*" ? "*" : new Set(m.pull);
-    if (m.pull !== "*") this.announcer.entries_wanted_changed(); // it may want entries of ours
+    let pull: "*" | Set<string> = "*";
+    if (m.pull !== "*") {
+      // Only what matters here, within pulls_per_peer_max: this replica (it may want our entries) and origins held here.
+      pull = new Set<string>();
+      for (const origin of m.pull) {
+        if (origin !== this.id && this.log.held(origin) === 0) continue;
+        if (pull.size >= this.settings.pulls_per_peer_max) {
+          this.counters.forgotten.pulls_per_peer++;
+          break;
+        }
+        pull.add(origin);
+      }
+    }
+    if (!same_pull(peer.pull, pull)) {
+      this.announcer.peer_pull_changed(peer, peer.pull, pull); // it may want other entries of ours
+      peer.pull = pull;
+    }
     // Only what matters here: origins this replica pulls (sources) and its own (the peer's acknowledgement).
-    for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.planner.raise(peer, origin, seq);
+    for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.planner.raise(peer, origin, seq, now_ms);
     this.check_own_claim(peer, m.vv.get(this.id) ?? 0);
   }
 
-  private handle_entry(peer: Peer, m: EntryMessage): void {
+  private handle_entry(peer: Peer, m: EntryMessage, now_ms: number): void {
     peer.name = m.name;
-    if (peer.pull !== "*") {
-      if (peer.pull === null) peer.pull = new Set();
-      if (m.pulls) peer.pull.add(m.origin);
-      else peer.pull.delete(m.origin);
+    if (peer.pull === null) {
+      this.announcer.peer_pull_changed(peer, null, new Set());
+      peer.pull = new Set();
     }
-    if (m.origin === this.id || this.pulls(m.origin)) this.planner.raise(peer, m.origin, m.seq);
+    if (peer.pull !== "*" && peer.pull.has(m.origin) !== m.pulls) {
+      if (!m.pulls) {
+        peer.pull.delete(m.origin);
+        this.announcer.peer_pull_entry(m.origin, false);
+      } else if (peer.pull.size < this.settings.pulls_per_peer_max) {
+        peer.pull.add(m.origin);
+        this.announcer.peer_pull_entry(m.origin, true);
+      } else this.counters.forgotten.pulls_per_peer++;
+    }
+    if (m.origin === this.id || this.pulls(m.origin)) this.planner.raise(peer, m.origin, m.seq, now_ms);
     if (m.origin === this.id) this.check_own_claim(peer, m.seq);
   }
 
@@ -309,7 +365,7 @@ export class Replicator {
   private take_events(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number): void {
     let region = bytes;
     if (part !== null) {
-      const whole = this.reassembler.add(`${kind}/${peer.id}`, part, bytes);
+      const whole = this.reassembler.add(peer.id, kind, part, bytes, now_ms);
       if (whole === null) return;
       region = whole;
     }
@@ -323,31 +379,63 @@ export class Replicator {
         if (decoded.origin[first] !== peer.id) throw new Malformed("wrong_origin", `an event of another origin pushed by ${peer.id}`);
       }
     }
-    this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq));
+    this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
   }
 
   // ----------------------------------------------------------------- serving
 
-  /** Answers a repair request with durable events, at most the window's worth, chunked under the packet size. */
-  private serve(out: Outbound[], peer: Peer, m: WantMessage): void {
+  /**
+   * Answers a repair request with durable events, at most the window's
+   * worth and what the requester's answer budget allows, chunked under the
+   * packet size. The answer goes only to the replica named in the topic.
+   * Events the requester evidently holds (its own vv says so) or was sent
+   * in the last answer_repeat_ms are not sent (again): a replayed request
+   * costs an empty final answer, and a requester whose budget is used up
+   * gets nothing but, at most once per answer_repeat_ms, that empty answer.
+   */
+  private serve(out: Outbound[], peer: Peer, m: WantMessage, now_ms: number): void {
     this.counters.wants_received++;
     if (m.req === peer.last_served_req) return; // the broker delivered it twice
     peer.last_served_req = m.req;
-    let budget = Math.min(m.max_bytes, this.settings.window_bytes, Math.max(this.max_packet_bytes, this.outbound_room_bytes));
+    const answers = this.answers;
     const topic = this.topics.to(this.id, peer.id);
     const answer = (events: Uint8Array, part: Part | null, last: boolean, held: Map<string, number> | null): void =>
       this.emit(out, topic, { kind: "to", from: this.id, to: peer.id, req: m.req, events, part, last, held }, false, peer);
+    const bytes_out_before = peer.bytes_out;
+    const allowed = answers.available(peer.id, now_ms);
+    if (allowed <= 0) {
+      this.drop(out, "answer_rate", peer);
+      if (answers.may_say_nothing(peer.id, now_ms)) answer(new Uint8Array(0), null, true, null);
+      answers.charge(peer.id, peer.bytes_out - bytes_out_before, now_ms);
+      return;
+    }
+    const ranges: SeqRange[] = [];
+    let repeated = false;
+    for (const r of m.ranges) {
+      const sent = answers.sent_upto(peer.id, r.origin, now_ms);
+      if (sent > r.after) repeated = true;
+      const after = Math.max(r.after, sent, peer.claim(r.origin));
+      if (after < r.upto) ranges.push({ origin: r.origin, after, upto: r.upto });
+    }
+    if (repeated && ranges.length === 0) {
+      this.drop(out, "want_repeated", peer);
+      answer(new Uint8Array(0), null, true, null);
+      answers.charge(peer.id, peer.bytes_out - bytes_out_before, now_ms);
+      return;
+    }
+    let budget = Math.min(m.max_bytes, this.settings.window_bytes, Math.max(this.max_packet_bytes, this.outbound_room_bytes), allowed);
     const encoder = this.encoder;
     encoder.reset();
     const chunker = new EventsChunker(encoder, (events, part) => answer(events, part, false, null));
     const durable = this.log.durable_count;
     const held = new Map<string, number>();
     let events = 0;
-    for (const r of m.ranges) {
+    for (const r of ranges) {
       if (budget <= 0) break;
       const run = this.encode_run(chunker, r.origin, r.after, r.upto, durable, budget, events === 0);
       budget -= run.bytes;
       events += run.events;
+      if (run.events > 0) answers.note_sent(peer.id, r.origin, run.last_seq, now_ms);
       if (run.out_of_budget) break;
       if (run.last_seq < r.upto) {
         held.set(r.origin, run.last_seq > r.after ? run.last_seq : Math.min(r.after, this.log.durable_held(r.origin)));
@@ -360,6 +448,7 @@ export class Replicator {
     answer(encoder.chunk(), null, true, held);
     encoder.reset();
     this.counters.events_served += events;
+    answers.charge(peer.id, peer.bytes_out - bytes_out_before, now_ms);
   }
 
   /** Pushes own durable events not pushed yet on P/<id>/events, at most push_burst_bytes per call. */
@@ -414,8 +503,23 @@ export class Replicator {
 
   /** Per-peer lag and counters for /metrics and /api/peers. */
   status(now_ms: number): SyncStatus {
-    const { log, connected, pull_set, counters, gap, reassembler } = this;
-    return sync_status({ log, connected, pull_set, pulls: (origin) => this.pulls(origin), peers: this.peers.values(), counters, gap, reassembler }, now_ms);
+    const { log, connected, pull_set, counters, gap, reassembler, planner, quota } = this;
+    return sync_status(
+      {
+        log,
+        connected,
+        pull_set,
+        pulls: (origin) => this.pulls(origin),
+        peers: this.peers.values(),
+        counters,
+        gap,
+        reassembler,
+        origins_tracked: planner.claims.size,
+        origins_with_work: planner.origins_with_work,
+        peer_events_bytes: quota.limited ? quota.used_bytes() : null,
+      },
+      now_ms,
+    );
   }
 
   // --------------------------------------------------------------- plumbing
@@ -456,4 +560,11 @@ export class Replicator {
     }
     out.push(o);
   }
+}
+
+function same_pull(a: "*" | ReadonlySet<string> | null, b: "*" | ReadonlySet<string> | null): boolean {
+  if (a === null || b === null || a === "*" || b === "*") return a === b;
+  if (a.size !== b.size) return false;
+  for (const origin of a) if (!b.has(origin)) return false;
+  return true;
 }

@@ -4,6 +4,7 @@ import type { SyncValidator } from "./merge.ts";
 import { vv_entry_bytes } from "./packed.ts";
 import type { ReplicaLog } from "./replica_log.ts";
 import { check_prefix, prefix_default } from "./topics.ts";
+import { event_region_max_bytes } from "./wire_events.ts";
 
 /**
  * The replicator's contract with its host: the options it is built with
@@ -36,8 +37,12 @@ export interface ReplicatorOptions {
   max_packet_bytes?: number;
   /** Flow-control window: frame bytes requested per repair request, and the most served per request. */
   window_bytes?: number;
-  /** A repair request with no answer for this long is abandoned and the peer backed off. */
+  /** A repair request whose answer brings no progress for this long is abandoned and the peer backed off. */
   want_timeout_ms?: number;
+  /** A repair request is abandoned this long after it was sent, progress or not: one peer cannot keep an origin busy. */
+  want_deadline_ms?: number;
+  /** A peer whose request ended without progress (or timed out) is asked last for this long. */
+  peer_cooldown_ms?: number;
   retry_backoff_base_ms?: number;
   retry_backoff_max_ms?: number;
   /** Least time between two vv publications while it changes. */
@@ -50,8 +55,30 @@ export interface ReplicatorOptions {
   vv_ms_per_origin?: number;
   /** The vv is republished at least this often even when unchanged, so a lost one is made good. */
   vv_refresh_ms?: number;
+  /** Out-of-order events parked for all peers, counted in memory (frame plus gap_entry_overhead_bytes each). */
   gap_buffer_max_bytes?: number;
-  /** Parked out-of-order events older than this are dropped. */
+  /** The same for the events one peer sent. */
+  gap_buffer_per_peer_max_bytes?: number;
+  /** Fragments of large events held for all peers, counted in memory (piece plus overheads). */
+  reassembly_max_bytes?: number;
+  /** The same for one peer's fragments. */
+  reassembly_per_peer_max_bytes?: number;
+  /** Origins one peer's claims (vv, entries, answers) are remembered for; more are dropped and counted. */
+  claims_per_peer_max?: number;
+  /** Origins claims are remembered for, all peers together. */
+  origins_max?: number;
+  /** Peers remembered as sources of one origin (the best ones). */
+  claimants_per_origin_max?: number;
+  /** Origins of a peer's pull list remembered (only ones this replica holds). */
+  pulls_per_peer_max?: number;
+  /** Bytes of repair answers sent to one requester per second (a token bucket), and the most banked. */
+  answer_rate_per_requester_bytes_per_s?: number;
+  answer_burst_per_requester_bytes?: number;
+  /** Events answered to a requester are not answered to it again for this long (a replayed or repeated request). */
+  answer_repeat_ms?: number;
+  /** Record bytes of other origins' events (synced events) the log may hold; beyond it they are dropped (peer_quota). */
+  peer_events_max_bytes?: number;
+  /** Parked out-of-order events and half-reassembled ones older than this are dropped. */
   gap_hold_ms?: number;
   /** Most own-event bytes pushed live per call (the rest follows on the next call). */
   push_burst_bytes?: number;
@@ -72,12 +99,41 @@ export const sync_defaults = {
   vv_interval_ms: 200,
   vv_ms_per_origin: 1,
   vv_refresh_ms: 15_000,
-  gap_buffer_max_bytes: 4 * 1024 * 1024,
+  want_deadline_ms: 60_000,
+  peer_cooldown_ms: 60_000,
+  gap_buffer_max_bytes: 8 * 1024 * 1024,
+  gap_buffer_per_peer_max_bytes: 2 * 1024 * 1024,
+  reassembly_max_bytes: 36 * 1024 * 1024,
+  reassembly_per_peer_max_bytes: 18 * 1024 * 1024,
+  claims_per_peer_max: 10_000,
+  origins_max: 20_000,
+  claimants_per_origin_max: 4,
+  pulls_per_peer_max: 64,
+  answer_rate_per_requester_bytes_per_s: 4 * 1024 * 1024,
+  answer_burst_per_requester_bytes: 8 * 1024 * 1024,
+  answer_repeat_ms: 500,
+  peer_events_max_bytes: Number.POSITIVE_INFINITY,
   gap_hold_ms: 60_000,
   push_burst_bytes: 1024 * 1024,
   peers_max: 10_000,
   accept_batch_max_bytes: 1024 * 1024,
 } as const;
+
+/**
+ * What memory costs beyond the bytes themselves, measured with Bun 1.x on
+ * x64 (bun:jsc heapStats and RSS after a full GC, 200 000 entries each):
+ * a parked 48-byte frame (a Uint8Array copy, its record and two map
+ * entries) took 226 B of heap and 304 B of RSS, so 256 B over the frame; a
+ * 1 KiB fragment copy in a map took 1 245 B of RSS, about 220 B over. The
+ * buffers count these per entry, so their limits are real memory.
+ */
+export const gap_entry_overhead_bytes = 256;
+export const reassembly_piece_overhead_bytes = 256;
+/** A reassembly's record, map and key. */
+export const reassembly_overhead_bytes = 512;
+/** Events being reassembled at once from one peer, and from all. */
+export const reassemblies_per_peer_max = 4;
+export const reassemblies_max = 64;
 
 /** Idle outgoing buffers kept for reuse (at most 2 MiB at 128 KiB packets: a steady stream needs few, a device's idle memory stays small). */
 export const message_pool_keep_max = 16;
@@ -102,12 +158,25 @@ export interface SyncSettings {
   /** At least max_packet_bytes, so a request always lets one message through. */
   window_bytes: number;
   want_timeout_ms: number;
+  want_deadline_ms: number;
+  peer_cooldown_ms: number;
   retry_backoff_base_ms: number;
   retry_backoff_max_ms: number;
   vv_interval_ms: number;
   vv_ms_per_origin: number;
   vv_refresh_ms: number;
   gap_buffer_max_bytes: number;
+  gap_buffer_per_peer_max_bytes: number;
+  reassembly_max_bytes: number;
+  reassembly_per_peer_max_bytes: number;
+  claims_per_peer_max: number;
+  origins_max: number;
+  claimants_per_origin_max: number;
+  pulls_per_peer_max: number;
+  answer_rate_per_requester_bytes_per_s: number;
+  answer_burst_per_requester_bytes: number;
+  answer_repeat_ms: number;
+  peer_events_max_bytes: number;
   gap_hold_ms: number;
   push_burst_bytes: number;
   peers_max: number;
@@ -136,28 +205,144 @@ export function resolve_sync_options(options: ReplicatorOptions): SyncSettings {
   if (!Number.isSafeInteger(max_packet_bytes) || max_packet_bytes < packet_min_bytes) {
     throw new InterlogError("BAD_ARGUMENT", `max packet size ${max_packet_bytes} bytes is too small; use at least ${packet_min_bytes} bytes`);
   }
-  return {
+  const limits = resolve_sync_limits({ ...options, window_bytes: Math.max(options.window_bytes ?? d.window_bytes, max_packet_bytes) });
+  const settings: SyncSettings = {
+    ...limits,
     log: options.log,
     prefix,
     pull_set,
     watch_set,
     validate: options.validate ?? null,
     max_packet_bytes,
-    window_bytes: Math.max(options.window_bytes ?? d.window_bytes, max_packet_bytes),
-    want_timeout_ms: options.want_timeout_ms ?? d.want_timeout_ms,
     retry_backoff_base_ms: options.retry_backoff_base_ms ?? d.retry_backoff_base_ms,
     retry_backoff_max_ms: options.retry_backoff_max_ms ?? d.retry_backoff_max_ms,
     vv_interval_ms: options.vv_interval_ms ?? d.vv_interval_ms,
     vv_ms_per_origin: options.vv_ms_per_origin ?? d.vv_ms_per_origin,
     vv_refresh_ms: options.vv_refresh_ms ?? d.vv_refresh_ms,
-    gap_buffer_max_bytes: options.gap_buffer_max_bytes ?? d.gap_buffer_max_bytes,
     gap_hold_ms: options.gap_hold_ms ?? d.gap_hold_ms,
     push_burst_bytes: options.push_burst_bytes ?? d.push_burst_bytes,
-    peers_max: options.peers_max ?? d.peers_max,
     accept_batch_max_bytes: options.accept_batch_max_bytes ?? d.accept_batch_max_bytes,
     vv_entries_per_message_max: Math.floor((max_packet_bytes - 2 * envelope_reserve_bytes) / vv_entry_bytes),
     on_warning: options.on_warning ?? (() => {}),
   };
+  check_limits(settings);
+  return settings;
+}
+
+/** The limits and what they are checked against (SyncSettings has them all). */
+export type SyncLimits = Pick<
+  SyncSettings,
+  | "claims_per_peer_max"
+  | "origins_max"
+  | "claimants_per_origin_max"
+  | "pulls_per_peer_max"
+  | "peers_max"
+  | "want_timeout_ms"
+  | "want_deadline_ms"
+  | "peer_cooldown_ms"
+  | "gap_buffer_max_bytes"
+  | "gap_buffer_per_peer_max_bytes"
+  | "reassembly_max_bytes"
+  | "reassembly_per_peer_max_bytes"
+  | "answer_rate_per_requester_bytes_per_s"
+  | "answer_burst_per_requester_bytes"
+  | "answer_repeat_ms"
+  | "peer_events_max_bytes"
+  | "window_bytes"
+>;
+
+/** The reassembly memory one peer needs for the largest event, fragmented at the smallest packet (pieces and their overheads). */
+export const largest_reassembly_bytes =
+  reassembly_overhead_bytes + event_region_max_bytes + Math.ceil(event_region_max_bytes / (packet_min_bytes - envelope_reserve_bytes)) * reassembly_piece_overhead_bytes;
+
+/**
+ * How the limits relate; each problem names the option it is about. Each
+ * is a positive whole number in its unit; the totals leave room for two
+ * peers' shares, so one peer alone can never crowd another out of the gap
+ * buffer, the reassembler or the origins table; one peer may reassemble the
+ * largest event fragmented at the smallest packet; a request's absolute
+ * deadline is at least its idle timeout; a requester's burst lets a whole
+ * window through. Config files are checked with this too (schema.ts).
+ */
+export function sync_limit_problems(s: SyncLimits): { key: keyof SyncLimits; message: string }[] {
+  const problems: { key: keyof SyncLimits; message: string }[] = [];
+  const require = (ok: boolean, key: keyof SyncLimits, message: string) => {
+    if (!ok) problems.push({ key, message });
+  };
+  const counts = ["claims_per_peer_max", "origins_max", "claimants_per_origin_max", "pulls_per_peer_max", "peers_max"] as const;
+  const amounts = [
+    "want_timeout_ms",
+    "want_deadline_ms",
+    "peer_cooldown_ms",
+    "gap_buffer_max_bytes",
+    "gap_buffer_per_peer_max_bytes",
+    "reassembly_max_bytes",
+    "reassembly_per_peer_max_bytes",
+    "answer_burst_per_requester_bytes",
+    "answer_repeat_ms",
+    "peer_events_max_bytes",
+  ] as const;
+  for (const key of counts) require(Number.isSafeInteger(s[key]) && s[key] >= 1, key, `expected a whole number of at least 1, got ${s[key]}`);
+  for (const key of amounts) require(s[key] >= 0, key, `expected a size or duration of at least 0, got ${s[key]}`);
+  require(s.answer_rate_per_requester_bytes_per_s > 0, "answer_rate_per_requester_bytes_per_s", "expected a rate above 0");
+  require(
+    s.origins_max >= 2 * s.claims_per_peer_max,
+    "origins_max",
+    `expected at least twice claims_per_peer_max (${s.claims_per_peer_max}), so one peer cannot fill the origins table; got ${s.origins_max}`,
+  );
+  require(
+    s.gap_buffer_max_bytes >= 2 * s.gap_buffer_per_peer_max_bytes,
+    "gap_buffer_max_bytes",
+    `expected at least twice the per-peer share (${s.gap_buffer_per_peer_max_bytes} bytes), so one peer cannot fill it; got ${s.gap_buffer_max_bytes}`,
+  );
+  require(
+    s.reassembly_per_peer_max_bytes >= largest_reassembly_bytes,
+    "reassembly_per_peer_max_bytes",
+    `expected at least ${largest_reassembly_bytes} bytes (the largest event in fragments, counted with their overhead); got ${s.reassembly_per_peer_max_bytes}`,
+  );
+  require(
+    s.reassembly_max_bytes >= 2 * s.reassembly_per_peer_max_bytes,
+    "reassembly_max_bytes",
+    `expected at least twice the per-peer share (${s.reassembly_per_peer_max_bytes} bytes), so one peer cannot crowd out another's; got ${s.reassembly_max_bytes}`,
+  );
+  require(s.want_deadline_ms >= s.want_timeout_ms, "want_deadline_ms", `expected at least want_timeout (${s.want_timeout_ms} ms); got ${s.want_deadline_ms}`);
+  require(
+    s.answer_burst_per_requester_bytes >= s.window_bytes,
+    "answer_burst_per_requester_bytes",
+    `expected at least the request window (${s.window_bytes} bytes), so a whole window can be answered at once; got ${s.answer_burst_per_requester_bytes}`,
+  );
+  return problems;
+}
+
+/** The limits with their defaults applied (not yet checked: see sync_limit_problems). */
+export function resolve_sync_limits(options: Partial<Omit<ReplicatorOptions, "log">>): SyncLimits {
+  const d = sync_defaults;
+  const gap_buffer_max_bytes = options.gap_buffer_max_bytes ?? d.gap_buffer_max_bytes;
+  return {
+    window_bytes: options.window_bytes ?? d.window_bytes,
+    want_timeout_ms: options.want_timeout_ms ?? d.want_timeout_ms,
+    want_deadline_ms: options.want_deadline_ms ?? d.want_deadline_ms,
+    peer_cooldown_ms: options.peer_cooldown_ms ?? d.peer_cooldown_ms,
+    gap_buffer_max_bytes,
+    // Half the total when only a smaller total is given, so the pair stays consistent.
+    gap_buffer_per_peer_max_bytes: options.gap_buffer_per_peer_max_bytes ?? Math.min(d.gap_buffer_per_peer_max_bytes, Math.floor(gap_buffer_max_bytes / 2)),
+    reassembly_max_bytes: options.reassembly_max_bytes ?? d.reassembly_max_bytes,
+    reassembly_per_peer_max_bytes: options.reassembly_per_peer_max_bytes ?? d.reassembly_per_peer_max_bytes,
+    claims_per_peer_max: options.claims_per_peer_max ?? d.claims_per_peer_max,
+    origins_max: options.origins_max ?? d.origins_max,
+    claimants_per_origin_max: options.claimants_per_origin_max ?? d.claimants_per_origin_max,
+    pulls_per_peer_max: options.pulls_per_peer_max ?? d.pulls_per_peer_max,
+    answer_rate_per_requester_bytes_per_s: options.answer_rate_per_requester_bytes_per_s ?? d.answer_rate_per_requester_bytes_per_s,
+    answer_burst_per_requester_bytes: options.answer_burst_per_requester_bytes ?? d.answer_burst_per_requester_bytes,
+    answer_repeat_ms: options.answer_repeat_ms ?? d.answer_repeat_ms,
+    peer_events_max_bytes: options.peer_events_max_bytes ?? d.peer_events_max_bytes,
+    peers_max: options.peers_max ?? d.peers_max,
+  };
+}
+
+function check_limits(s: SyncSettings): void {
+  const problems = sync_limit_problems(s);
+  if (problems.length > 0) throw new InterlogError("BAD_ARGUMENT", `sync limits: ${problems.map((p) => `${p.key}: ${p.message}`).join("; ")}`);
 }
 
 function id_set(ids: readonly string[], what: string): Set<string> {

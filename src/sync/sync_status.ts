@@ -30,9 +30,16 @@ export interface SyncStatus {
   pull: "*" | string[];
   peers: PeerStatus[];
   counters: SyncCounters;
+  /** Memory the out-of-order buffer holds (frames and their overhead). */
   gap_buffer_bytes: number;
   gap_buffer_events: number;
+  /** Memory half-reassembled events hold (fragments and their overhead). */
   reassembly_bytes: number;
+  /** Origins claims are kept for (at most origins_max), and those some peer holds beyond this replica. */
+  origins_tracked: number;
+  origins_with_work: number;
+  /** Record bytes of other origins' events held (against peer_events_max_bytes); null without a quota. */
+  peer_events_bytes: number | null;
 }
 
 /** The replicator state a status is computed from (read only). */
@@ -45,17 +52,33 @@ export interface StatusSource {
   counters: SyncCounters;
   gap: { readonly bytes: number; readonly count: number };
   reassembler: { readonly bytes: number };
+  origins_tracked: number;
+  origins_with_work: number;
+  peer_events_bytes: number | null;
 }
 
-/** Per-peer lag and counters for /metrics and /api/peers. */
+/**
+ * Per-peer lag and counters for /metrics and /api/peers. Costs O(this
+ * replica's vv + every peer's claims and pull list), which the limits bound
+ * (claims_per_peer_max, origins_max, claimants_per_origin_max,
+ * pulls_per_peer_max), not O(vv x peers).
+ */
 export function sync_status(s: StatusSource, now_ms: number): SyncStatus {
   const id = s.log.id;
   const mine = s.log.durable_vv();
   const own = mine.get(id) ?? 0;
+  let all_held = 0;
+  for (const seq of mine.values()) all_held += seq;
   const peers: PeerStatus[] = [];
   for (const p of s.peers) {
+    // Lag over the origins it pulls: everything held here less what it claims, or only its pull list.
     let lag = 0;
-    for (const [origin, seq] of mine) if (origin !== p.id && p.pulls(origin)) lag += Math.max(0, seq - p.claim(origin));
+    if (p.pull === "*") {
+      lag = all_held - (mine.get(p.id) ?? 0);
+      for (const [origin, seq] of p.claims) if (origin !== p.id) lag -= Math.min(seq, mine.get(origin) ?? 0);
+    } else if (p.pull !== null) {
+      for (const origin of p.pull) if (origin !== p.id) lag += Math.max(0, (mine.get(origin) ?? 0) - p.claim(origin));
+    }
     let behind = 0;
     for (const [origin, seq] of p.claims) if (s.pulls(origin)) behind += Math.max(0, seq - s.log.held(origin));
     let oldest: number | null = null;
@@ -90,5 +113,8 @@ export function sync_status(s: StatusSource, now_ms: number): SyncStatus {
     gap_buffer_bytes: s.gap.bytes,
     gap_buffer_events: s.gap.count,
     reassembly_bytes: s.reassembler.bytes,
+    origins_tracked: s.origins_tracked,
+    origins_with_work: s.origins_with_work,
+    peer_events_bytes: s.peer_events_bytes,
   };
 }

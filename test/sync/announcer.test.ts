@@ -33,7 +33,6 @@ function announcer_for(log: Log, options: Partial<ReplicatorOptions> = {}, peers
       log,
       topics,
       pulls: (origin) => origin !== log.id && (settings.pull_set === null || settings.pull_set.has(origin)),
-      peers: () => peers,
       publish: (out: Outbound[], topic: string, m: VvMessage | EntryMessage) => {
         const payload = encode_message(m);
         out.push({ topic, payload, retain: true, qos: 1 });
@@ -48,6 +47,8 @@ function announcer_for(log: Log, options: Partial<ReplicatorOptions> = {}, peers
     now = now_ms;
     return now_ms;
   };
+  // What the replicator does as each peer's vv arrives.
+  for (const peer of peers) announcer.peer_pull_changed(peer, null, peer.pull);
   const vvs = () => seen.filter((s) => s.message.kind === "vv").map((s) => ({ at_ms: s.at_ms, vv: (s.message as VvMessage).vv }));
   const entries = () => seen.filter((s) => s.message.kind === "entry").map((s) => ({ at_ms: s.at_ms, ...(s.message as EntryMessage) }));
   return { announcer, settings, seen, warnings, at, vvs, entries };

@@ -30,6 +30,7 @@ async function planner_for(options: Partial<ReplicatorOptions> = {}) {
       counters,
       pulls: (origin) => origin !== log.id && (settings.pull_set === null || settings.pull_set.has(origin)),
       send_want: (_out, peer, want) => sent.push({ to: peer, want }),
+      quota_open: () => true,
     },
     settings,
   );
@@ -65,9 +66,9 @@ async function planner_for(options: Partial<ReplicatorOptions> = {}) {
 
 describe("repair planning", () => {
   test("one request per peer and per origin even when many peers claim an origin", async () => {
-    const t = await planner_for();
+    const t = await planner_for({ claimants_per_origin_max: 8 });
     const ps = [t.peer(5), t.peer(3), t.peer(4), t.peer(1), t.peer(2)];
-    for (const p of ps) for (const origin of [origin_x, origin_y, origin_z]) t.planner.raise(p, origin, 10);
+    for (const p of ps) for (const origin of [origin_x, origin_y, origin_z]) t.planner.raise(p, origin, 10, 0);
     const first = t.plan(0);
     // Equal peers: the lowest id is asked for everything, once.
     expect(first.map((s) => s.to.id)).toEqual([id(1)]);
@@ -80,7 +81,7 @@ describe("repair planning", () => {
     expect(t.plan(10)).toEqual([]);
     // A new origin goes to a peer without a request out.
     const origin_w = id(0x1004);
-    for (const p of ps) t.planner.raise(p, origin_w, 3);
+    for (const p of ps) t.planner.raise(p, origin_w, 3, 0);
     const second = t.plan(20, false);
     expect(second.map((s) => [s.to.id, s.want.ranges.map((r) => r.origin)])).toEqual([[id(2), [origin_w]]]);
     for (const origin of [origin_x, origin_y, origin_z]) expect(t.planner.requested(origin)?.id).toBe(id(1));
@@ -92,9 +93,9 @@ describe("repair planning", () => {
     const a = t.peer(1);
     const b = t.peer(2);
     await t.store(origin_x, 5);
-    t.planner.raise(a, origin_x, 5); // nothing new
-    t.planner.raise(a, origin_y, 4);
-    t.planner.raise(b, origin_y, 9);
+    t.planner.raise(a, origin_x, 5, 0); // nothing new
+    t.planner.raise(a, origin_y, 4, 0);
+    t.planner.raise(b, origin_y, 9, 0);
     const sent = t.plan(0);
     expect(sent.map((s) => [s.to.id, s.want.ranges.map((r) => [r.origin, r.after, r.upto])])).toEqual([[id(2), [[origin_y, 0, 9]]]]);
   });
@@ -102,8 +103,8 @@ describe("repair planning", () => {
   test("origins this replica does not pull are never requested", async () => {
     const t = await planner_for({ pull: [origin_x] });
     const a = t.peer(1);
-    t.planner.raise(a, origin_x, 2);
-    t.planner.raise(a, origin_y, 2);
+    t.planner.raise(a, origin_x, 2, 0);
+    t.planner.raise(a, origin_y, 2, 0);
     const sent = t.plan(0);
     expect(sent.flatMap((s) => s.want.ranges.map((r) => r.origin))).toEqual([origin_x]);
   });
@@ -112,7 +113,7 @@ describe("repair planning", () => {
     const t = await planner_for();
     const a = t.peer(1);
     const origins = Array.from({ length: want_ranges_max + 10 }, (_, i) => id(0x2000 + i));
-    for (const origin of origins) t.planner.raise(a, origin, 1);
+    for (const origin of origins) t.planner.raise(a, origin, 1, 0);
     const first = t.plan(0);
     expect(first.length).toBe(1);
     expect(first[0].want.ranges.length).toBe(want_ranges_max);
@@ -130,8 +131,8 @@ describe("answers, timeouts and cancels", () => {
     const t = await planner_for();
     const a = t.peer(1);
     const b = t.peer(2);
-    t.planner.raise(a, origin_x, 10);
-    t.planner.raise(b, origin_x, 10);
+    t.planner.raise(a, origin_x, 10, 0);
+    t.planner.raise(b, origin_x, 10, 0);
     expect(t.plan(0).map((s) => s.to.id)).toEqual([a.id]);
     t.planner.answer(a, t.answer(a), 50); // last, and nothing arrived
     t.planner.assert_invariants(t.peers);
@@ -146,7 +147,7 @@ describe("answers, timeouts and cancels", () => {
     const t = await planner_for();
     const a = t.peer(1);
     a.failures = 3;
-    t.planner.raise(a, origin_x, 10);
+    t.planner.raise(a, origin_x, 10, 0);
     t.plan(0);
     await t.store(origin_x, 4);
     t.planner.answer(a, t.answer(a), 50);
@@ -159,24 +160,52 @@ describe("answers, timeouts and cancels", () => {
   test("answers to another request, or not the last message, leave the request out", async () => {
     const t = await planner_for();
     const a = t.peer(1);
-    t.planner.raise(a, origin_x, 10);
+    t.planner.raise(a, origin_x, 10, 0);
     t.plan(0);
     const req = a.want?.req ?? -1;
     t.planner.answer(a, t.answer(a, { req: req + 1 }), 10);
     t.planner.answer(a, t.answer(a, { last: false }), 500);
     expect(a.want?.req).toBe(req);
-    // Each message of the answer pushes the deadline forward.
-    expect(a.want?.deadline_ms).toBe(1500);
+    // An empty message does not move the deadline...
+    expect(a.want?.deadline_ms).toBe(1000);
+    // ...one that brought events of the ranges does.
+    await t.store(origin_x, 3);
+    t.planner.answer(a, t.answer(a, { last: false }), 600);
+    expect(a.want?.deadline_ms).toBe(1600);
     expect(t.planner.requested(origin_x)).toBe(a);
+  });
+
+  test("a request ends at want_deadline_ms after it was sent, whatever its answer keeps sending; progress is not held against the peer", async () => {
+    const t = await planner_for({ want_timeout_ms: 1000, want_deadline_ms: 5000 });
+    const a = t.peer(1);
+    const b = t.peer(2);
+    t.planner.raise(a, origin_x, 100, 0);
+    t.planner.raise(b, origin_x, 50, 0);
+    t.plan(0);
+    expect(t.planner.requested(origin_x)).toBe(a);
+    let ended_at = 0;
+    for (let now = 500, seq = 1; a.want !== null; now += 500, seq++) {
+      await t.store(origin_x, seq); // a trickle: one event per message
+      t.planner.answer(a, t.answer(a, { last: false }), now);
+      expect(a.want.deadline_ms).toBeLessThanOrEqual(5000);
+      if (now >= a.want.deadline_ms) {
+        t.planner.time_out(a, now);
+        ended_at = now;
+      }
+    }
+    expect(ended_at).toBe(5000);
+    expect(t.counters.wants_past_deadline).toBe(1);
+    expect(a.failures).toBe(0);
+    t.planner.assert_invariants(t.peers);
   });
 
   test("an answer's held lowers the peer's claim, and an origin it does not hold is asked of another peer", async () => {
     const t = await planner_for();
     const a = t.peer(1);
     const b = t.peer(2);
-    t.planner.raise(a, origin_x, 10);
-    t.planner.raise(a, origin_y, 10);
-    t.planner.raise(b, origin_x, 8);
+    t.planner.raise(a, origin_x, 10, 0);
+    t.planner.raise(a, origin_y, 10, 0);
+    t.planner.raise(b, origin_x, 8, 0);
     t.plan(0);
     t.planner.answer(a, t.answer(a, { held: new Map([[origin_x, 0], [origin_y, 6]]) }), 50);
     expect(a.claim(origin_x)).toBe(0);
@@ -186,7 +215,7 @@ describe("answers, timeouts and cancels", () => {
     expect(sent.map((s) => [s.to.id, s.want.ranges.map((r) => [r.origin, r.upto])])).toEqual([[b.id, [[origin_x, 8]]]]);
     // Once a's backoff is over, it is not asked for x again: it said it holds none.
     t.planner.cancel(b);
-    b.penalize(60, 100_000, 100_000);
+    b.penalize(60, 100_000, 100_000, 0);
     expect(t.plan(1000).map((s) => [s.to.id, s.want.ranges.map((r) => r.origin)])).toEqual([[a.id, [origin_y]]]);
   });
 
@@ -194,7 +223,7 @@ describe("answers, timeouts and cancels", () => {
     const t = await planner_for();
     const a = t.peer(1);
     const b = t.peer(2);
-    for (const p of [a, b]) t.planner.raise(p, origin_x, 10);
+    for (const p of [a, b]) t.planner.raise(p, origin_x, 10, 0);
     t.plan(0);
     t.planner.time_out(a, 1000);
     expect(t.counters.wants_timed_out).toBe(1);
@@ -205,7 +234,7 @@ describe("answers, timeouts and cancels", () => {
   test("cancel on disconnect frees the origin and is not held against the peer", async () => {
     const t = await planner_for();
     const a = t.peer(1);
-    t.planner.raise(a, origin_x, 10);
+    t.planner.raise(a, origin_x, 10, 0);
     t.plan(0);
     expect(t.planner.requested(origin_x)).toBe(a);
     t.planner.cancel(a);
@@ -222,7 +251,7 @@ describe("answers, timeouts and cancels", () => {
   test("request ids start from the first connection's clock and never repeat", async () => {
     const t = await planner_for();
     const a = t.peer(1);
-    t.planner.raise(a, origin_x, 10);
+    t.planner.raise(a, origin_x, 10, 0);
     const reqs: number[] = [];
     for (let i = 0; i < 5; i++) {
       reqs.push(t.plan(i)[0].want.req);
@@ -236,9 +265,9 @@ describe("answers, timeouts and cancels", () => {
     const t = await planner_for();
     const a = t.peer(1);
     const b = t.peer(2);
-    t.planner.raise(a, origin_x, 10);
+    t.planner.raise(a, origin_x, 10, 0);
     t.plan(0);
-    b.want = { req: 1, ranges: [{ origin: origin_x, after: 0, upto: 10 }], sent_ms: 0, deadline_ms: 1000 };
+    b.want = { req: 1, ranges: [{ origin: origin_x, after: 0, upto: 10 }], sent_ms: 0, deadline_ms: 1000, held_sum: 0 };
     expect(() => t.planner.assert_invariants(t.peers)).toThrow("invariant violated");
     expect(() => t.planner.cancel(b)).toThrow("invariant violated");
   });

@@ -1,0 +1,237 @@
+import { assert } from "../lib/assert.ts";
+import type { SyncCounters } from "./counters.ts";
+import type { Peer } from "./peers.ts";
+import type { SyncSettings } from "./sync_options.ts";
+
+/** What the claim table needs of its owner (the repair planner). */
+export interface ClaimHost {
+  readonly counters: SyncCounters;
+  /** This replica's id: peers' claims on it are acknowledgements, kept per peer outside the table and its limits. */
+  readonly id: string;
+  /** Highest seq of `origin` held here. */
+  held(origin: string): number;
+  /** Whether `origin` is asked of a peer right now (it is never forgotten then). */
+  requested(origin: string): boolean;
+  /** Every claim on `origin` was forgotten (evicted or lowered to nothing). */
+  forgotten(origin: string): void;
+}
+
+/** Candidates looked at per eviction before giving up (the queues skip origins that rose in rank or are being asked for). */
+const eviction_scan_max = 64;
+
+/** The sources of one origin. */
+interface OriginClaims {
+  /** The table's copy of the id: peers' claim maps use it as their key, so the string is stored once. */
+  readonly origin: string;
+  /** At most claimants_per_origin_max peers; each has a claim on origin in peer.claims. */
+  readonly peers: Peer[];
+}
+
+/**
+ * Who claims to hold what (claims from vvs, vv entries and answers), kept
+ * within limits a hostile fleet cannot push: claims_per_peer_max origins per
+ * peer, origins_max origins in all, claimants_per_origin_max sources per
+ * origin. Memory is then at most origins_max x (one origin's record, about
+ * 250 B, plus claimants_per_origin_max map entries of about 60 B), plus one
+ * acknowledgement per peer.
+ *
+ * When the table is full, a new origin takes the place of the oldest one
+ * ranked lower or equal to it, never of a stronger one: an origin this
+ * replica holds ranks highest (never forgotten); then one claimed by itself
+ * or by several peers ("vouched"); then one only a single other peer
+ * claims. Origins being asked for are never forgotten. Forgetting loses no
+ * data: a real origin's claims come again with the next vv, entry or answer
+ * (vvs are republished at least every vv_refresh_ms).
+ *
+ * Invariants: a peer's claim on an origin (other than this replica) is in
+ * peer.claims exactly when the peer is among the origin's claimants here;
+ * every origin not held here is in one of the eviction queues.
+ */
+export class ClaimTable {
+  private readonly origins = new Map<string, OriginClaims>();
+  /** Eviction candidates claimed by one peer only, oldest first (ranks are checked lazily when one is taken). */
+  private readonly unvouched = new Set<string>();
+  /** Eviction candidates vouched for (the origin itself or several peers), oldest first. */
+  private readonly vouched = new Set<string>();
+  private warned_held_full = false;
+
+  constructor(
+    private readonly host: ClaimHost,
+    private readonly settings: Pick<SyncSettings, "claims_per_peer_max" | "origins_max" | "claimants_per_origin_max" | "on_warning">,
+  ) {}
+
+  get size(): number {
+    return this.origins.size;
+  }
+
+  /** The peers remembered as holding some of `origin`. */
+  claimants(origin: string): readonly Peer[] {
+    return this.origins.get(origin)?.peers ?? [];
+  }
+
+  /**
+   * Records that `peer` holds origin up to seq. Returns true when the
+   * stored claim rose; false when it did not, or when a limit kept it out
+   * (counted by reason in counters.forgotten).
+   */
+  raise(peer: Peer, origin: string, seq: number, now_ms: number): boolean {
+    const current = peer.claims.get(origin);
+    if (current !== undefined) {
+      if (seq <= current) return false;
+      peer.claims.set(origin, seq); // same key object as before
+      return true;
+    }
+    if (seq <= 0) return false;
+    if (origin === this.host.id) {
+      peer.claims.set(this.host.id, seq);
+      return true;
+    }
+    const forgotten = this.host.counters.forgotten;
+    if (peer.claims.size - (peer.claims.has(this.host.id) ? 1 : 0) >= this.settings.claims_per_peer_max) {
+      forgotten.claims_per_peer++;
+      return false;
+    }
+    let entry = this.origins.get(origin);
+    if (entry === undefined) {
+      const rank = this.host.held(origin) > 0 ? 3 : peer.id === origin ? 2 : 1;
+      if (this.origins.size >= this.settings.origins_max && !this.evict_for(rank)) {
+        forgotten.origins_max++;
+        if (rank === 3 && !this.warned_held_full) {
+          this.warned_held_full = true;
+          this.settings.on_warning(
+            `sync tracks claims for origins_max (${this.settings.origins_max}) origins, most of them held here; claims for origin ${origin} are not kept, so it is not repaired until others are forgotten; raise replication.origins_max above the fleet's number of origins`,
+            { origin, origins_max: this.settings.origins_max },
+          );
+        }
+        return false;
+      }
+      entry = { origin, peers: [] };
+      this.origins.set(origin, entry);
+      if (rank === 1) this.unvouched.add(origin);
+      else if (rank === 2) this.vouched.add(origin);
+    }
+    if (entry.peers.length >= this.settings.claimants_per_origin_max) {
+      const worst = this.weakest(entry, now_ms);
+      if (!stronger(peer, seq, worst, worst.claim(origin), origin, now_ms)) {
+        forgotten.claimants_per_origin++;
+        return false;
+      }
+      forgotten.claimants_per_origin++;
+      entry.peers.splice(entry.peers.indexOf(worst), 1);
+      worst.claims.delete(entry.origin);
+    }
+    entry.peers.push(peer);
+    peer.claims.set(entry.origin, seq);
+    assert(entry.peers.length <= this.settings.claimants_per_origin_max, "an origin has at most claimants_per_origin_max claimants");
+    return true;
+  }
+
+  /** The peer's own word that it holds origin only up to seq (0: none of it): lowers its claim, or forgets it. */
+  lower(peer: Peer, origin: string, seq: number): void {
+    const current = peer.claims.get(origin);
+    if (current === undefined || seq >= current) return;
+    if (origin === this.host.id) {
+      if (seq > 0) peer.claims.set(origin, seq);
+      else peer.claims.delete(origin);
+      return;
+    }
+    const entry = this.origins.get(origin);
+    assert(entry !== undefined, "a claim on an origin is in the table");
+    if (seq > 0) peer.claims.set(entry.origin, seq);
+    else this.remove_claimant(entry, peer);
+  }
+
+  /** Checks the invariants over every origin and peer (for tests: the hot path checks only what it touches). */
+  assert_invariants(peers: Iterable<Peer>): void {
+    let claims = 0;
+    for (const peer of peers) {
+      assert(peer.claims.size - (peer.claims.has(this.host.id) ? 1 : 0) <= this.settings.claims_per_peer_max, "a peer has at most claims_per_peer_max claims");
+      for (const origin of peer.claims.keys()) {
+        if (origin === this.host.id) continue;
+        assert(this.origins.get(origin)?.peers.includes(peer) === true, "a peer's claim is in the table");
+        claims++;
+      }
+    }
+    let listed = 0;
+    for (const [origin, entry] of this.origins) {
+      assert(entry.peers.length > 0 && entry.peers.length <= this.settings.claimants_per_origin_max, "an origin in the table has 1..claimants_per_origin_max claimants");
+      for (const peer of entry.peers) assert(peer.claims.has(origin), "a claimant holds its claim");
+      assert(this.host.held(origin) > 0 || this.unvouched.has(origin) || this.vouched.has(origin), "an origin not held here can be forgotten");
+      listed += entry.peers.length;
+    }
+    assert(this.origins.size <= this.settings.origins_max, "at most origins_max origins");
+    assert(listed === claims, "the table's claimants are the peers' claims");
+  }
+
+  /** 3: held here; 2: claimed by itself or by several peers; 1: one other peer's word only. */
+  private rank(entry: OriginClaims): number {
+    if (this.host.held(entry.origin) > 0) return 3;
+    if (entry.peers.length >= 2 || entry.peers.some((p) => p.id === entry.origin)) return 2;
+    return 1;
+  }
+
+  /** Forgets the oldest origin that ranks at most `rank` (a held one never; an unvouched one before a vouched one). */
+  private evict_for(rank: number): boolean {
+    const queues = rank >= 3 ? [this.unvouched, this.vouched] : [this.unvouched];
+    for (const queue of queues) {
+      for (let step = 0; step < eviction_scan_max && queue.size > 0; step++) {
+        const origin = queue.values().next().value as string;
+        queue.delete(origin);
+        const entry = this.origins.get(origin);
+        if (entry === undefined) continue; // already gone
+        const r = this.rank(entry);
+        if (r === 3) continue; // held now: stays, out of the queues
+        if (this.host.requested(origin)) {
+          queue.add(origin); // to the back
+          continue;
+        }
+        if (queue === this.unvouched && r === 2) {
+          this.vouched.add(origin);
+          continue;
+        }
+        this.host.counters.forgotten.origins_max++;
+        this.forget(entry);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private weakest(entry: OriginClaims, now_ms: number): Peer {
+    let worst = entry.peers[0];
+    for (const p of entry.peers) if (stronger(worst, worst.claim(entry.origin), p, p.claim(entry.origin), entry.origin, now_ms)) worst = p;
+    return worst;
+  }
+
+  private remove_claimant(entry: OriginClaims, peer: Peer): void {
+    const at = entry.peers.indexOf(peer);
+    assert(at >= 0, "removing a claimant of the origin");
+    entry.peers.splice(at, 1);
+    peer.claims.delete(entry.origin);
+    if (entry.peers.length === 0) {
+      this.forget(entry);
+      return;
+    }
+    // It may rank lower now: make sure it can be forgotten.
+    const r = this.rank(entry);
+    if (r === 1 && !this.unvouched.has(entry.origin)) this.unvouched.add(entry.origin);
+    else if (r === 2 && !this.vouched.has(entry.origin) && !this.unvouched.has(entry.origin)) this.vouched.add(entry.origin);
+  }
+
+  private forget(entry: OriginClaims): void {
+    for (const peer of entry.peers) peer.claims.delete(entry.origin);
+    entry.peers.length = 0;
+    this.origins.delete(entry.origin);
+    this.unvouched.delete(entry.origin);
+    this.vouched.delete(entry.origin);
+    this.host.forgotten(entry.origin);
+  }
+}
+
+/** Whether `a` (claiming seq_a) is a better source for `origin` than `b` (claiming seq_b): the origin itself, not cooling down, fewer failures, more events. */
+function stronger(a: Peer, seq_a: number, b: Peer, seq_b: number, origin: string, now_ms: number): boolean {
+  if ((a.id === origin) !== (b.id === origin)) return a.id === origin;
+  if (a.cooling(now_ms) !== b.cooling(now_ms)) return !a.cooling(now_ms);
+  if (a.failures !== b.failures) return a.failures < b.failures;
+  return seq_a > seq_b;
+}

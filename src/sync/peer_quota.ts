@@ -1,0 +1,74 @@
+import { assert } from "../lib/assert.ts";
+import { frame_size_at } from "../log/frame.ts";
+import type { ReplicaLog } from "./replica_log.ts";
+
+/** Own frames measured per catch-up step at most, so a large log's first measurement is spread over ticks instead of one long turn. */
+export const own_scan_step_max = 100_000;
+
+/**
+ * The disk quota for synced events: record bytes of other origins' events
+ * (what peers sent, rejected placeholders included) may take at most
+ * peer_events_max_bytes of the log, so local appends keep the rest. The
+ * log knows its record bytes (log.bytes); this file subtracts the bytes of
+ * this replica's own durable events, measured once by walking its own
+ * frames and then only the new ones (amortized over the life of the log;
+ * at most own_scan_step_max frames per step). Nothing is measured while the
+ * whole log fits the quota anyway, the usual case. Until a measurement has
+ * caught up, the own bytes not yet walked count as peer bytes: the quota
+ * errs towards refusing, never towards overfilling.
+ */
+export class PeerQuota {
+  /** Own events up to this seq were measured... */
+  private own_seq = 0;
+  /** ...and take this many record bytes. */
+  private own_bytes = 0;
+
+  constructor(
+    private readonly log: ReplicaLog,
+    readonly max_bytes: number,
+  ) {
+    assert(max_bytes >= 0, "the peer events quota is not negative");
+  }
+
+  get limited(): boolean {
+    return this.max_bytes !== Number.POSITIVE_INFINITY;
+  }
+
+  /** Whether `bytes` more record bytes of other origins fit. */
+  admits(bytes: number): boolean {
+    if (!this.limited) return true;
+    const total = this.log.bytes;
+    if (total + bytes <= this.max_bytes) return true;
+    this.catch_up();
+    return total - this.own_bytes + bytes <= this.max_bytes;
+  }
+
+  /** Whether anything at all fits (planning asks peers for nothing while it does not). */
+  get open(): boolean {
+    return this.admits(1);
+  }
+
+  /** Record bytes of other origins' events held, as measured so far (an upper bound while own events are still being walked). */
+  used_bytes(): number {
+    this.catch_up();
+    return Math.max(0, this.log.bytes - this.own_bytes);
+  }
+
+  /** Walks own durable events not measured yet, at most own_scan_step_max of them. */
+  catch_up(): void {
+    if (!this.limited) return;
+    const me = this.log.id;
+    const durable = this.log.durable_held(me);
+    if (durable <= this.own_seq) return;
+    const pos_end = this.log.durable_count;
+    let steps = 0;
+    this.log.scan_origin(me, this.own_seq, (_map, view, at, pos) => {
+      if (pos >= pos_end || steps >= own_scan_step_max) return false;
+      this.own_bytes += frame_size_at(view, at);
+      this.own_seq++;
+      steps++;
+      return true;
+    });
+    assert(this.own_seq <= durable, "own events measured are durable");
+  }
+}

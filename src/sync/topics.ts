@@ -3,8 +3,9 @@ import { is_origin } from "../log/ids.ts";
 
 /**
  * Topic names under the prefix P (design.md section 3). A replica publishes
- * only under `P/<its id>/`, so a broker ACL `pattern write P/%c/#` (client id
- * = replica id) stops one replica from speaking for another.
+ * only under `P/<its id>/`; a broker that binds the id to the login (ACL
+ * `pattern write P/%u/#`, username = replica id, see config/mosquitto/)
+ * stops one replica from publishing for another.
  */
 export type TopicKind = "vv" | "entry" | "events" | "want" | "to" | "status";
 

@@ -11,6 +11,13 @@ import { build_validator } from "./validators/registry.ts";
 export const admin_body_limit_bytes = 17 * 1024 * 1024;
 /** How often own durable events are handed to sync when appends come from the admin API. */
 
+/**
+ * Share of what the log could use at start (its segment files plus the free
+ * space) that synced events may take when replication.peer_events_max is not
+ * set; local appends keep the rest.
+ */
+export const peer_events_disk_share_default = 0.5;
+
 export type LogLine = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 /**
@@ -47,10 +54,15 @@ export class ReplicaNode {
       let transport: MqttTransport | null = null;
       const mqtt = config.mqtt;
       if (mqtt !== null) {
+        const { pull, peer_events_max_bytes: _quota, ...limits } = config.replication;
+        const peer_events_max_bytes = peer_events_quota(config, log);
+        log_line("info", "synced events may take at most peer_events_max_bytes of the log", { peer_events_max_bytes });
         replicator = new Replicator({
+          ...limits,
           log,
           prefix: mqtt.prefix,
-          pull: config.replication.pull,
+          pull,
+          peer_events_max_bytes,
           max_packet_bytes: mqtt.max_packet_bytes,
           validate: (payload, ctx) => validate_sync(payload, { kind: "sync", origin: ctx.origin, seq: ctx.seq, time_ms: ctx.time_ms }),
           on_warning: (msg, details) => log_line("warn", msg, details),
@@ -105,6 +117,15 @@ export class ReplicaNode {
   }
 }
 
+/** replication.peer_events_max, or peer_events_disk_share_default of what the log could use now (no quota when the file system cannot tell). */
+function peer_events_quota(config: Config, log: Log): number {
+  const configured = config.replication.peer_events_max_bytes;
+  if (configured !== undefined) return configured;
+  const free = log.free_disk_bytes();
+  if (free === null) return Number.POSITIVE_INFINITY;
+  return Math.floor((log.disk_bytes + free) * peer_events_disk_share_default);
+}
+
 function sync_view(replicator: Replicator, transport: MqttTransport, clock: Clock): SyncView {
   return {
     get connected() {
@@ -123,11 +144,16 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
     counters() {
       const c = replicator.counters;
       const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-      return { messages_in: sum(c.messages_in), messages_out: sum(c.messages_out), dropped: { ...c.dropped, ...prefixed(c.events_dropped) } };
+      // Labels: whole messages by reason, single events as event_<reason>, what a limit made this replica forget as limit_<reason>.
+      return {
+        messages_in: sum(c.messages_in),
+        messages_out: sum(c.messages_out),
+        dropped: { ...c.dropped, ...prefixed("event_", c.events_dropped), ...prefixed("limit_", c.forgotten) },
+      };
     },
   };
 }
 
-function prefixed(r: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(r).map(([k, v]) => [`event_${k}`, v]));
+function prefixed(prefix: string, r: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [`${prefix}${k}`, v]));
 }

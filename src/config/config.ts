@@ -6,7 +6,8 @@
  */
 import type { SyncMode } from "../log/log_options.ts";
 import type { ValidatorSpec } from "../validators/registry.ts";
-import type { MqttPreset } from "./schema.ts";
+import type { SyncLimits } from "../sync/sync_options.ts";
+import type { MqttPreset, replication_limit_keys } from "./schema.ts";
 
 export type { MqttPreset } from "./schema.ts";
 export type { ValidatorSpec } from "../validators/registry.ts";
@@ -48,9 +49,14 @@ export interface MqttConfig {
   key_file: string | null;
 }
 
-export interface ReplicationConfig {
+/** The replication.* limits, by the sync option each sets (src/sync/sync_options.ts); undefined: sync's default. */
+export type ReplicationLimits = Partial<Pick<SyncLimits, (typeof replication_limit_keys)[keyof typeof replication_limit_keys]>>;
+
+export interface ReplicationConfig extends ReplicationLimits {
   /** "*" pulls every replica's events; otherwise only these origins (16-hex ids). */
   pull: "*" | readonly string[];
+  /** Disk quota for synced events, in record bytes; undefined: half of what the log could use at start (the node resolves it). */
+  peer_events_max_bytes?: number;
 }
 
 export interface AdminConfig {

@@ -5,7 +5,7 @@ import type { z } from "zod";
 import { InterlogError } from "../lib/errors.ts";
 import type { Config } from "./config.ts";
 import { config_error_map } from "./messages.ts";
-import { config_file_schema, config_sections, type ConfigFile, parse_listen, tls_protocols } from "./schema.ts";
+import { config_file_schema, config_sections, type ConfigFile, parse_listen, replication_limit_keys, tls_protocols } from "./schema.ts";
 import { parse_yaml, type SourcePosition, type YamlSource } from "./yaml_source.ts";
 
 /** One thing wrong with a config file, where it is and what was expected. */
@@ -134,7 +134,11 @@ function resolve(file: string, raw: ConfigFile, env: Environment, report: Report
             cert_file: mqtt.cert_file === undefined ? null : path.resolve(mqtt.cert_file),
             key_file: mqtt.key_file === undefined ? null : path.resolve(mqtt.key_file),
           },
-    replication: { pull: raw.replication.pull.length === 1 && raw.replication.pull[0] === "*" ? "*" : [...new Set(raw.replication.pull)] },
+    replication: {
+      pull: raw.replication.pull.length === 1 && raw.replication.pull[0] === "*" ? "*" : [...new Set(raw.replication.pull)],
+      peer_events_max_bytes: raw.replication.peer_events_max,
+      ...Object.fromEntries(Object.entries(replication_limit_keys).map(([key, option]) => [option, raw.replication[key as keyof typeof replication_limit_keys]])),
+    },
     admin: {
       listen: raw.admin.listen,
       host: listen.host,

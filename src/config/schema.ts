@@ -2,6 +2,7 @@ import { z } from "zod";
 import { format_bytes } from "../lib/units.ts";
 import { is_origin } from "../log/ids.ts";
 import { segment_size_min_bytes, sync_modes } from "../log/log_options.ts";
+import { type SyncLimits, resolve_sync_limits, sync_defaults, sync_limit_problems } from "../sync/sync_options.ts";
 import { prefix_default } from "../sync/topics.ts";
 import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
 import { config_error_map, describe_value } from "./messages.ts";
@@ -122,6 +123,37 @@ const mqtt_section = z
   })
   .meta({ description: "the MQTT broker to sync through; leave out to run offline" });
 
+/**
+ * replication.* keys that bound what peers can make this replica hold or
+ * send, and the sync limit each sets (src/sync/sync_options.ts). Absent,
+ * sync's default applies (the Config carries undefined).
+ */
+export const replication_limit_keys = {
+  peers_max: "peers_max",
+  claims_per_peer_max: "claims_per_peer_max",
+  origins_max: "origins_max",
+  gap_buffer_max: "gap_buffer_max_bytes",
+  gap_buffer_per_peer_max: "gap_buffer_per_peer_max_bytes",
+  reassembly_max: "reassembly_max_bytes",
+  reassembly_per_peer_max: "reassembly_per_peer_max_bytes",
+  answer_rate_per_requester: "answer_rate_per_requester_bytes_per_s",
+  answer_burst_per_requester: "answer_burst_per_requester_bytes",
+  want_timeout: "want_timeout_ms",
+  want_deadline: "want_deadline_ms",
+  peer_cooldown: "peer_cooldown_ms",
+} as const satisfies Record<string, keyof SyncLimits>;
+
+const d = sync_defaults;
+const count = (description: string, default_count: number) =>
+  z
+    .number({ error: (issue) => `expected a whole number, got ${describe_value(issue.input)}` })
+    .int({ error: (issue) => `expected a whole number, got ${describe_value(issue.input)}` })
+    .min(1, { error: "expected at least 1" })
+    .optional()
+    .meta({ description: `${description} (default ${default_count})` });
+const limit_size = (description: string, default_bytes: number) => size(`${description} (default ${format_bytes(default_bytes)})`).optional();
+const limit_duration = (description: string, default_ms: number) => duration(`${description} (default ${default_ms}ms)`).optional();
+
 const replication_section = z
   .strictObject({
     pull: z
@@ -138,8 +170,37 @@ const replication_section = z
       })
       .default(["*"])
       .meta({ description: `whose events this replica fetches: ["*"] for every replica, or a list of replica ids` }),
+    peer_events_max: size(
+      "disk quota for events of other replicas (synced events): record bytes they may take; beyond it they are dropped and local appends keep the rest (default: half of what the log could use at start, its files plus the free space)",
+    ).optional(),
+    peers_max: count("replicas tracked; messages from further ones are dropped", d.peers_max),
+    claims_per_peer_max: count("origins one peer's version vector is remembered for", d.claims_per_peer_max),
+    origins_max: count("origins whose sources are remembered, all peers together; at least twice claims_per_peer_max and more than the fleet's replicas", d.origins_max),
+    gap_buffer_max: limit_size("memory for events that arrived out of order, all peers together", d.gap_buffer_max_bytes),
+    gap_buffer_per_peer_max: limit_size("the same for one peer; at most half of gap_buffer_max", d.gap_buffer_per_peer_max_bytes),
+    reassembly_max: limit_size("memory for large events arriving in fragments, all peers together", d.reassembly_max_bytes),
+    reassembly_per_peer_max: limit_size("the same for one peer; at least one largest event, at most half of reassembly_max", d.reassembly_per_peer_max_bytes),
+    answer_rate_per_requester: limit_size("repair answers sent to one requester per second; keep it below the link's rate", d.answer_rate_per_requester_bytes_per_s),
+    answer_burst_per_requester: limit_size("repair answer bytes one requester may get at once", d.answer_burst_per_requester_bytes),
+    want_timeout: limit_duration("a repair request whose answer brings nothing for this long is given up and the peer asked last", d.want_timeout_ms),
+    want_deadline: limit_duration("a repair request is given up this long after it was sent, whatever its answer still sends", d.want_deadline_ms),
+    peer_cooldown: limit_duration("a peer that wasted a repair request is asked last for this long", d.peer_cooldown_ms),
   })
-  .meta({ description: "which replicas' events to hold" });
+  .superRefine((replication, ctx) => {
+    const options: Record<string, number> = {};
+    for (const [key, option] of Object.entries(replication_limit_keys)) {
+      const value = replication[key as keyof typeof replication_limit_keys];
+      if (value !== undefined) options[option] = value;
+    }
+    const yaml_key = Object.fromEntries(Object.entries(replication_limit_keys).map(([key, option]) => [option, key]));
+    for (const problem of sync_limit_problems(resolve_sync_limits(options))) {
+      const key = yaml_key[problem.key];
+      // Limits that are not in the file are reported on the section.
+      const in_file = key !== undefined && replication[key as keyof typeof replication] !== undefined;
+      ctx.addIssue({ code: "custom", path: in_file ? [key] : [], message: in_file ? problem.message : `${key ?? problem.key}: ${problem.message}` });
+    }
+  })
+  .meta({ description: "which replicas' events to hold, and the limits on what peers can make this replica hold or send" });
 
 const admin_section = z
   .strictObject({

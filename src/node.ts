@@ -84,6 +84,7 @@ export class ReplicaNode {
       const app = create_admin_app({
         log,
         token: config.admin.token ?? undefined,
+        allowed_hosts: config.admin.allowed_hosts,
         body_limit_bytes: admin_body_limit_bytes,
         validate_append,
         sync: replicator !== null && transport !== null ? sync_view(replicator, transport, clock) : undefined,

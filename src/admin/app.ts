@@ -3,8 +3,9 @@ import { HTTPException } from "hono/http-exception";
 import { assert } from "../lib/assert.ts";
 import type { AdminContext } from "./admin_context.ts";
 import { bearer_guard } from "./auth.ts";
-import { dashboard_csp, dashboard_html } from "./dashboard_page.ts";
+import { dashboard_csp, dashboard_page } from "./dashboard_page.ts";
 import { type AdminDeps, admin_limits_default } from "./deps.ts";
+import { host_guard } from "./host_guard.ts";
 import { error_response, log_error_response } from "./http_errors.ts";
 import { create_metrics } from "./metrics.ts";
 import { NewEvents } from "./new_events.ts";
@@ -24,6 +25,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
   assert(Number.isSafeInteger(deps.body_limit_bytes) && deps.body_limit_bytes > 0, "body_limit_bytes is a positive integer");
   assert(limits.page_events_default >= 1 && limits.page_events_default <= limits.page_events_max, "default page size within the maximum");
   assert(limits.sse_streams_max >= 1 && limits.sse_poll_interval_ms > 0 && limits.sse_heartbeat_interval_ms > 0, "SSE limits are positive");
+  assert(limits.sse_per_client_max >= 1 && limits.batch_events_max >= 1 && limits.batch_body_max_bytes >= 1, "per-client and batch limits are positive");
   const quarantine = new QuarantineIndex(
     deps.log,
     limits.quarantine_events_max,
@@ -45,11 +47,14 @@ export function create_admin_app(deps: AdminDeps): Hono {
   };
 
   const app = new Hono();
+  // First: a request a browser was tricked into sending is refused whatever else it carries (host_guard.ts).
+  app.use("*", host_guard(deps.allowed_hosts ?? []));
   if (deps.token !== undefined && deps.token !== "") {
     const guard = bearer_guard(deps.token);
     app.use("*", (c, next) => (public_paths.has(c.req.path) ? next() : guard(c, next)));
   }
 
+  const dashboard_html = dashboard_page(deps.token !== undefined && deps.token !== "");
   app.get("/", (c) =>
     c.html(dashboard_html, 200, {
       "Content-Security-Policy": dashboard_csp,

@@ -1,3 +1,5 @@
+import { assert } from "../lib/assert.ts";
+
 /**
  * The dashboard: one self-contained page (no CDN, no build step) that polls
  * the admin API with the bearer token it asks for once and keeps in
@@ -44,6 +46,7 @@ export const dashboard_html = String.raw`<!doctype html>
   button { font:inherit; padding:6px 14px; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; cursor:pointer; }
   button.plain { background:none; color:#aeb6c4; border-color:#59627a; }
   .msg { word-break: break-word; }
+  .notice { border-color:#e0b252; background:#fff8e6; }
 </style>
 </head>
 <body>
@@ -66,6 +69,13 @@ export const dashboard_html = String.raw`<!doctype html>
 </section>
 
 <main id="data" hidden>
+  <div id="no-token" class="card wide notice" hidden>
+    <h2>No admin token is set</h2>
+    Every program on this device can read and append through this API (web pages of other sites are refused).
+    To require a token: put one in an environment variable of the service, e.g. <code>INTERLOG_ADMIN_TOKEN=$(openssl rand -base64 32)</code>,
+    name that variable in the config as <code>admin.token_env: INTERLOG_ADMIN_TOKEN</code>, and restart <code>interlog serve</code>;
+    this page then asks for the token once.
+  </div>
   <div class="card">
     <h2>Events</h2>
     <div class="big" id="events-count">-</div>
@@ -339,3 +349,11 @@ export const dashboard_html = String.raw`<!doctype html>
 </body>
 </html>
 `;
+
+const no_token_hidden = '<div id="no-token" class="card wide notice" hidden>';
+assert(dashboard_html.includes(no_token_hidden), "the page holds the no-token notice, hidden");
+
+/** The page as served: without a token it also says how to set one. */
+export function dashboard_page(token_set: boolean): string {
+  return token_set ? dashboard_html : dashboard_html.replace(no_token_hidden, '<div id="no-token" class="card wide notice">');
+}

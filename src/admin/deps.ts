@@ -9,8 +9,15 @@ export interface AdminDeps {
   log: Log;
   /** Bearer token guarding every route but /healthz and the dashboard page; unset or "" = no auth. */
   token?: string;
-  /** Largest accepted request body (POST /api/events); larger ones get 413. */
+  /** Largest accepted request body (POST /api/events); larger ones get 413. A CBOR batch is further bounded by limits.batch_body_max_bytes. */
   body_limit_bytes: number;
+  /**
+   * Host names the API answers to besides loopback names and IP addresses
+   * (config admin.allowed_hosts plus the listen host when it is a name).
+   * Requests whose Host, or whose Origin on a POST or event stream, names
+   * another host are refused with 403 (DNS rebinding, cross-site pages).
+   */
+  allowed_hosts?: readonly string[];
   /** Append validators (from src/validators), run on every payload before anything is written. */
   validate_append?: AppendValidator;
   /** The sync layer's view; absent when the replica runs offline (no mqtt in config). */
@@ -94,6 +101,12 @@ export interface AdminLimits {
   page_payload_max_bytes: number;
   /** Open SSE tails at most; more get 503. */
   sse_streams_max: number;
+  /** Open SSE tails of one client (remote IPv4 address, or IPv6 /64) at most; more get 429. Every program on this machine is one client (loopback). */
+  sse_per_client_max: number;
+  /** Events in one CBOR batch at most; more get 413 BATCH_TOO_LARGE, found from the array header before anything is decoded. */
+  batch_events_max: number;
+  /** Bytes of one CBOR batch body at most (a single event up to the log's payload limit goes as application/octet-stream); larger get 413 BODY_TOO_LARGE before the body is read. */
+  batch_body_max_bytes: number;
   /** How often an idle SSE tail looks for events written by others (sync); own appends wake it at once. */
   sse_poll_interval_ms: number;
   /** An idle SSE tail sends a comment line this often so proxies and clients see it alive. */
@@ -111,6 +124,9 @@ export const admin_limits_default: AdminLimits = {
   page_events_default: 100,
   page_payload_max_bytes: 4 * 1024 * 1024,
   sse_streams_max: 32,
+  sse_per_client_max: 8,
+  batch_events_max: 1024,
+  batch_body_max_bytes: 1024 * 1024,
   sse_poll_interval_ms: 100,
   sse_heartbeat_interval_ms: 15_000,
   quarantine_events_max: 100,

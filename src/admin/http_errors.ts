@@ -7,8 +7,11 @@ export type AdminErrorCode =
   | ErrorCode
   | "BAD_REQUEST"
   | "BODY_TOO_LARGE"
+  | "HOST_NOT_ALLOWED"
   | "INTERNAL"
   | "NOT_FOUND"
+  | "ORIGIN_NOT_ALLOWED"
+  | "TOO_MANY_CLIENT_STREAMS"
   | "TOO_MANY_STREAMS"
   | "UNAUTHORIZED"
   | "UNSUPPORTED_MEDIA_TYPE"

@@ -66,6 +66,11 @@ export interface AdminConfig {
   port: number;
   /** Bearer token read from the environment variable named by token_env; null: no auth (loopback only). */
   token: string | null;
+  /**
+   * Host names the admin API answers to besides localhost and IP addresses
+   * (lowercase): admin.allowed_hosts, plus the listen host when it is a name.
+   */
+  allowed_hosts: readonly string[];
 }
 
 export interface ValidatorsConfig {

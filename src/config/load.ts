@@ -110,6 +110,11 @@ function read_secret(env: Environment, variable: string, key_path: PropertyKey[]
   return value;
 }
 
+/** A name rather than an IP address (IPv6 hosts hold colons). */
+function is_host_name(host: string): boolean {
+  return !host.includes(":") && !/^\d+(\.\d+){3}$/.test(host);
+}
+
 function resolve(file: string, raw: ConfigFile, env: Environment, report: Report): Config {
   const listen = parse_listen(raw.admin.listen);
   if (listen === null) throw new InterlogError("CONFIG_INVALID", `${file}: admin.listen: unparsable`); // the schema checked it
@@ -144,6 +149,7 @@ function resolve(file: string, raw: ConfigFile, env: Environment, report: Report
       host: listen.host,
       port: listen.port,
       token: raw.admin.token_env === undefined ? null : read_secret(env, raw.admin.token_env, ["admin", "token_env"], report),
+      allowed_hosts: [...new Set([...(is_host_name(listen.host) ? [listen.host.toLowerCase()] : []), ...raw.admin.allowed_hosts])],
     },
     validators: { append: raw.validators.append, sync: raw.validators.sync },
   };

@@ -47,6 +47,9 @@ export function parse_listen(text: string): ListenAddress | null {
   return { host: m[1] ?? m[2], port };
 }
 
+/** A DNS name (or dotted IPv4), optionally fully qualified with a trailing dot. */
+const host_name_pattern = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
 export function is_loopback_host(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
@@ -214,6 +217,19 @@ const admin_section = z
       .default("127.0.0.1:8080")
       .meta({ description: "HOST:PORT of the admin API and dashboard" }),
     token_env: env_var_name("environment variable holding the bearer token the admin API requires").optional(),
+    allowed_hosts: z
+      .array(
+        z
+          .string()
+          .max(253)
+          .regex(host_name_pattern, { error: (issue) => `expected a host name such as truck-0042.local (no scheme, port or path), got ${describe_value(issue.input)}` })
+          .transform((name) => name.toLowerCase().replace(/\.$/, "")),
+      )
+      .default([])
+      .meta({
+        description:
+          "names this replica is reached by in a browser or client, besides localhost and IP addresses; requests naming another host (DNS rebinding) or sent by pages of another site are refused with 403",
+      }),
   })
   .superRefine((admin, ctx) => {
     const listen = parse_listen(admin.listen);

@@ -1,8 +1,8 @@
-import { decode } from "cbor2";
 import type { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { AdminContext } from "../admin_context.ts";
+import { batch_head_max_bytes, parse_cbor_batch, refuse_batch_head } from "../cbor_batch.ts";
 import { error_response, log_error_response } from "../http_errors.ts";
+import { read_body } from "../request_body.ts";
 
 const octet_stream = "application/octet-stream";
 const cbor = "application/cbor";
@@ -12,35 +12,17 @@ function media_type(header: string | undefined): string {
   return (header ?? "").split(";")[0].trim().toLowerCase();
 }
 
-/** One CBOR array of byte strings, or an error message. */
-function decode_batch(body: Uint8Array): Uint8Array[] | string {
-  let value: unknown;
-  try {
-    value = decode(body);
-  } catch (err) {
-    return `the body is not well-formed CBOR (${(err as Error).message})`;
-  }
-  if (!Array.isArray(value)) return "an application/cbor body must be one array of byte strings (one per event)";
-  if (value.length === 0) return "the batch is empty; send at least one byte string";
-  for (let i = 0; i < value.length; i++) {
-    if (!(value[i] instanceof Uint8Array)) return `item ${i} of the batch is not a byte string; send one byte string per event`;
-  }
-  return value as Uint8Array[];
-}
-
 /**
  * POST /api/events: one event (octet-stream) or one atomic batch (CBOR array
  * of byte strings). Validators run before anything is written; the answer is
  * sent only once the events are durable under the log's sync mode.
  */
 export function mount_append_route(app: Hono, ctx: AdminContext): void {
-  const limit = bodyLimit({
-    maxSize: ctx.body_limit_bytes,
-    onError: (c) =>
-      error_response(c, 413, "BODY_TOO_LARGE", `the request body exceeds the limit of ${ctx.body_limit_bytes} bytes; send smaller batches`),
-  });
+  const event_max_bytes = ctx.body_limit_bytes;
+  const batch_max_bytes = Math.min(ctx.body_limit_bytes, ctx.limits.batch_body_max_bytes);
+  const events_max = ctx.limits.batch_events_max;
 
-  app.post("/api/events", limit, async (c) => {
+  app.post("/api/events", async (c) => {
     const type = media_type(c.req.header("content-type"));
     if (type !== octet_stream && type !== cbor) {
       return error_response(
@@ -50,14 +32,31 @@ export function mount_append_route(app: Hono, ctx: AdminContext): void {
         `Content-Type must be ${octet_stream} (one event) or ${cbor} (an array of byte strings, one atomic batch), not "${type}"`,
       );
     }
-    const body = new Uint8Array(await c.req.arrayBuffer());
     let payloads: Uint8Array[];
     if (type === octet_stream) {
-      payloads = [body];
+      const read = await read_body(c.req.raw, { max_bytes: event_max_bytes });
+      if (read.kind !== "body") {
+        return error_response(c, 413, "BODY_TOO_LARGE", `the event is larger than ${event_max_bytes} bytes, the most this API takes in one request; nothing was written`);
+      }
+      payloads = [read.bytes];
     } else {
-      const batch = decode_batch(body);
-      if (typeof batch === "string") return error_response(c, 400, "BAD_REQUEST", batch);
-      payloads = batch;
+      // Bounded before anything is decoded: the body's size (by Content-Length when given), then the array's item count from its head.
+      const read = await read_body(c.req.raw, {
+        max_bytes: batch_max_bytes,
+        head_bytes: batch_head_max_bytes,
+        refuse_head: (head) => refuse_batch_head(head, events_max),
+      });
+      if (read.kind === "too_large") {
+        return error_response(
+          c,
+          413,
+          "BODY_TOO_LARGE",
+          `the CBOR batch is larger than ${batch_max_bytes} bytes, the most one batch may be; send smaller batches (a single large event can go alone as ${octet_stream}); nothing was written`,
+        );
+      }
+      const batch = read.kind === "refused" ? read.refusal : parse_cbor_batch(read.bytes, events_max);
+      if (!batch.ok) return error_response(c, batch.status, batch.code, batch.message);
+      payloads = batch.payloads;
     }
 
     const { log } = ctx;

@@ -1,6 +1,8 @@
 import type { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
+import type { LogEvent } from "../../log/log_event.ts";
 import type { AdminContext } from "../admin_context.ts";
+import { event_json_pieces, next_turn, payload_piece_bytes, yield_after_ms } from "../event_text.ts";
 import { error_response } from "../http_errors.ts";
 import { int_param, read_page } from "./read.ts";
 
@@ -13,6 +15,58 @@ function disable_idle_timeout(env: unknown, request: Request): void {
   server?.timeout?.(request, 0);
 }
 
+/** Lets timers and I/O run once this turn has worked for yield_after_ms (a catch-up writes many events in a row). */
+async function take_turn(turn: { started: number }): Promise<void> {
+  if (performance.now() - turn.started < yield_after_ms) return;
+  await next_turn();
+  turn.started = performance.now();
+}
+
+/**
+ * One SSE message `event: event`, `id: POS`, `data: <the event's JSON>`,
+ * written in pieces (a large payload's base64 takes many), yielding to the
+ * event loop once `turn` has worked for yield_after_ms.
+ */
+async function write_event(stream: SSEStreamingApi, event: LogEvent, turn: { started: number }): Promise<void> {
+  const head = `event: event\nid: ${event.pos}\ndata: `;
+  if (event.payload.length <= payload_piece_bytes) {
+    await take_turn(turn);
+    for (const json of event_json_pieces(event)) await stream.write(`${head}${json}\n\n`); // one piece
+    return;
+  }
+  await stream.write(head);
+  for (const piece of event_json_pieces(event)) {
+    await take_turn(turn);
+    await stream.write(piece);
+  }
+  await stream.write("\n\n");
+}
+
+/**
+ * Who holds a stream, for the per-client limit: the remote IPv4 address, or
+ * the /64 of an IPv6 one (one host can use any address of its /64), as
+ * Bun.serve reports it through the Hono env; "unknown" without one (tests
+ * calling app.request). Every program on this machine is 127.0.0.1.
+ */
+export function client_of(env: unknown, request: Request): string {
+  const server = env as { requestIP?: (request: Request) => { address: string } | null } | undefined;
+  const address = server?.requestIP?.(request)?.address;
+  if (address === undefined || address === "") return "unknown";
+  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (v4 !== null) return v4[1];
+  const v6 = address.toLowerCase().replace(/%.*$/, "");
+  if (v6 === "::1") return v6;
+  const [head, tail = ""] = v6.split("::");
+  const groups = head === "" ? [] : head.split(":");
+  // "a:b::c" has its missing groups (zeros) in the middle; only the first four groups matter.
+  if (v6.includes("::")) {
+    const tail_groups = tail === "" ? [] : tail.split(":");
+    while (groups.length + tail_groups.length < 8) groups.push("0");
+    groups.push(...tail_groups);
+  }
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
 /**
  * GET /api/events/stream?from=POS: Server-Sent Events, one `event` message
  * per durable event (data = the event's JSON, id = its position), from POS
@@ -21,6 +75,8 @@ function disable_idle_timeout(env: unknown, request: Request): void {
  */
 export function mount_stream_route(app: Hono, ctx: AdminContext): void {
   let open = 0;
+  /** Open streams per client_of(); a client is removed at zero. */
+  const per_client = new Map<string, number>();
 
   app.get("/api/events/stream", (c) => {
     const { log, limits, new_events } = ctx;
@@ -32,7 +88,18 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
     if (open >= limits.sse_streams_max) {
       return error_response(c, 503, "TOO_MANY_STREAMS", `${open} event streams are open, the limit; close one and retry`);
     }
+    const client = client_of(c.env, c.req.raw);
+    const held = per_client.get(client) ?? 0;
+    if (held >= limits.sse_per_client_max) {
+      return error_response(
+        c,
+        429,
+        "TOO_MANY_CLIENT_STREAMS",
+        `this client (${client}) already holds ${held} event streams, the most one client may (every program on the replica's own machine counts as one client); close one and retry`,
+      );
+    }
     open++;
+    per_client.set(client, held + 1);
     ctx.metrics.sse_streams.set(open);
     disable_idle_timeout(c.env, c.req.raw);
 
@@ -44,11 +111,12 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
         await stream.write(`: tail from position ${from}\n\n`);
         let pos = from;
         let idle_since = performance.now();
+        const turn = { started: performance.now() };
         while (!stream.aborted && !log.is_closed) {
           const page = read_page(ctx, pos, stream_batch_events, limits.page_payload_max_bytes);
           for (const event of page.events) {
             if (stream.aborted) return;
-            await stream.writeSSE({ event: "event", id: String(event.pos), data: JSON.stringify(event) });
+            await write_event(stream, event, turn);
           }
           if (page.events.length > 0) {
             pos = page.next;
@@ -62,9 +130,13 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
           wait = new_events.wait(limits.sse_poll_interval_ms);
           await wait.done;
           wait = null;
+          turn.started = performance.now();
         }
       } finally {
         open--;
+        const left = (per_client.get(client) ?? 1) - 1;
+        if (left > 0) per_client.set(client, left);
+        else per_client.delete(client);
         ctx.metrics.sse_streams.set(open);
       }
     }, async (err) => {

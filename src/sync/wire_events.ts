@@ -279,7 +279,8 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
     const count = view.getUint32(at + 16, true);
     if (hi === 0 && lo === 0) throw new Malformed("bad_frame", "a run of origin 0");
     if (first_seq < 1 || count < 1) throw new Malformed("bad_frame", "a run with seq 0 or no events");
-    if (first_seq + count - 1 > seq_max) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
+    // Not first_seq + count - 1 > seq_max: that sum rounds (2^53 - 1 + 2 is 2^53 in a double) and let seq 2^53 through.
+    if (count - 1 > seq_max - first_seq) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
     if (out.count + count > events_max) throw new Malformed("bad_part", `more than ${events_max} events where at most that many may be`);
     at += run_header_bytes;
     const origin = origin_from_words(hi, lo);

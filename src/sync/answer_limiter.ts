@@ -35,10 +35,11 @@ export class AnswerLimiter {
     return this.refill(this.state(requester, now_ms), now_ms).tokens;
   }
 
-  /** Counts bytes sent to `requester`. */
+  /** Counts bytes sent to `requester`. Its debt stops at one burst, so it can always be answered again within 2 x burst / rate. */
   charge(requester: string, bytes: number, now_ms: number): void {
     assert(bytes >= 0, "a charge is not negative");
-    this.refill(this.state(requester, now_ms), now_ms).tokens -= bytes;
+    const r = this.refill(this.state(requester, now_ms), now_ms);
+    r.tokens = Math.max(r.tokens - bytes, -this.settings.answer_burst_per_requester_bytes);
   }
 
   /** Whether an empty "nothing now" answer may go to `requester` (at most one per answer_repeat_ms); records it when so. */

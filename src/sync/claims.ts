@@ -19,6 +19,75 @@ export interface ClaimHost {
 /** Candidates looked at per eviction before giving up (the queues skip origins that rose in rank or are being asked for). */
 const eviction_scan_max = 64;
 
+/**
+ * Origins in insertion order, oldest taken first, in O(1) amortized. Not a
+ * Set: taking the first entry of a JS Set or Map after many deletions at its
+ * front walks over them (measured here: 800 000 such steps on 20 000 live
+ * entries took 11 s in Bun, against 0.6 s for the same adds and deletes by
+ * key).
+ */
+class OriginQueue {
+  private items: string[] = [];
+  private stamps: number[] = [];
+  private head = 0;
+  /** origin -> the stamp of its live place in items (an older place is stale). */
+  private readonly live = new Map<string, number>();
+  private next_stamp = 0;
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  has(origin: string): boolean {
+    return this.live.has(origin);
+  }
+
+  /** Adds `origin` at the back (moves it there when it is in already). */
+  push(origin: string): void {
+    const stamp = this.next_stamp++;
+    this.live.set(origin, stamp);
+    this.items.push(origin);
+    this.stamps.push(stamp);
+  }
+
+  delete(origin: string): void {
+    this.live.delete(origin);
+  }
+
+  /** Removes and returns the oldest origin, or null when empty. */
+  shift(): string | null {
+    while (this.head < this.items.length) {
+      const origin = this.items[this.head];
+      const stamp = this.stamps[this.head];
+      this.head++;
+      if (this.live.get(origin) === stamp) {
+        this.live.delete(origin);
+        this.compact();
+        return origin;
+      }
+    }
+    this.compact();
+    return null;
+  }
+
+  /** Drops taken and stale places once they are most of the arrays, so memory follows the live origins. */
+  private compact(): void {
+    const taken_most = this.head > 1024 && this.head * 2 > this.items.length;
+    const stale_most = this.items.length - this.head > 2 * this.live.size + 1024;
+    if (!taken_most && !stale_most) return;
+    const items: string[] = [];
+    const stamps: number[] = [];
+    for (let i = this.head; i < this.items.length; i++) {
+      if (this.live.get(this.items[i]) !== this.stamps[i]) continue;
+      items.push(this.items[i]);
+      stamps.push(this.stamps[i]);
+    }
+    this.items = items;
+    this.stamps = stamps;
+    this.head = 0;
+  }
+}
+
 /** The sources of one origin. */
 interface OriginClaims {
   /** The table's copy of the id: peers' claim maps use it as their key, so the string is stored once. */
@@ -50,9 +119,9 @@ interface OriginClaims {
 export class ClaimTable {
   private readonly origins = new Map<string, OriginClaims>();
   /** Eviction candidates claimed by one peer only, oldest first (ranks are checked lazily when one is taken). */
-  private readonly unvouched = new Set<string>();
+  private readonly unvouched = new OriginQueue();
   /** Eviction candidates vouched for (the origin itself or several peers), oldest first. */
-  private readonly vouched = new Set<string>();
+  private readonly vouched = new OriginQueue();
   private warned_held_full = false;
 
   constructor(
@@ -107,8 +176,8 @@ export class ClaimTable {
       }
       entry = { origin, peers: [] };
       this.origins.set(origin, entry);
-      if (rank === 1) this.unvouched.add(origin);
-      else if (rank === 2) this.vouched.add(origin);
+      if (rank === 1) this.unvouched.push(origin);
+      else if (rank === 2) this.vouched.push(origin);
     }
     if (entry.peers.length >= this.settings.claimants_per_origin_max) {
       const worst = this.weakest(entry, now_ms);
@@ -174,19 +243,19 @@ export class ClaimTable {
   private evict_for(rank: number): boolean {
     const queues = rank >= 3 ? [this.unvouched, this.vouched] : [this.unvouched];
     for (const queue of queues) {
-      for (let step = 0; step < eviction_scan_max && queue.size > 0; step++) {
-        const origin = queue.values().next().value as string;
-        queue.delete(origin);
+      for (let step = 0; step < eviction_scan_max; step++) {
+        const origin = queue.shift();
+        if (origin === null) break;
         const entry = this.origins.get(origin);
         if (entry === undefined) continue; // already gone
         const r = this.rank(entry);
         if (r === 3) continue; // held now: stays, out of the queues
         if (this.host.requested(origin)) {
-          queue.add(origin); // to the back
+          queue.push(origin); // to the back
           continue;
         }
         if (queue === this.unvouched && r === 2) {
-          this.vouched.add(origin);
+          this.vouched.push(origin);
           continue;
         }
         this.host.counters.forgotten.origins_max++;
@@ -214,8 +283,8 @@ export class ClaimTable {
     }
     // It may rank lower now: make sure it can be forgotten.
     const r = this.rank(entry);
-    if (r === 1 && !this.unvouched.has(entry.origin)) this.unvouched.add(entry.origin);
-    else if (r === 2 && !this.vouched.has(entry.origin) && !this.unvouched.has(entry.origin)) this.vouched.add(entry.origin);
+    if (r === 1 && !this.unvouched.has(entry.origin)) this.unvouched.push(entry.origin);
+    else if (r === 2 && !this.vouched.has(entry.origin) && !this.unvouched.has(entry.origin)) this.vouched.push(entry.origin);
   }
 
   private forget(entry: OriginClaims): void {

@@ -68,7 +68,7 @@ export const forget_reasons = [
   "claimants_per_origin",
   /** Origins of a peer's pull list beyond pulls_per_peer_max. */
   "pulls_per_peer",
-  /** A peer's oldest half-reassembled event, abandoned for its newer one (reassembly_per_peer_max_bytes, reassemblies_per_peer_max). */
+  /** A peer's oldest half-reassembled event, abandoned for its newer one (reassembly_per_peer_max_bytes, reassemblies_per_peer_max), or because it held the most when all peers' filled reassembly_max_bytes. */
   "reassembly_per_peer",
   /** A half-reassembled event abandoned after gap_hold_ms. */
   "reassembly_expired",

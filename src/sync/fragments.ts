@@ -26,11 +26,13 @@ interface Reassembly {
  * with the measured overhead of each piece and reassembly. Limits per
  * sending peer (per_peer_max_bytes, reassemblies_per_peer_max): beyond them
  * the peer's own oldest reassembly is abandoned. Limits in all (max_bytes,
- * reassemblies_max): a fragment that does not fit is refused; nobody's
- * reassembly is abandoned for another peer's, so with max_bytes at least
- * twice per_peer_max_bytes one peer cannot push out another's. Reassemblies
- * older than the hold time are abandoned (expire). The repair protocol asks
- * again for whatever is lost.
+ * reassemblies_max): when a fragment does not fit, the peer holding the
+ * most gives way (its oldest reassembly), but only if it holds more than
+ * the sender would; otherwise the fragment is refused. With max_bytes at
+ * least twice per_peer_max_bytes the total never fills with two peers, so
+ * one peer can never push out another's reassembly; several can only push
+ * out the biggest holder's. Reassemblies older than the hold time are
+ * abandoned (expire). The repair protocol asks again for whatever is lost.
  */
 export class Reassembler {
   private readonly open = new Map<string, Reassembly>();
@@ -69,8 +71,8 @@ export class Reassembler {
     if (cost > this.per_peer_max_bytes) throw new Malformed("bad_part", "a fragment larger than a peer's reassembly share");
     // The sender's own older reassemblies make room first, then the fragment must fit in all.
     this.make_room(sender, key, cost, r === undefined);
-    if (this.bytes_held + cost > this.max_bytes || (r === undefined && this.open.size >= reassemblies_max)) {
-      throw new Malformed("reassembly_full", "the reassemblies of all peers leave no room");
+    while (this.bytes_held + cost > this.max_bytes || (r === undefined && this.open.size >= reassemblies_max)) {
+      if (!this.shed_biggest(sender, (this.by_sender.get(sender)?.bytes ?? 0) + cost)) throw new Malformed("reassembly_full", "the reassemblies of all peers leave no room");
     }
     if (r === undefined) {
       r = { sender, total: part.total, pieces: new Map(), received: 0, cost: 0, started_ms: now_ms };
@@ -127,6 +129,26 @@ export class Reassembler {
       this.on_forget("reassembly_per_peer");
       if (!this.by_sender.has(sender)) return;
     }
+  }
+
+  /** Abandons the oldest reassembly of the peer holding the most, if that is another peer holding more than `than` bytes. */
+  private shed_biggest(sender: string, than: number): boolean {
+    let biggest: string | null = null;
+    let bytes = than;
+    for (const [peer, stats] of this.by_sender) {
+      if (peer !== sender && stats.bytes > bytes) {
+        biggest = peer;
+        bytes = stats.bytes;
+      }
+    }
+    if (biggest === null) return false;
+    for (const [key, r] of this.open) {
+      if (r.sender !== biggest) continue;
+      this.abandon(key);
+      this.on_forget("reassembly_per_peer");
+      return true;
+    }
+    return false;
   }
 
   private sender_stats(sender: string): { bytes: number; count: number } {

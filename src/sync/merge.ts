@@ -211,10 +211,18 @@ export class Merger {
   /** Appends a staged batch, halving it when the log says it does not fit in one segment. */
   private accept(batch: CheckedEvents): void {
     if (!this.quota.admits(batch.frame_bytes)) {
-      // Other origins' events would pass their share of the disk: stop this message; nothing is asked for until there is room.
+      // Other origins' events would pass their share of the disk: take what fits, drop the rest of this message; nothing is asked for until there is room.
+      const room = this.quota.room_bytes();
+      let fits = 0;
+      for (let bytes = 0; fits < batch.count; fits++) {
+        bytes += frame_size_bytes(batch.end[fits] - batch.start[fits]);
+        if (bytes > room) break;
+      }
+      if (fits > 0) this.accept(prefix(batch, fits));
+      this.quota.refused();
       this.failed = true;
       this.next.clear();
-      this.counters.events_dropped.peer_quota += batch.count;
+      this.counters.events_dropped.peer_quota += batch.count - fits;
       if (this.warned_quota) return;
       this.warned_quota = true;
       this.on_warning(`synced events reached their disk quota (replication.peer_events_max, ${this.quota.max_bytes} bytes); events from peers are dropped, local appends keep the rest of the disk`, {
@@ -261,6 +269,15 @@ export class Merger {
     this.warnings++;
     this.on_warning(message, details);
   }
+}
+
+/** The first `count` events of `batch`, as a batch of their own. */
+function prefix(batch: CheckedEvents, count: number): CheckedEvents {
+  const part = new CheckedEvents();
+  for (let i = 0; i < count; i++) {
+    part.push(batch.origin[i], batch.origin_hi[i], batch.origin_lo[i], batch.seq[i], batch.time_ms[i], batch.flags[i], batch.crc[i], batch.src[i], batch.start[i], batch.end[i]);
+  }
+  return part;
 }
 
 /** The record frame event i of `d` was on its origin's disk (a copy, for the gap buffer). */

@@ -22,6 +22,8 @@ export class PeerQuota {
   private own_seq = 0;
   /** ...and take this many record bytes. */
   private own_bytes = 0;
+  /** The room left when a batch was last refused; the quota stays closed until there is more (space freed). */
+  private room_at_refusal: number | null = null;
 
   constructor(
     private readonly log: ReplicaLog,
@@ -43,8 +45,25 @@ export class PeerQuota {
     return total - this.own_bytes + bytes <= this.max_bytes;
   }
 
-  /** Whether anything at all fits (planning asks peers for nothing while it does not). */
+  /** Record bytes of other origins' events that still fit (Infinity without a quota). */
+  room_bytes(): number {
+    if (!this.limited) return Number.POSITIVE_INFINITY;
+    this.catch_up();
+    return Math.max(0, this.max_bytes - (this.log.bytes - this.own_bytes));
+  }
+
+  /** A batch did not fit (what fitted of it was taken): closed until space is freed. */
+  refused(): void {
+    this.room_at_refusal = this.room_bytes();
+  }
+
+  /** Whether synced events may be asked for: not since a refusal, unless space was freed since. */
   get open(): boolean {
+    if (!this.limited) return true;
+    if (this.room_at_refusal !== null) {
+      if (this.room_bytes() <= this.room_at_refusal) return false;
+      this.room_at_refusal = null;
+    }
     return this.admits(1);
   }
 

@@ -20,6 +20,14 @@ export interface RepairHost {
 }
 
 /**
+ * Origins one plan looks at, at most; the rest stay dirty for the next plan
+ * (next tick or message). Bounds a turn of the event loop when many origins
+ * become dirty at once (peers claiming thousands of origins come back from
+ * their backoff together): about 2 us each, so a few ms per plan.
+ */
+export const plan_origins_max = 4096;
+
+/**
  * Repair: who claims to hold what (the claim table, claims.ts), which
  * origins have work (some claim beyond what is held here), which of those
  * to look at again (dirty), and which peer each origin was asked of
@@ -124,8 +132,13 @@ export class RepairPlanner {
       this.dirty.clear();
       return;
     }
-    const origins = [...this.dirty];
-    this.dirty.clear();
+    const origins: string[] = [];
+    for (const origin of this.dirty) {
+      origins.push(origin);
+      if (origins.length >= plan_origins_max) break;
+    }
+    if (origins.length === this.dirty.size) this.dirty.clear();
+    else for (const origin of origins) this.dirty.delete(origin);
     const best = new Map<string, Peer>();
     for (const origin of origins) {
       if (this.requested_from.has(origin)) continue;

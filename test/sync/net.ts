@@ -106,20 +106,44 @@ export class TestNet {
     this.broker.disconnect(sender);
   }
 
+  /** Messages published to clients that are not replicas here (e.g. a test's scripted liar), in order. */
+  readonly to_others: Delivery[] = [];
+
+  /** Delivers everything queued (and what that causes) at the current time; returns how many messages. */
+  private deliver_all(): number {
+    let messages = 0;
+    while (this.queue.length > 0) {
+      const d = this.queue.shift() as Delivery;
+      messages++;
+      const node = this.nodes.find((n) => n.id === d.client);
+      if (node === undefined) {
+        this.to_others.push(d);
+        continue;
+      }
+      if (node.epoch !== d.epoch || !this.broker.is_connected(node.id, d.epoch)) continue;
+      this.publish(node, node.rep.on_message(d.topic, d.payload, this.now));
+    }
+    return messages;
+  }
+
+  /** One step of time: delivers what is queued, lets fsyncs run, reports durable progress, then moves the clock by tick_ms and ticks every connected replica. */
+  async step(tick_ms = 100): Promise<void> {
+    this.deliver_all();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const node of this.nodes) if (node.epoch !== 0) this.publish(node, node.rep.on_local(this.now));
+    this.deliver_all();
+    this.now += tick_ms;
+    for (const node of this.nodes) if (node.epoch !== 0) this.publish(node, node.rep.tick(this.now));
+  }
+
   /** Delivers everything queued, lets fsyncs run, reports durable progress and ticks, until quiet or `rounds` run out. */
   async run(rounds = 10_000, tick_ms = 100): Promise<number> {
     let messages = 0;
     let idle = 0;
     for (let round = 0; round < rounds; round++) {
-      let busy = false;
-      while (this.queue.length > 0) {
-        busy = true;
-        const d = this.queue.shift() as Delivery;
-        messages++;
-        const node = this.nodes.find((n) => n.id === d.client);
-        if (node === undefined || node.epoch !== d.epoch || !this.broker.is_connected(node.id, d.epoch)) continue;
-        this.publish(node, node.rep.on_message(d.topic, d.payload, this.now));
-      }
+      const delivered = this.deliver_all();
+      messages += delivered;
+      const busy = delivered > 0;
       await new Promise<void>((resolve) => setImmediate(resolve));
       for (const node of this.nodes) {
         if (node.epoch !== 0) this.publish(node, node.rep.on_local(this.now));

@@ -6,7 +6,7 @@ import { Malformed } from "../../src/sync/malformed.ts";
 import { decode_message, encode_message } from "../../src/sync/messages.ts";
 import { Topics } from "../../src/sync/topics.ts";
 import { DecodedEvents, decode_events, encode_frames, frame_crc_of } from "../../src/sync/wire_events.ts";
-import { fuzz, fuzz_timeout_ms } from "../support/fuzz.ts";
+import { fuzz, fuzz_replaying, fuzz_timeout_ms } from "../support/fuzz.ts";
 import { type Ev, chunk_frames, decoded_list, events_arb, frames_of, mutate, mutations_arb, seq_max } from "./arbitraries.ts";
 
 /**
@@ -326,8 +326,10 @@ describe("fuzz: the events region decoder", () => {
         1500,
       );
       // The generator must reach both sides, or the property says little.
-      expect(accepted).toBeGreaterThan(0);
-      expect(refused).toBeGreaterThan(0);
+      if (!fuzz_replaying) {
+        expect(accepted).toBeGreaterThan(0);
+        expect(refused).toBeGreaterThan(0);
+      }
       if (process.env.FUZZ_VERBOSE) console.log(`forged regions: ${accepted} taken, ${refused} refused`);
     },
     fuzz_timeout_ms,

@@ -10,7 +10,8 @@ import fc from "fast-check";
  * - FUZZ_SEED=S: another seed (an integer), or `random` for a new one each
  *   run (printed). A failure prints the seed and the shrunk counterexample.
  * - FUZZ_PATH=P: with FUZZ_SEED, replays just the counterexample at the
- *   shrink path a failure printed.
+ *   shrink path a failure printed (select that one test with -t: the path
+ *   means nothing to the other properties).
  */
 export const fuzz_seed_default = 20240612;
 
@@ -33,8 +34,10 @@ export const fuzz_seed = pick_seed();
 /** FUZZ_RUNS when set: every property runs that many times. */
 export const fuzz_runs_override = env_int("FUZZ_RUNS");
 const fuzz_path = process.env.FUZZ_PATH !== undefined && process.env.FUZZ_PATH !== "" ? process.env.FUZZ_PATH : undefined;
+/** Replaying one counterexample (FUZZ_PATH): checks that the generators reached enough cases do not apply. */
+export const fuzz_replaying = fuzz_path !== undefined;
 
-/** A per-test timeout: bun's default for the usual runs, none to speak of when FUZZ_RUNS asks for a long run. */
+/** A per-test timeout: npm test's for the usual runs, none to speak of when FUZZ_RUNS asks for a long run. */
 export const fuzz_timeout_ms = fuzz_runs_override === undefined ? 120_000 : 24 * 3600 * 1000;
 
 /** Runs for a property whose default is `default_runs`. */
@@ -58,7 +61,7 @@ function failure(name: string, report: string | undefined, details: fc.RunDetail
   const replay = `FUZZ_SEED=${details.seed}${details.counterexamplePath === null ? "" : ` FUZZ_PATH=${details.counterexamplePath}`}`;
   const cause = details.errorInstance;
   const why = cause instanceof Error ? (cause.stack ?? `${cause.name}: ${cause.message}`) : String(cause);
-  const message = `fuzz property "${name}" failed (replay: ${replay} bun test <this file>)\n${report ?? "(no report)"}\nThe property failed with: ${why}`;
+  const message = `fuzz property "${name}" failed (replay: ${replay} bun test <this file> -t "<this test>")\n${report ?? "(no report)"}\nThe property failed with: ${why}`;
   const err = new Error(message);
   if (details.errorInstance !== null) err.cause = details.errorInstance;
   return err;

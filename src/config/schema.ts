@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { format_bytes } from "../lib/units.ts";
 import { is_origin } from "../log/ids.ts";
-import { segment_size_min_bytes, sync_modes } from "../log/log_options.ts";
+import { segment_size_max_bytes, segment_size_min_bytes, sync_interval_max_ms, sync_modes } from "../log/log_options.ts";
 import { type SyncLimits, resolve_sync_limits, sync_defaults, sync_limit_problems } from "../sync/sync_options.ts";
 import { prefix_default } from "../sync/topics.ts";
 import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
@@ -60,12 +60,14 @@ const log_section = z
       .refine((bytes) => bytes >= segment_size_min_bytes && bytes % segment_page_bytes === 0, {
         error: `expected a multiple of 4KiB of at least ${segment_size_min_bytes / 1024}KiB, e.g. 64MiB`,
       })
+      .refine((bytes) => bytes <= segment_size_max_bytes, { error: `expected at most ${segment_size_max_bytes / 2 ** 30}GiB (one segment is mapped whole)` })
       .prefault("64MiB"),
     sync: z.enum(sync_modes).default("always").meta({
       description: "always: an append returns once it is on disk (fsync); interval: fsync every sync_interval; never: leave it to the OS",
     }),
     sync_interval: duration("how often to fsync when sync is interval")
       .refine((ms) => ms >= 1, { error: "expected at least 1ms" })
+      .refine((ms) => ms <= sync_interval_max_ms, { error: "expected at most 1h (an interval fsync protects only what it has synced)" })
       .prefault("10ms"),
   })
   .meta({ description: "the local log on disk" });

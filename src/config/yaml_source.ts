@@ -35,6 +35,14 @@ export function parse_yaml(text: string): YamlSource {
     path: path_at(doc.contents, err.pos[0]),
     message: first_line(err.message),
   }));
+  if (syntax_problems.length === 0) {
+    // yaml would turn such a key into text and print a warning on stderr; a config key is always plain text.
+    const key = collection_key(doc.contents, 0);
+    if (key !== null) {
+      const position = key.range ? at(key.range[0]) : at(0);
+      syntax_problems.push({ ...position, path: path_at(doc.contents, key.range?.[0] ?? 0), message: "a key must be plain text, not a mapping or list" });
+    }
+  }
   let data: unknown;
   if (syntax_problems.length === 0) {
     try {
@@ -44,6 +52,28 @@ export function parse_yaml(text: string): YamlSource {
     }
   }
   return { data, syntax_problems, locate: (path) => locate(doc, path, at) };
+}
+
+/** Nesting beyond this is not a config (and a hostile file must not recurse without end). */
+const depth_max = 64;
+
+/** The first map key that is itself a mapping or list, or null. */
+function collection_key(node: unknown, depth: number): Node | null {
+  if (depth > depth_max) return null;
+  if (isMap(node)) {
+    for (const item of node.items) {
+      if (!isPair(item)) continue;
+      if (isMap(item.key) || isSeq(item.key)) return item.key as Node;
+      const inner = collection_key(item.value, depth + 1);
+      if (inner !== null) return inner;
+    }
+  } else if (isSeq(node)) {
+    for (const item of node.items) {
+      const inner = collection_key(item, depth + 1);
+      if (inner !== null) return inner;
+    }
+  }
+  return null;
 }
 
 function first_line(message: string): string {

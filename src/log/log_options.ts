@@ -13,9 +13,13 @@ export const sync_modes: readonly SyncMode[] = ["always", "interval", "never"];
 
 export const segment_size_default_bytes = 64 * 1024 * 1024;
 export const segment_size_min_bytes = 64 * 1024;
+/** A segment is mapped whole, and positions in it are plain numbers: 4 GiB keeps both far from any limit. */
+export const segment_size_max_bytes = 4 * 1024 * 1024 * 1024;
 /** Segments are mapped and written in whole pages. */
 export const segment_size_align_bytes = 4096;
 export const sync_interval_default_ms = 10;
+/** Longer intervals protect little, and timers cannot wait beyond 2^31 ms (Bun then fires every millisecond). */
+export const sync_interval_max_ms = 60 * 60 * 1000;
 /** After a failed segment creation (disk full), appends fail fast this long before the log tries again. */
 export const segment_retry_interval_default_ms = 1000;
 /** fsyncs run on the JS thread while they average below this (blocking it that long is harmless); else in the thread pool. */
@@ -73,17 +77,22 @@ export interface ResolvedLogOptions {
 
 export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
   const segment_size_bytes = options.segment_size_bytes ?? segment_size_default_bytes;
-  if (!Number.isInteger(segment_size_bytes) || segment_size_bytes < segment_size_min_bytes || segment_size_bytes % segment_size_align_bytes !== 0) {
+  if (
+    !Number.isInteger(segment_size_bytes) ||
+    segment_size_bytes < segment_size_min_bytes ||
+    segment_size_bytes > segment_size_max_bytes ||
+    segment_size_bytes % segment_size_align_bytes !== 0
+  ) {
     throw bad_argument(
-      `segment size ${segment_size_bytes} bytes is invalid; use a multiple of ${segment_size_align_bytes} of at least ${segment_size_min_bytes} bytes`,
+      `segment size ${segment_size_bytes} bytes is invalid; use a multiple of ${segment_size_align_bytes} from ${segment_size_min_bytes} to ${segment_size_max_bytes} bytes`,
     );
   }
   if (options.sync !== undefined && !sync_modes.includes(options.sync)) {
     throw bad_argument(`sync mode "${options.sync}" is invalid; use always, interval or never`);
   }
   const sync_interval_ms = options.sync_interval_ms ?? sync_interval_default_ms;
-  if (options.sync === "interval" && !(sync_interval_ms > 0)) {
-    throw bad_argument(`sync interval ${sync_interval_ms} ms is invalid; use a positive number of milliseconds`);
+  if (options.sync === "interval" && !(sync_interval_ms > 0 && sync_interval_ms <= sync_interval_max_ms)) {
+    throw bad_argument(`sync interval ${sync_interval_ms} ms is invalid; use a positive number of milliseconds up to ${sync_interval_max_ms}`);
   }
   const read_only = options.read_only ?? false;
   return {

@@ -240,6 +240,20 @@ describe("config errors name the file, line and key path and say what was expect
     expect(load_config(write_config("data_dir: ./data\nlog:\n  sync: never\n"), {}).log.sync).toBe("never");
   });
 
+  test("a key that is a mapping or list is a config error at its line, not a warning on stderr", () => {
+    const file = write_config("data_dir: ./data\nlog:\n  ? [a, b]\n  : 1\n");
+    const message = config_error(() => load_config(file, {}));
+    expect(message.startsWith(`${file}:3:5: `)).toBe(true);
+    expect(message).toContain("a key must be plain text, not a mapping or list");
+  });
+
+  test("sizes and durations have upper limits: a sync interval a timer can wait, a segment a file can be", () => {
+    expect(config_error(() => load_config(write_config("data_dir: ./data\nlog:\n  sync: interval\n  sync_interval: 2h\n"), {}))).toContain(
+      "log.sync_interval: expected at most 1h",
+    );
+    expect(config_error(() => load_config(write_config("data_dir: ./data\nlog:\n  segment_size: 8GiB\n"), {}))).toContain("log.segment_size: expected at most 4GiB");
+  });
+
   test("missing data_dir, and an empty file", () => {
     const expected = "data_dir: required but missing; expected the directory holding the log, e.g. data_dir: ./data (relative to the working directory)";
     const file = write_config("name: truck\n");

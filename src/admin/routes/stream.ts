@@ -85,6 +85,11 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
     if (resume === null) return error_response(c, 400, "BAD_REQUEST", "Last-Event-ID must be a position (a non-negative integer)");
     const from = resume !== undefined ? resume + 1 : int_param(c.req.query("from"), log.durable_count);
     if (from === null) return error_response(c, 400, "BAD_REQUEST", "from must be a position (a non-negative integer)");
+    // Hono answers HEAD through this GET handler and drops the body without cancelling it: a stream opened
+    // for a HEAD would never see its client go and would hold its slot until restart.
+    if (c.req.method === "HEAD") {
+      return c.body(null, 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    }
     if (open >= limits.sse_streams_max) {
       return error_response(c, 503, "TOO_MANY_STREAMS", `${open} event streams are open, the limit; close one and retry`);
     }

@@ -10,14 +10,22 @@ export interface ClaimHost {
   readonly id: string;
   /** Highest seq of `origin` held here. */
   held(origin: string): number;
-  /** Whether `origin` is asked of a peer right now (it is never forgotten then). */
-  requested(origin: string): boolean;
   /** Every claim on `origin` was forgotten (evicted or lowered to nothing). */
   forgotten(origin: string): void;
 }
 
-/** Candidates looked at per eviction before giving up (the queues skip origins that rose in rank or are being asked for). */
+/** Candidates looked at per eviction before giving up (the queues skip origins that rose in rank). */
 const eviction_scan_max = 64;
+
+/**
+ * Origins forgotten to make room for origins not held here, per received
+ * message at most (see new_message): a vv of 8 000 lies would otherwise
+ * churn 8 000 table entries (allocation the GC must catch up with: a flood
+ * of 100 such vvs peaked at 150 MiB of RSS). An origin held here makes room
+ * regardless. An honest newcomer still gets in: as many per message as a
+ * request carries (want_ranges_max), the rest with the next vvs.
+ */
+export const evictions_per_message_max = 256;
 
 /**
  * Origins in insertion order, oldest taken first, in O(1) amortized. Not a
@@ -108,9 +116,12 @@ interface OriginClaims {
  * ranked lower or equal to it, never of a stronger one: an origin this
  * replica holds ranks highest (never forgotten); then one claimed by itself
  * or by several peers ("vouched"); then one only a single other peer
- * claims. Origins being asked for are never forgotten. Forgetting loses no
- * data: a real origin's claims come again with the next vv, entry or answer
- * (vvs are republished at least every vv_refresh_ms).
+ * claims. Forgetting loses no data: a real origin's claims come again with
+ * the next vv, entry or answer (vvs are republished at least every
+ * vv_refresh_ms), and a request already out for it runs to its end (its
+ * events come with their sender's claim, and once held the origin is never
+ * forgotten). Origins being asked for are not spared: a flood of requests
+ * to liars would otherwise pin the whole table.
  *
  * Invariants: a peer's claim on an origin (other than this replica) is in
  * peer.claims exactly when the peer is among the origin's claimants here;
@@ -123,6 +134,7 @@ export class ClaimTable {
   /** Eviction candidates vouched for (the origin itself or several peers), oldest first. */
   private readonly vouched = new OriginQueue();
   private warned_held_full = false;
+  private evictions_left = evictions_per_message_max;
 
   constructor(
     private readonly host: ClaimHost,
@@ -131,6 +143,11 @@ export class ClaimTable {
 
   get size(): number {
     return this.origins.size;
+  }
+
+  /** A new message is being handled: it may make room for evictions_per_message_max origins not held here. */
+  new_message(): void {
+    this.evictions_left = evictions_per_message_max;
   }
 
   /** The peers remembered as holding some of `origin`. */
@@ -163,7 +180,7 @@ export class ClaimTable {
     let entry = this.origins.get(origin);
     if (entry === undefined) {
       const rank = this.host.held(origin) > 0 ? 3 : peer.id === origin ? 2 : 1;
-      if (this.origins.size >= this.settings.origins_max && !this.evict_for(rank)) {
+      if (this.origins.size >= this.settings.origins_max && ((rank < 3 && this.evictions_left <= 0) || !this.evict_for(rank))) {
         forgotten.origins_max++;
         if (rank === 3 && !this.warned_held_full) {
           this.warned_held_full = true;
@@ -250,16 +267,13 @@ export class ClaimTable {
         if (entry === undefined) continue; // already gone
         const r = this.rank(entry);
         if (r === 3) continue; // held now: stays, out of the queues
-        if (this.host.requested(origin)) {
-          queue.push(origin); // to the back
-          continue;
-        }
         if (queue === this.unvouched && r === 2) {
           this.vouched.push(origin);
           continue;
         }
         this.host.counters.forgotten.origins_max++;
         this.forget(entry);
+        if (rank < 3) this.evictions_left--;
         return true;
       }
     }

@@ -43,7 +43,8 @@ export const plan_origins_max = 4096;
  * Invariants, checked over the origins each step touches: one outstanding
  * request per peer; at most one peer asked per origin; an origin is in
  * requested_from exactly while it is in the outstanding want of the peer it
- * maps to; a request's deadline is never past sent_ms + want_deadline_ms.
+ * maps to; a request's deadline is never past sent_ms + want_deadline_ms;
+ * at most origins_max origins are asked for at once.
  */
 export class RepairPlanner {
   private readonly id: string;
@@ -67,7 +68,6 @@ export class RepairPlanner {
         counters: host.counters,
         id: this.id,
         held: (origin) => host.log.held(origin),
-        requested: (origin) => this.requested_from.has(origin),
         forgotten: (origin) => {
           this.work.delete(origin);
           this.dirty.delete(origin);
@@ -160,7 +160,13 @@ export class RepairPlanner {
     }
     if (best.size === 0) return;
     const wants = new Map<Peer, SeqRange[]>();
+    // Origins asked for at once stay within origins_max, whatever the number of peers (each request's ranges are memory).
+    let room = s.origins_max - this.requested_from.size;
     for (const [origin, peer] of best) {
+      if (room <= 0) {
+        this.dirty.add(origin); // asked next time
+        continue;
+      }
       let ranges = wants.get(peer);
       if (ranges === undefined) {
         ranges = [];
@@ -168,6 +174,7 @@ export class RepairPlanner {
       }
       if (ranges.length >= want_ranges_max) continue;
       ranges.push({ origin, after: log.held(origin), upto: peer.claim(origin) });
+      room--;
     }
     for (const [peer, ranges] of wants) {
       assert(peer.want === null, "one outstanding request per peer");
@@ -276,6 +283,7 @@ export class RepairPlanner {
       }
     }
     assert(wanted === this.requested_from.size, "every origin asked for is in its peer's outstanding request, once");
+    assert(wanted <= this.settings.origins_max, "at most origins_max origins are asked for at once");
     for (const origin of this.dirty) assert(this.work.has(origin), "a dirty origin has work");
     this.claims.assert_invariants(peers);
   }

@@ -61,6 +61,13 @@ import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wi
 export { type Outbound, type ReplicatorOptions, envelope_reserve_bytes, sync_defaults } from "./sync_options.ts";
 export type { PeerStatus, SyncStatus } from "./sync_status.ts";
 
+/**
+ * Requests ended by their deadline per tick, at most: many peers' requests
+ * can expire at once (a flood of liars asked together), and each frees up
+ * to want_ranges_max origins; 64 x 256 take about 10 ms.
+ */
+export const timeouts_per_tick_max = 64;
+
 /** Events one reassembled fragment may hold: senders fragment single events only. */
 const fragment_events_max = 1;
 
@@ -223,9 +230,12 @@ export class Replicator {
    */
   tick(now_ms: number): Outbound[] {
     const out: Outbound[] = [];
+    let timeouts = 0;
     for (const peer of this.peers.values()) {
-      if (peer.want !== null && now_ms >= peer.want.deadline_ms) this.planner.time_out(peer, now_ms);
-      else if (peer.backoff_until_ms > this.last_tick_ms && peer.backoff_until_ms <= now_ms) this.planner.mark_peer(peer); // available again
+      // Past their deadline: ended, a bounded number per tick (the others a tick later).
+      if (peer.want !== null && now_ms >= peer.want.deadline_ms) {
+        if (timeouts++ < timeouts_per_tick_max) this.planner.time_out(peer, now_ms);
+      } else if (peer.backoff_until_ms > this.last_tick_ms && peer.backoff_until_ms <= now_ms) this.planner.mark_peer(peer); // available again
     }
     this.last_tick_ms = now_ms;
     this.gap.expire(now_ms - this.settings.gap_hold_ms);
@@ -265,6 +275,7 @@ export class Replicator {
       const peer = this.peer_for(parsed.from);
       if (peer === null) return this.drop(out, "peer_limit", null);
       peer.last_seen_ms = now_ms;
+      this.planner.claims.new_message();
       peer.messages_in++;
       peer.bytes_in += payload.length;
       this.counters.messages_in[message.kind]++;

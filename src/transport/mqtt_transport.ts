@@ -6,6 +6,17 @@ import type { Outbound, Replicator } from "../sync/replicator.ts";
 import { type BrokerPresetName, broker_presets } from "./presets.ts";
 import { PublishQueue, type PublishQueueStats } from "./publish_queue.ts";
 
+/**
+ * Incoming messages handled in one turn of the event loop, in ms at most
+ * (the message that passes it finishes): mqtt.js hands over every message
+ * of a socket read in one turn, and a burst of large vvs (a flood of lies,
+ * or a restart into many retained ones) would otherwise hold the loop for
+ * seconds, starving the admin API and the log's fsync completions. Past
+ * it the next message waits for the next turn; the socket is not read
+ * meanwhile, so the broker holds (or drops) the rest.
+ */
+export const incoming_turn_budget_ms = 20;
+
 export interface TlsFiles {
   /** CA bundle that signs the broker's certificate (PEM). */
   ca_file?: string;
@@ -79,6 +90,8 @@ export class MqttTransport {
   private stopping = false;
   private readonly counts = { connects: 0, disconnects: 0, messages_received: 0, bytes_received: 0 };
   private last_error: string | null = null;
+  /** When the current event-loop turn started handling incoming messages; -1 outside one. */
+  private turn_started_ms = -1;
 
   constructor(options: MqttTransportOptions) {
     this.options = options;
@@ -144,9 +157,20 @@ export class MqttTransport {
     client.on("message", (topic, payload) => {
       this.counts.messages_received++;
       this.counts.bytes_received += payload.length;
+      if (this.turn_started_ms < 0) {
+        this.turn_started_ms = performance.now();
+        setImmediate(() => {
+          this.turn_started_ms = -1;
+        });
+      }
       this.note_room();
       this.push(this.replicator.on_message(topic, payload, this.clock.now_ms()));
     });
+    // mqtt.js takes the next message of a read once this calls back: past the turn's budget, let the event loop run first.
+    client.handleMessage = (_packet, callback) => {
+      if (this.turn_started_ms < 0 || performance.now() - this.turn_started_ms < incoming_turn_budget_ms) callback();
+      else setImmediate(() => callback());
+    };
     this.tick_timer = this.timers.every(o.tick_interval_ms ?? 100, () => {
       this.note_room();
       this.push(this.replicator.tick(this.clock.now_ms()));

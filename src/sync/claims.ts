@@ -108,9 +108,12 @@ interface OriginClaims {
  * Who claims to hold what (claims from vvs, vv entries and answers), kept
  * within limits a hostile fleet cannot push: claims_per_peer_max origins per
  * peer, origins_max origins in all, claimants_per_origin_max sources per
- * origin. Memory is then at most origins_max x (one origin's record, about
- * 250 B, plus claimants_per_origin_max map entries of about 60 B), plus one
- * acknowledgement per peer.
+ * origin. Memory is then at most origins_max x about 400 B, plus one
+ * acknowledgement per peer: measured (bun:jsc heapStats after a full GC,
+ * 20 000 origins through RepairPlanner.raise) 240 B per origin with one
+ * claimant and 338 B with four (record, map and queue entries, peers'
+ * claims, the work set), plus the id string, about 50 B. At the defaults
+ * (20 000 origins, 4 claimants) that is about 8 MiB.
  *
  * When the table is full, a new origin takes the place of the oldest one
  * ranked lower or equal to it, never of a stronger one: an origin this

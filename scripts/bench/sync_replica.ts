@@ -23,14 +23,26 @@ export class BenchReplica {
   ) {}
 
   /** Opens the log and waits for its spare segment; the link starts with `start()`. */
-  static async open(dir: string, url: string, name: string, options: { pull?: "*" | string[]; sync?: SyncMode } = {}): Promise<BenchReplica> {
+  static async open(
+    dir: string,
+    url: string,
+    name: string,
+    options: { pull?: "*" | string[]; sync?: SyncMode; answer_rate_per_requester_bytes_per_s?: number; answer_burst_per_requester_bytes?: number } = {},
+  ): Promise<BenchReplica> {
     const warnings: string[] = [];
     const warn = (message: string, details: Record<string, unknown> = {}): void => {
       if (warnings.length < 20) warnings.push(`${message} ${JSON.stringify(details)}`);
     };
     const log = await Log.open({ dir, name, sync: options.sync ?? "always", on_warning: warn });
     await wait_for_spare_segment(dir);
-    const rep = new Replicator({ log, prefix: bench_prefix, pull: options.pull ?? "*", on_warning: warn });
+    const rep = new Replicator({
+      log,
+      prefix: bench_prefix,
+      pull: options.pull ?? "*",
+      answer_rate_per_requester_bytes_per_s: options.answer_rate_per_requester_bytes_per_s,
+      answer_burst_per_requester_bytes: options.answer_burst_per_requester_bytes,
+      on_warning: warn,
+    });
     const transport = new MqttTransport({ replicator: rep, url, reconnect_period_ms: 200, on_warning: warn });
     log.on_durable(() => transport.notify_local());
     return new BenchReplica(log, rep, transport, warnings);

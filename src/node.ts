@@ -54,6 +54,13 @@ export class ReplicaNode {
       let transport: MqttTransport | null = null;
       const mqtt = config.mqtt;
       if (mqtt !== null) {
+        if (mqtt.username !== null && mqtt.username !== log.id) {
+          // With a broker that binds the id to the login (config/mosquitto/), every publish would be refused, silently.
+          log_line("warn", `mqtt.username is not this replica's id: a broker that binds the id to the login (ACL pattern write ${mqtt.prefix}/%u/#) refuses every publish of this replica; make its login with: interlog provision --data-dir ${config.data_dir}`, {
+            username: mqtt.username,
+            id: log.id,
+          });
+        }
         const { pull, peer_events_max_bytes: _quota, ...limits } = config.replication;
         const peer_events_max_bytes = peer_events_quota(config, log);
         log_line("info", "synced events may take at most peer_events_max_bytes of the log", { peer_events_max_bytes });

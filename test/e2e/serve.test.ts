@@ -106,4 +106,17 @@ describe("interlog serve (real process)", () => {
       expect(await serve.stop()).toBe(0);
     }
   });
+
+  test("a login that is not the replica's id is named at start (a broker binding the id to the login would refuse every publish)", async () => {
+    const dir = temp_dir();
+    const yaml = `name: truck-x\ndata_dir: ./data\nmqtt:\n  url: mqtt://127.0.0.1:1\n  username: truck-x\nadmin:\n  listen: 127.0.0.1:0\n`;
+    const serve = await ServeProcess.start(write_config(dir, "x.yaml", yaml));
+    try {
+      const warning = serve.lines.find((l) => String(l.msg).startsWith("mqtt.username is not this replica's id"));
+      expect(warning).toMatchObject({ level: "warn", username: "truck-x", id: serve.id });
+      expect(String(warning?.msg)).toContain("interlog provision --data-dir");
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
+  });
 });

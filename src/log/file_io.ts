@@ -50,15 +50,16 @@ export interface FileIO {
  * Creates `dir` and any missing parents, and fsyncs each new directory's
  * parent: a directory whose entry never reached the disk can vanish in a
  * power cut with everything in it (the log would reopen empty under the old
- * id and reissue seqs). Then fsyncs `dir` itself, so entries made in it by an
- * older version that did not do this are made durable too.
+ * id and reissue seqs). An existing `dir` gets its parent fsynced too, so an
+ * entry made by an older version that did not do this becomes durable.
  */
 export async function mkdir_durable(io: FileIO, dir: string): Promise<void> {
   const missing: string[] = [];
   for (let d = dir; !io.exists(d) && d !== path.dirname(d); d = path.dirname(d)) missing.push(d);
   if (missing.length > 0) io.mkdirp(dir);
-  for (const d of missing.reverse()) await io.sync_dir(path.dirname(d));
-  await io.sync_dir(dir);
+  // Top down; when nothing was missing, only dir's own entry.
+  const levels = missing.length > 0 ? missing.reverse() : [dir];
+  for (const d of levels) await io.sync_dir(path.dirname(d));
 }
 
 // Large chunks: each async write costs one event-loop turn, and a spare must be ready before the active segment fills.

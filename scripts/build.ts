@@ -6,29 +6,16 @@
  *   bun scripts/build.ts [--target linux-arm64] [--outfile dist/interlog-arm64]
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { compile_interlog, repo_root, source_commit } from "./firmware/compile.ts";
 import { find_target, firmware_targets, host_target } from "./firmware/targets.ts";
+import { parse_script_args } from "./script_args.ts";
 
 const usage = `usage: bun scripts/build.ts [--target NAME] [--outfile FILE]
 targets: ${firmware_targets.map((t) => t.name).join(", ")} (default: this machine)`;
 
 async function main(argv: string[]): Promise<number> {
-  let values: { target?: string; outfile?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { target: { type: "string" }, outfile: { type: "string" }, help: { type: "boolean", short: "h" } },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${usage}\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
-  }
+  const values = parse_script_args<{ target?: string; outfile?: string }>(argv, { target: { type: "string" }, outfile: { type: "string" } }, usage);
+  if (typeof values === "number") return values;
   const target = values.target === undefined ? host_target() : find_target(values.target);
   const outfile = path.resolve(values.outfile ?? path.join(repo_root, "dist", "interlog"));
   const commit = source_commit();

@@ -17,7 +17,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parse_script_args } from "./script_args.ts";
 import { type Bundle, make_bundle } from "./firmware/bundle.ts";
 import { compile_interlog, package_version, repo_root, source_commit, source_epoch_s } from "./firmware/compile.ts";
 import { type ReleaseKey, release_key_env, release_key_from_env } from "./firmware/signing.ts";
@@ -92,21 +92,12 @@ function write_sums(out_dir: string): void {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let values: { target?: string[]; "out-dir"?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { target: { type: "string", multiple: true }, "out-dir": { type: "string" }, help: { type: "boolean", short: "h" } },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${usage}\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
-  }
+  const values = parse_script_args<{ target?: string[]; "out-dir"?: string }>(
+    argv,
+    { target: { type: "string", multiple: true }, "out-dir": { type: "string" } },
+    usage,
+  );
+  if (typeof values === "number") return values;
   let targets: FirmwareTarget[];
   try {
     targets = values.target === undefined ? [...firmware_targets] : values.target.map((name) => ({ ...find_target(name), required: true }));

@@ -12,23 +12,14 @@
  * devices and out of the repository.
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parse_script_args } from "./script_args.ts";
 import { make_release_key_pair } from "./firmware/signing.ts";
 
 const usage = "usage: bun scripts/release-key.ts --out DIR";
 
 function main(argv: string[]): number {
-  let values: { out?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({ args: argv, options: { out: { type: "string" }, help: { type: "boolean", short: "h" } }, strict: true }));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${usage}\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(`${usage}\n`);
-    return 0;
-  }
+  const values = parse_script_args<{ out?: string }>(argv, { out: { type: "string" } }, usage);
+  if (typeof values === "number") return values;
   if (values.out === undefined || values.out === "") {
     process.stderr.write(`--out is required\n${usage}\n`);
     return 2;

@@ -8,6 +8,7 @@ export type ErrorCode =
   | "CONFIG_INVALID"
   | "DATA_DIR_CORRUPT"
   | "DATA_DIR_INVALID"
+  | "DATA_DIR_OLD_FORMAT"
   | "DATA_DIR_LOCKED"
   | "IO_ERROR"
   | "LOG_CLOSED"

@@ -25,7 +25,8 @@ export interface FileIO {
   size_bytes(file: string): number;
   read_file(file: string): Uint8Array | null;
   /** Writes via a temp file, fsyncs it, renames it over `file`, fsyncs the directory. */
-  write_file_atomic(file: string, bytes: Uint8Array): Promise<void>;
+  /** Writes a file whole or not at all (temp file, fsync, rename, directory fsync); `mode` as for open(2), default 0o644. */
+  write_file_atomic(file: string, bytes: Uint8Array, mode?: number): Promise<void>;
   /**
    * Creates `file` holding size_bytes of really written zeros (never sparse),
    * fsynced, off the JS thread. Throws ENOSPC when full, leaving no file.
@@ -131,9 +132,10 @@ export const node_file_io: FileIO = {
       throw err;
     }
   },
-  async write_file_atomic(file, bytes) {
+  async write_file_atomic(file, bytes, mode = 0o644) {
     const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, "w");
+    fs.rmSync(tmp, { force: true });
+    const fd = fs.openSync(tmp, "w", mode);
     try {
       write_all_sync(fd, bytes, 0, bytes.length, 0);
       await fsync_async(fd);

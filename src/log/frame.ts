@@ -6,14 +6,21 @@ import { crc32c_update } from "../lib/crc32c.ts";
  * The record frame, identical on disk and on the wire. 8-byte aligned,
  * little-endian:
  *
- *   0  u32 len        header + payload bytes, without padding (>= 40; 0 = end of data)
- *   4  u32 crc32c     over bytes [8, len)
+ *   0  u32 len        header + payload + proof bytes, without padding (>= 40; 0 = end of data)
+ *   4  u32 crc32c     over bytes [8, 36) and [40, len): everything the origin wrote
  *   8  u64 origin     (hi word at 8, lo word at 12: the id's hex digits in order)
  *  16  u64 seq
  *  24  u64 time_ms
- *  32  u32 flags
- *  36  u32 reserved   (0)
- *  40  payload, then zero padding up to the next multiple of 8
+ *  32  u32 flags      the origin's: batch-end, signed
+ *  36  u32 local      this replica's own marks (rejected), in the low half and
+ *                     again in the high half; covered by neither the crc nor
+ *                     the signature, so a relay stores the origin's bytes as
+ *                     they are and marks them without breaking the proof
+ *  40  payload
+ *      proof          when flags & signed (see proof.ts): u64 first_seq |
+ *                     32-byte Ed25519 public key | 64-byte signature, over the
+ *                     origin's frames first_seq..seq
+ *      zero padding up to the next multiple of 8
  */
 export const frame_len_offset = 0;
 export const frame_crc_offset = 4;
@@ -24,15 +31,26 @@ export const frame_origin_lo_offset = 12;
 export const frame_seq_offset = 16;
 export const frame_time_offset = 24;
 export const frame_flags_offset = 32;
-export const frame_reserved_offset = 36;
+export const frame_local_offset = 36;
 export const frame_header_bytes = 40;
 export const frame_align_bytes = 8;
 /** Largest payload of one event; keeps `len` far from u32 overflow and one frame far below a segment. */
 export const payload_max_bytes = 16 * 1024 * 1024;
 
+/** Origin flags (the frame's flags word, signed with the frame). */
 export const flag_batch_end = 1;
+/** The frame ends a signed range: a proof follows its payload. */
+export const flag_signed = 4;
+export const frame_flags_known = flag_batch_end | flag_signed;
+/**
+ * This replica's mark (the frame's local word, and the same bit in
+ * CheckedEvents.flags / LogEvent.flags): a synced event that failed a sync
+ * validator. Its bytes stay the origin's; readers see it as quarantined.
+ */
 export const flag_rejected = 2;
-const flags_known = flag_batch_end | flag_rejected;
+const local_known = flag_rejected;
+/** Bytes of the proof a signed frame carries after its payload: u64 first_seq, public key, signature. */
+export const proof_bytes = 8 + 32 + 64;
 /** High word of a u64 below 2^53. */
 const u64_safe_hi_word_limit = 0x200000;
 
@@ -40,30 +58,49 @@ const u64_safe_hi_word_limit = 0x200000;
 assert(frame_crc_offset === frame_len_offset + 4 && frame_crc_from_offset === frame_crc_offset + 4, "len and crc lead the frame");
 assert(frame_origin_lo_offset === frame_origin_hi_offset + 4 && frame_seq_offset === frame_origin_lo_offset + 4, "origin words then seq");
 assert(frame_time_offset === frame_seq_offset + 8 && frame_flags_offset === frame_time_offset + 8, "seq, time, flags follow each other");
-assert(frame_header_bytes === frame_reserved_offset + 4 && frame_header_bytes % frame_align_bytes === 0, "the header ends aligned");
-assert(payload_max_bytes + frame_header_bytes < 2 ** 32, "len fits in its u32");
+assert(frame_header_bytes === frame_local_offset + 4 && frame_header_bytes % frame_align_bytes === 0, "the header ends aligned");
+assert(payload_max_bytes + frame_header_bytes + proof_bytes < 2 ** 32, "len fits in its u32");
+assert((frame_flags_known & local_known) === 0, "origin flags and local marks use different bits");
 
+/** The local word for marks: the bits in the low half and again in the high half, so one flipped bit shows. */
+export function local_word(marks: number): number {
+  return ((marks << 16) | marks) >>> 0;
+}
+
+/** The crc32c of the frame at `at` in bytes (its len word already written): [8, 36) and [40, len). */
+export function frame_crc_compute(bytes: Uint8Array, at: number, len: number): number {
+  return crc32c_update(crc32c_update(0, bytes, at + frame_crc_from_offset, at + frame_local_offset), bytes, at + frame_header_bytes, at + len);
+}
+
+/** Padded size of a frame whose len word is `len`. */
+export function frame_size_of_len(len: number): number {
+  return (len + frame_align_bytes - 1) & ~(frame_align_bytes - 1);
+}
+
+/** Padded size of an unsigned frame with this payload (a signed one: frame_size_bytes(payload + proof_bytes)). */
 export function frame_size_bytes(payload_bytes: number): number {
   return (frame_header_bytes + payload_bytes + frame_align_bytes - 1) & ~(frame_align_bytes - 1);
 }
 
 /**
- * Writes header fields [8, 40) of a frame: origin, seq, time, flags and the
- * zero reserved word. The crc and len words are the caller's (len last, so
- * a reader of a half-written frame sees 0).
+ * Writes header fields [8, 40) of a frame: origin, seq, time, the origin's
+ * flags and the local word (from the flag_rejected bit of `flags`). The crc
+ * and len words are the caller's (len last, so a reader of a half-written
+ * frame sees 0).
  */
 export function write_frame_fields(view: DataView, at: number, origin_hi: number, origin_lo: number, seq: number, time_ms: number, flags: number): void {
   view.setUint32(at + frame_origin_hi_offset, origin_hi, true);
   view.setUint32(at + frame_origin_lo_offset, origin_lo, true);
   write_u64(view, at + frame_seq_offset, seq);
   write_u64(view, at + frame_time_offset, time_ms);
-  view.setUint32(at + frame_flags_offset, flags, true);
-  view.setUint32(at + frame_reserved_offset, 0, true);
+  view.setUint32(at + frame_flags_offset, flags & frame_flags_known, true);
+  view.setUint32(at + frame_local_offset, local_word(flags & local_known), true);
 }
 
 /**
  * Writes the 40-byte header of a frame into `bytes` at `at`. The crc covers
- * header bytes [8, 40) and the payload, which may live elsewhere (it is
+ * header bytes [8, 36) and the payload (with the proof, for a signed frame
+ * received whole), which may live elsewhere (it is
  * passed in so big payloads need not be copied next to their header first).
  * `len` is written last so a reader of a half-written frame sees 0.
  */
@@ -83,7 +120,7 @@ export function write_frame_header(
   assert(Number.isSafeInteger(time_ms) && time_ms >= 0, "time_ms is a non-negative safe integer");
   assert(payload.length <= payload_max_bytes, "payload within payload_max_bytes");
   write_frame_fields(view, at, origin_hi, origin_lo, seq, time_ms, flags);
-  let crc = crc32c_update(0, bytes, at + frame_crc_from_offset, at + frame_header_bytes);
+  let crc = crc32c_update(0, bytes, at + frame_crc_from_offset, at + frame_local_offset);
   crc = crc32c_update(crc, payload, 0, payload.length);
   view.setUint32(at + frame_crc_offset, crc, true);
   view.setUint32(at + frame_len_offset, frame_header_bytes + payload.length, true);
@@ -104,16 +141,18 @@ export function check_frame(bytes: Uint8Array, view: DataView, at: number, limit
   const len = view.getUint32(at + frame_len_offset, true);
   if (len === 0) return frame_end;
   if (len < frame_header_bytes || len - frame_header_bytes > payload_max_bytes) return frame_bad;
-  const size = frame_size_bytes(len - frame_header_bytes);
+  const size = frame_size_of_len(len);
   if (at + size > limit) return frame_bad;
-  if (view.getUint32(at + frame_reserved_offset, true) !== 0) return frame_bad;
-  if ((view.getUint32(at + frame_flags_offset, true) & ~flags_known) !== 0) return frame_bad;
+  const local = view.getUint32(at + frame_local_offset, true);
+  if (local >>> 16 !== (local & 0xffff) || (local & 0xffff & ~local_known) !== 0) return frame_bad;
+  const flags = view.getUint32(at + frame_flags_offset, true);
+  if ((flags & ~frame_flags_known) !== 0) return frame_bad;
+  if ((flags & flag_signed) !== 0 && len < frame_header_bytes + proof_bytes) return frame_bad;
   // seq and time are below 2^53: their high words below 2^21.
   if (view.getUint32(at + frame_seq_offset + 4, true) >= u64_safe_hi_word_limit || view.getUint32(at + frame_time_offset + 4, true) >= u64_safe_hi_word_limit) {
     return frame_bad;
   }
-  const crc = crc32c_update(0, bytes, at + frame_crc_from_offset, at + len);
-  if (crc !== view.getUint32(at + frame_crc_offset, true)) return frame_bad;
+  if (frame_crc_compute(bytes, at, len) !== view.getUint32(at + frame_crc_offset, true)) return frame_bad;
   for (let i = at + len; i < at + size; i++) if (bytes[i] !== 0) return frame_bad;
   return size;
 }
@@ -123,7 +162,16 @@ export function frame_len(view: DataView, at: number): number {
 }
 /** Padded size of the whole frame at `at`. */
 export function frame_size_at(view: DataView, at: number): number {
-  return frame_size_bytes(view.getUint32(at + frame_len_offset, true) - frame_header_bytes);
+  return frame_size_of_len(view.getUint32(at + frame_len_offset, true));
+}
+/** Where the payload of the frame at `at` ends: before its proof when signed. */
+export function frame_payload_end(view: DataView, at: number): number {
+  const len = view.getUint32(at + frame_len_offset, true);
+  return at + len - ((view.getUint32(at + frame_flags_offset, true) & flag_signed) !== 0 ? proof_bytes : 0);
+}
+/** This replica's marks on the frame (flag_rejected). */
+export function frame_local(view: DataView, at: number): number {
+  return view.getUint32(at + frame_local_offset, true) & 0xffff;
 }
 export function frame_origin_hi(view: DataView, at: number): number {
   return view.getUint32(at + frame_origin_hi_offset, true);

@@ -4,15 +4,22 @@ import { crc32c_update } from "../lib/crc32c.ts";
 import type { CheckedEvents } from "./checked_events.ts";
 import type { FileHandle } from "./file_io.ts";
 import {
-  frame_crc_from_offset,
+  flag_batch_end,
+  flag_signed,
+  frame_crc_compute,
   frame_crc_offset,
+  frame_flags_offset,
   frame_header_bytes,
   frame_len_offset,
   frame_size_bytes,
+  frame_size_of_len,
+  proof_bytes,
   write_frame_fields,
   write_frame_header,
 } from "./frame.ts";
 import { staging_bytes } from "./log_options.ts";
+import { proof_at, proof_signature_offset, RangeHash, write_proof_head } from "./proof.ts";
+import type { ReplicaKey } from "./replica_key.ts";
 import type { Segment } from "./segment.ts";
 
 /** What the stager writes to, and whom it tells. */
@@ -31,7 +38,16 @@ export interface StagerSink {
  * 2: writes through the mapping + fdatasync measured 4-5x slower). Frames too
  * big for the buffer go straight to the file, header last.
  *
- * Invariant: staged_at + staged_bytes is where the active segment's data ends.
+ * It also signs this replica's own frames (proof.ts): own frames staged
+ * since the last signature form the open range; `seal` patches a proof into
+ * the range's last frame while it is still in the buffer, and every flush
+ * seals first, so no own frame reaches the file unsigned except inside a
+ * batch still being written (recovery drops those if the batch never ends).
+ *
+ * Invariants: staged_at + staged_bytes is where the active segment's data
+ * ends; the open range, if any, is a contiguous run of own frames from
+ * range_start_bytes to the segment's end, and it ends at a batch end
+ * whenever seal may be called.
  */
 export class FrameStager {
   private readonly staging = new Uint8Array(staging_bytes);
@@ -42,10 +58,32 @@ export class FrameStager {
   private staged_bytes = 0;
   /** Offset in the active segment where staging[0] belongs. */
   private staged_at: number;
+  private segment: Segment;
+  /** The key that signs own frames; null for a read-only log, which stages nothing. */
+  private readonly key: ReplicaKey | null;
+  private readonly own_hi: number;
+  private readonly own_lo: number;
+  /** First seq of the open range (own frames not yet signed); 0 when none. */
+  private range_first_seq = 0;
+  /** Where in the active segment the open range begins. */
+  private range_start_bytes = 0;
+  /** Offset in staging of the last staged frame when it is an own batch end (the one a seal patches); -1 otherwise. */
+  private tail_at = -1;
+  /** Ranges signed (a figure for stats). */
+  signatures = 0;
 
-  constructor(sink: StagerSink, active_end_bytes: number) {
+  constructor(sink: StagerSink, segment: Segment, key: ReplicaKey | null, own_hi: number, own_lo: number) {
     this.sink = sink;
-    this.staged_at = active_end_bytes;
+    this.segment = segment;
+    this.staged_at = segment.end_bytes;
+    this.key = key;
+    this.own_hi = own_hi;
+    this.own_lo = own_lo;
+  }
+
+  /** Whether own frames wait for their signature. */
+  get range_open(): boolean {
+    return this.range_first_seq !== 0;
   }
 
   /** Bytes waiting in the buffer. */
@@ -57,45 +95,152 @@ export class FrameStager {
   start_segment(segment: Segment): void {
     assert(this.staged_bytes === 0, "staging was flushed before the segment changed");
     assert(segment.end_bytes === 0, "a new segment starts empty");
+    assert(!this.range_open, "a range never spans segments (rotation flushes, and a flush seals)");
     this.staged_at = 0;
+    this.segment = segment;
+  }
+
+  /**
+   * Before an own batch of `bytes` (frames, proof room included): when it may
+   * not fit in the buffer with what is staged, flush now, so that the flushes
+   * it causes midway never carry an earlier batch end unsigned.
+   */
+  before_own_batch(bytes: number): void {
+    if (this.staged_bytes + bytes > this.staging.length) this.flush();
   }
 
   /** Writes one frame (header + payload + padding) after the segment's last one and indexes it. */
   stage(segment: Segment, origin: string, hi: number, lo: number, seq: number, time_ms: number, flags: number, payload: Uint8Array): void {
+    assert(segment === this.segment, "frames go to the active segment");
     const size = frame_size_bytes(payload.length);
     const offset = segment.end_bytes;
-    assert(offset + size <= segment.size_bytes, "reserve() made room for the frame");
+    const own = hi === this.own_hi && lo === this.own_lo;
+    assert(own || !this.range_open, "own frames are sealed before another origin's are staged");
+    // An own batch end may get a proof: room for it in the segment (reserve) and in staging.
+    const room = own && (flags & flag_batch_end) !== 0 ? size + proof_bytes : size;
+    assert(offset + room <= segment.size_bytes, "reserve() made room for the frame");
     assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
-    if (size <= this.staging.length) {
-      if (this.staged_bytes + size > this.staging.length) this.flush();
+    if (own && !this.range_open) {
+      assert(this.key !== null, "a writable log has its key");
+      this.range_first_seq = seq;
+      this.range_start_bytes = offset;
+    }
+    if (room <= this.staging.length) {
+      if (this.staged_bytes + room > this.staging.length) this.flush();
       const at = this.staged_bytes;
       this.staging.set(payload, at + frame_header_bytes);
       this.staging.fill(0, at + frame_header_bytes + payload.length, at + size);
       write_frame_header(this.staging, this.staging_view, at, hi, lo, seq, time_ms, flags, payload);
       this.staged_bytes = at + size;
-    } else {
-      // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0.
-      this.flush();
-      const handle = this.sink.handle();
-      write_frame_header(this.big_header, this.big_header_view, 0, hi, lo, seq, time_ms, flags, payload);
-      try {
-        handle.write(payload, 0, payload.length, offset + frame_header_bytes);
+      this.tail_at = own && (flags & flag_batch_end) !== 0 ? at : -1;
+      segment.note_record(origin, seq, offset);
+      segment.end_bytes = offset + size;
+      return;
+    }
+    // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0.
+    this.flush();
+    const handle = this.sink.handle();
+    let written = size;
+    write_frame_header(this.big_header, this.big_header_view, 0, hi, lo, seq, time_ms, flags, payload);
+    try {
+      handle.write(payload, 0, payload.length, offset + frame_header_bytes);
+      if (own && (flags & flag_batch_end) !== 0) {
+        written = this.write_big_proof(handle, offset, payload);
+      } else {
         const padding = size - frame_header_bytes - payload.length;
         if (padding > 0) handle.write(new Uint8Array(padding), 0, padding, offset + frame_header_bytes + payload.length);
-        handle.write(this.big_header, 0, frame_header_bytes, offset);
-      } catch (err) {
-        throw this.sink.fail(err);
       }
-      // Written around the staging buffer, so flush() will not note the file: the next fsync cycle must cover it.
-      this.sink.wrote(handle);
-      this.staged_at = offset + size;
+      handle.write(this.big_header, 0, frame_header_bytes, offset);
+    } catch (err) {
+      throw this.sink.fail(err);
     }
+    // Written around the staging buffer, so flush() will not note the file: the next fsync cycle must cover it.
+    this.sink.wrote(handle);
+    this.staged_at = offset + written;
+    this.tail_at = -1;
     segment.note_record(origin, seq, offset);
-    segment.end_bytes = offset + size;
+    segment.end_bytes = offset + written;
+  }
+
+  /**
+   * Signs the open range ending with a big own frame written straight to the
+   * file (payload already there): hashes the range's earlier frames from the
+   * mapping, then this frame from big_header and payload; writes the proof
+   * and padding after the payload and the final crc and len into big_header.
+   * Returns the frame's padded size.
+   */
+  private write_big_proof(handle: FileHandle, offset: number, payload: Uint8Array): number {
+    const key = this.key as ReplicaKey;
+    const header = this.big_header;
+    const view = this.big_header_view;
+    const len = frame_header_bytes + payload.length + proof_bytes;
+    const size = frame_size_of_len(len);
+    const tail = new Uint8Array(size - frame_header_bytes - payload.length);
+    const tail_view = new DataView(tail.buffer);
+    write_proof_head(tail, tail_view, 0, this.range_first_seq, key.public_key);
+    view.setUint32(frame_flags_offset, view.getUint32(frame_flags_offset, true) | flag_signed, true);
+    view.setUint32(frame_len_offset, len, true);
+    const hash = new RangeHash();
+    hash.add(this.segment.map, this.range_start_bytes, offset);
+    hash.add(header, 0, frame_crc_offset);
+    hash.add(header, frame_crc_offset + 4, frame_header_bytes);
+    hash.add(payload, 0, payload.length);
+    hash.add(tail, 0, proof_signature_offset);
+    tail.set(key.sign(hash.message()), proof_signature_offset);
+    let crc = crc32c_update(0, header, frame_crc_offset + 4, frame_header_bytes - 4);
+    crc = crc32c_update(crc, payload, 0, payload.length);
+    crc = crc32c_update(crc, tail, 0, proof_bytes);
+    view.setUint32(frame_crc_offset, crc, true);
+    // len goes last with the header (the caller writes it); until then a reader sees 0.
+    handle.write(tail, 0, tail.length, offset + frame_header_bytes + payload.length);
+    this.end_range();
+    return size;
+  }
+
+  /**
+   * Signs the open range: patches the proof into its last frame, still in
+   * the buffer (staging and segment grow by the proof). Does nothing when no
+   * own frame waits. Call it only between batches.
+   */
+  seal(): void {
+    if (!this.range_open) return;
+    const at = this.tail_at;
+    assert(at >= 0, "an open range ends with an own batch end in staging when sealed");
+    const key = this.key as ReplicaKey;
+    const bytes = this.staging;
+    const view = this.staging_view;
+    const old_len = view.getUint32(at + frame_len_offset, true);
+    const old_size = frame_size_of_len(old_len);
+    const len = old_len + proof_bytes;
+    const size = frame_size_of_len(len);
+    assert(at + size <= bytes.length, "stage() kept room for the proof");
+    const proof = proof_at(at, len);
+    write_proof_head(bytes, view, proof, this.range_first_seq, key.public_key);
+    bytes.fill(0, at + len, at + size);
+    view.setUint32(at + frame_flags_offset, view.getUint32(at + frame_flags_offset, true) | flag_signed, true);
+    view.setUint32(at + frame_len_offset, len, true);
+    const hash = new RangeHash();
+    // The range's frames already in the file, then those in staging up to the last frame.
+    if (this.range_start_bytes < this.staged_at) hash.add(this.segment.map, this.range_start_bytes, this.staged_at);
+    hash.add(bytes, Math.max(0, this.range_start_bytes - this.staged_at), at);
+    hash.add_last_frame(bytes, view, at);
+    bytes.set(key.sign(hash.message()), proof + proof_signature_offset);
+    view.setUint32(at + frame_crc_offset, frame_crc_compute(bytes, at, len), true);
+    this.staged_bytes = at + size;
+    this.segment.end_bytes += size - old_size;
+    assert(this.staged_at + this.staged_bytes === this.segment.end_bytes, "staging ends where the segment's data ends");
+    this.end_range();
+  }
+
+  private end_range(): void {
+    this.range_first_seq = 0;
+    this.tail_at = -1;
+    this.signatures++;
   }
 
   /** Writes event i of `events` like stage(), with `crc` as given (-1: compute it), copying the payload without a view. */
   stage_checked(segment: Segment, events: CheckedEvents, i: number, flags: number, crc: number): void {
+    assert(!this.range_open, "own frames are sealed before another origin's are staged");
     const src = events.src[i];
     const start = events.start[i];
     const payload_bytes = events.end[i] - start;
@@ -115,15 +260,17 @@ export class FrameStager {
     this.staging.fill(0, at + frame_header_bytes + payload_bytes, at + size);
     write_frame_fields(view, at, events.origin_hi[i], events.origin_lo[i], events.seq[i], events.time_ms[i], flags);
     const len = frame_header_bytes + payload_bytes;
-    view.setUint32(at + frame_crc_offset, crc >= 0 ? crc : crc32c_update(0, this.staging, at + frame_crc_from_offset, at + len), true);
     view.setUint32(at + frame_len_offset, len, true);
+    view.setUint32(at + frame_crc_offset, crc >= 0 ? crc : frame_crc_compute(this.staging, at, len), true);
     this.staged_bytes = at + size;
+    this.tail_at = -1;
     segment.note_record(events.origin[i], events.seq[i], offset);
     segment.end_bytes = offset + size;
   }
 
-  /** Hands staged frames to the OS (one pwrite). */
+  /** Seals the open range and hands staged frames to the OS (one pwrite). */
   flush(): void {
+    if (this.tail_at >= 0) this.seal();
     if (this.staged_bytes === 0) return;
     const handle = this.sink.handle();
     try {

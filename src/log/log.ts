@@ -1,13 +1,31 @@
 import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { type InterlogError, is_interlog_error } from "../lib/errors.ts";
-import type { CheckedEvents } from "./checked_events.ts";
+import { CheckedEvents } from "./checked_events.ts";
 import { DurableVv } from "./durable_vv.ts";
 import { type FileHandle, type FileIO, mkdir_durable } from "./file_io.ts";
-import { flag_batch_end, flag_rejected, frame_size_bytes, payload_max_bytes } from "./frame.ts";
+import {
+  check_frame,
+  flag_batch_end,
+  flag_rejected,
+  flag_signed,
+  frame_crc,
+  frame_flags,
+  frame_header_bytes,
+  frame_len,
+  frame_origin_hi,
+  frame_origin_lo,
+  frame_seq,
+  frame_size_bytes,
+  frame_time_ms,
+  payload_max_bytes,
+  proof_bytes,
+} from "./frame.ts";
+import { KeyRing } from "./key_ring.ts";
+import { keep_signed_ranges } from "./signed_ranges.ts";
 import { FrameStager } from "./frame_stager.ts";
 import { GroupCommit, type LogStats } from "./group_commit.ts";
-import { assert_origin, format_event_id, origin_hi, origin_lo } from "./ids.ts";
+import { assert_origin, format_event_id, origin_from_words, origin_hi, origin_lo } from "./ids.ts";
 import {
   bad_argument,
   batch_too_large,
@@ -19,9 +37,10 @@ import {
   seq_gap,
 } from "./log_errors.ts";
 import { LogEvent } from "./log_event.ts";
-import { type LogOptions, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
+import { type LogOptions, own_batch_bytes_max, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
 import { type RecoveryReport, recover } from "./recovery.ts";
-import { type ReplicaInfo, create_replica, read_replica } from "./replica.ts";
+import { create_replica, read_replica, type Replica } from "./replica.ts";
+import type { ReplicaKey } from "./replica_key.ts";
 import { Segment } from "./segment.ts";
 import { SegmentFiles, segments_dir_name, write_failure_marker } from "./segment_files.ts";
 import { type FrameVisitor, SegmentList } from "./segment_list.ts";
@@ -49,15 +68,6 @@ export type { RecoveryReport } from "./recovery.ts";
  * and next_pos.
  */
 
-export type AcceptResult = "appended" | "duplicate";
-
-export interface IncomingEvent {
-  origin: string;
-  seq: number;
-  time_ms: number;
-  payload: Uint8Array;
-  flags?: number;
-}
 
 /** Events events_after reads per pass over the index (each pass locates its first event anew). */
 const events_after_chunk_max = 256;
@@ -67,9 +77,13 @@ export class Log {
   readonly id: string;
   readonly name: string;
   readonly created: string;
+  /** The Ed25519 public key the id stands for, 64 hex digits. */
+  readonly public_key: string;
   readonly sync_mode: SyncMode;
   readonly read_only: boolean;
   readonly recovery: RecoveryReport;
+  /** Public keys of the origins seen, pinned on first use; the allowlist when `trust_replicas` is set. */
+  readonly keys: KeyRing;
   readonly stats: LogStats = { appends: 0, appended_events: 0, appended_bytes: 0, fsyncs: 0, fsync_seconds_total: 0, fsync_latencies_s: [] };
 
   private readonly options: ResolvedLogOptions;
@@ -99,7 +113,7 @@ export class Log {
 
   private constructor(init: {
     options: ResolvedLogOptions;
-    replica: ReplicaInfo;
+    replica: Replica;
     lock: { release(): void } | null;
     segments: Segment[];
     vv: Map<string, number>;
@@ -110,9 +124,13 @@ export class Log {
     this.options = options;
     this.dir = options.dir;
     this.io = options.io;
-    this.id = init.replica.id;
-    this.name = init.replica.name;
-    this.created = init.replica.created;
+    const info = init.replica.info;
+    this.id = info.id;
+    this.name = info.name;
+    this.created = info.created;
+    this.public_key = info.public_key;
+    this.keys = new KeyRing(options.trust_replicas);
+    this.keys.pin(this.id, Buffer.from(info.public_key, "hex"));
     this.origin_hi = origin_hi(this.id);
     this.origin_lo = origin_lo(this.id);
     this.sync_mode = options.sync;
@@ -127,7 +145,10 @@ export class Log {
     this.files = new SegmentFiles({ ...options, segments_dir });
     this.stager = new FrameStager(
       { handle: () => this.writable_handle(), wrote: (h) => this.commit.wrote(h), fail: (err) => this.commit.fail(err) },
-      this.segments.active.end_bytes,
+      this.segments.active,
+      init.replica.key,
+      this.origin_hi,
+      this.origin_lo,
     );
     this.commit = new GroupCommit({
       mode: options.sync,
@@ -160,7 +181,7 @@ export class Log {
     }
     const lock = read_only ? null : io.lock(path.join(dir, "lock"));
     try {
-      let replica = read_replica(io, dir);
+      let replica = read_replica(io, dir, !read_only);
       if (replica === null) {
         if (read_only || !options.create) throw replica_missing(dir);
         replica = await create_replica(io, dir, options.name, options.clock.now_ms(), options.fill_random);
@@ -186,7 +207,7 @@ export class Log {
   append(payload: Uint8Array): number {
     this.check_writable();
     this.check_payload(payload.length);
-    this.reserve(frame_size_bytes(payload.length));
+    this.reserve_own(frame_size_bytes(payload.length));
     const seq = (this.vv_map.get(this.id) ?? 0) + 1;
     this.stager.stage(this.segments.active, this.id, this.origin_hi, this.origin_lo, seq, this.options.clock.now_ms(), flag_batch_end, payload);
     this.vv_map.set(this.id, seq);
@@ -206,7 +227,8 @@ export class Log {
       payload_bytes += p.length;
       this.check_payload(p.length);
     }
-    this.reserve(bytes);
+    if (bytes > own_batch_bytes_max) throw batch_too_large(bytes, own_batch_bytes_max);
+    this.reserve_own(bytes);
     const first = (this.vv_map.get(this.id) ?? 0) + 1;
     const time_ms = this.options.clock.now_ms();
     const last = payloads.length - 1;
@@ -228,60 +250,60 @@ export class Log {
   }
 
   /**
-   * The merge step of sync: appends another replica's event when it is the
-   * next one expected from its origin (`seq == vv[origin] + 1`), ignores it
-   * when already held, and refuses a gap with SEQ_GAP.
+   * Appends other origins' events given as their frames, concatenated as
+   * their origins wrote them (LogEvent.frame of another log, or a backup):
+   * every frame's crc and every signed range's proof are checked against
+   * the origin's key first; events already held are skipped, and only whole
+   * verified ranges are appended. Returns what was appended and what was
+   * refused, by reason.
    */
-  accept(event: IncomingEvent): AcceptResult {
-    return this.accept_batch([event])[0];
-  }
-
-  /** Accepts events atomically: all checks pass before anything is written; duplicates are skipped. */
-  accept_batch(events: readonly IncomingEvent[]): AcceptResult[] {
+  accept_frames(region: Uint8Array): { appended: number; dropped: Record<string, number> } {
     this.check_writable();
-    const results: AcceptResult[] = [];
+    const events = new CheckedEvents();
+    const view = new DataView(region.buffer, region.byteOffset, region.byteLength);
+    for (let at = 0; at < region.length; ) {
+      const size = check_frame(region, view, at, region.length);
+      if (size <= 0) throw bad_argument(`the frames are torn or corrupt at byte ${at}`);
+      const origin = origin_from_words(frame_origin_hi(view, at), frame_origin_lo(view, at));
+      if (origin === this.id) throw bad_argument(`the frames hold this replica's own event ${origin}:${frame_seq(view, at)}`);
+      const len = frame_len(view, at);
+      events.push(origin, frame_origin_hi(view, at), frame_origin_lo(view, at), frame_seq(view, at), frame_time_ms(view, at), frame_flags(view, at), frame_crc(view, at), region, at + frame_header_bytes, at + len);
+      at += size;
+    }
+    const dropped: Record<string, number> = {};
+    keep_signed_ranges(events, this.keys, (problem, n) => {
+      dropped[problem] = (dropped[problem] ?? 0) + n;
+    });
+    // Skip what is held, and what does not continue the held chain (a gap): whole ranges only.
+    const keep = new Uint8Array(events.count);
     const next = new Map<string, number>();
-    let bytes = 0;
-    let payload_bytes = 0;
-    let fresh = 0;
-    for (const e of events) {
-      assert_origin(e.origin);
-      if (!Number.isSafeInteger(e.seq) || e.seq < 1) throw bad_argument(`seq ${e.seq} is not a positive integer`);
-      if (!Number.isSafeInteger(e.time_ms) || e.time_ms < 0) throw bad_argument(`time ${e.time_ms} is not a valid time`);
-      if (((e.flags ?? 0) & ~flag_rejected) !== 0) throw bad_argument(`flags ${e.flags} are not allowed on an incoming event`);
-      this.check_payload(e.payload.length);
-      if (!this.take_seq(next, e.origin, e.seq)) {
-        results.push("duplicate");
+    let range_first = 0;
+    for (let i = 0; i < events.count; i++) {
+      if (i > 0 && (events.flags[i - 1] & flag_signed) !== 0) range_first = i;
+      if ((events.flags[i] & flag_signed) === 0) continue;
+      const origin = events.origin[i];
+      const expected = next.get(origin) ?? this.held(origin) + 1;
+      if (events.seq[range_first] > expected) {
+        dropped.gap = (dropped.gap ?? 0) + i - range_first + 1;
         continue;
       }
-      results.push("appended");
-      bytes += frame_size_bytes(e.payload.length);
-      payload_bytes += e.payload.length;
-      fresh++;
+      if (events.seq[i] < expected) continue;
+      keep.fill(1, range_first, i + 1);
+      next.set(origin, events.seq[i] + 1);
     }
-    if (fresh === 0) return results;
-    this.reserve(bytes);
-    let written = 0;
-    for (let i = 0; i < events.length; i++) {
-      if (results[i] !== "appended") continue;
-      const e = events[i];
-      written++;
-      const flags = (e.flags ?? 0) | (written === fresh ? flag_batch_end : 0);
-      this.stager.stage(this.segments.active, e.origin, origin_hi(e.origin), origin_lo(e.origin), e.seq, e.time_ms, flags, e.payload);
-      this.vv_map.set(e.origin, e.seq);
-    }
-    this.committed(fresh, payload_bytes);
-    for (const [origin, next_seq] of next) this.note_durable_batch(origin, next_seq - 1);
-    return results;
+    events.retain(keep);
+    return { appended: events.count === 0 ? 0 : this.accept_checked(events), dropped };
   }
 
   /**
    * The merge step of sync for events whose frames the caller checked
    * (see CheckedEvents): like accept_batch, atomic and all-or-nothing on a
    * gap, but the origin's crc is written as received and payloads are copied
-   * without making views. Frames keep the origin's flags; the batch's last
-   * frame also gets batch-end (its crc is then computed anew). Returns the
-   * number of events appended; already-held ones are skipped.
+   * without making views. Frames are written as the origin wrote them, plus
+   * this replica's rejected mark; the events of each origin must end with a
+   * signed frame (whole signed ranges, checked by the caller), since
+   * recovery keeps nothing past the last signed frame. Returns the number of
+   * events appended; already-held ones are skipped.
    */
   accept_checked(events: CheckedEvents): number {
     this.check_writable();
@@ -295,7 +317,7 @@ export class Log {
     skip.length = 0;
     for (let i = 0; i < events.count; i++) {
       assert(events.origin[i] !== this.id, "own events are never accepted from peers");
-      assert((events.flags[i] & ~(flag_batch_end | flag_rejected)) === 0, "incoming flags are batch-end and rejected only");
+      assert((events.flags[i] & ~(flag_batch_end | flag_signed | flag_rejected)) === 0, "incoming flags are batch-end, signed and rejected only");
       this.check_payload(events.end[i] - events.start[i]);
       if (!this.take_seq(next, events.origin[i], events.seq[i])) {
         skip[i] = 1;
@@ -308,12 +330,16 @@ export class Log {
       last_fresh = i;
     }
     if (fresh === 0) return 0;
+    for (let i = last_fresh; i >= 0; i--) {
+      if (skip[i] === 0 && events.seq[i] === (next.get(events.origin[i]) as number) - 1) {
+        assert((events.flags[i] & flag_signed) !== 0, "accepted events of each origin end with a signed frame");
+      }
+    }
+    this.stager.seal();
     this.reserve(bytes);
     for (let i = 0; i <= last_fresh; i++) {
       if (skip[i] === 1) continue;
-      const flags = events.flags[i] | (i === last_fresh ? flag_batch_end : 0);
-      const crc = flags === events.flags[i] ? events.crc[i] : -1;
-      this.stager.stage_checked(this.segments.active, events, i, flags, crc);
+      this.stager.stage_checked(this.segments.active, events, i, events.flags[i], events.crc[i]);
       this.vv_map.set(events.origin[i], events.seq[i]);
     }
     this.committed(fresh, payload_bytes);
@@ -542,6 +568,12 @@ export class Log {
   private writable_handle(): FileHandle {
     assert(this.active_handle !== null, "a writable log has an open handle on its active segment");
     return this.active_handle;
+  }
+
+  /** reserve() for an own batch of `bytes`: with room for the proof that may end it, signing what waits first when the batch may not fit in staging. */
+  private reserve_own(bytes: number): void {
+    this.reserve(bytes + proof_bytes);
+    this.stager.before_own_batch(bytes + proof_bytes);
   }
 
   /** Makes room for `bytes` of frames in the active segment, rotating when needed. Writes nothing on failure. */

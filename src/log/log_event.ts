@@ -1,12 +1,15 @@
 import {
   flag_rejected,
+  flag_signed,
   frame_flags,
   frame_header_bytes,
   frame_len,
+  frame_local,
   frame_origin_hi,
   frame_origin_lo,
+  frame_payload_end,
   frame_seq,
-  frame_size_bytes,
+  frame_size_of_len,
   frame_time_ms,
 } from "./frame.ts";
 import { format_event_id, origin_from_words } from "./ids.ts";
@@ -20,7 +23,9 @@ export class LogEvent {
   readonly origin_lo: number;
   readonly seq: number;
   readonly time_ms: number;
+  /** The origin's flags (batch-end, signed) and this replica's mark (rejected). */
   readonly flags: number;
+  /** The payload the origin wrote (for a rejected event too: see /api/quarantine). */
   readonly payload: Uint8Array;
   /** Size of the frame on disk, padding included. */
   readonly frame_bytes: number;
@@ -36,9 +41,9 @@ export class LogEvent {
     this.origin = origin_from_words(this.origin_hi, this.origin_lo);
     this.seq = frame_seq(view, offset);
     this.time_ms = frame_time_ms(view, offset);
-    this.flags = frame_flags(view, offset);
-    this.payload = segment.map.subarray(offset + frame_header_bytes, offset + len);
-    this.frame_bytes = frame_size_bytes(len - frame_header_bytes);
+    this.flags = frame_flags(view, offset) | frame_local(view, offset);
+    this.payload = segment.map.subarray(offset + frame_header_bytes, frame_payload_end(view, offset));
+    this.frame_bytes = frame_size_of_len(len);
     this.map = segment.map;
     this.offset = offset;
   }
@@ -52,12 +57,17 @@ export class LogEvent {
     return format_event_id(this.origin, this.seq);
   }
 
-  /** A synced event that failed validation: its payload is the validator's message. */
+  /** A synced event that failed a sync validator here: quarantined, kept for the origin's chain and the operator. */
   get rejected(): boolean {
     return (this.flags & flag_rejected) !== 0;
   }
 
-  /** The whole checksummed frame (header, payload, padding), as sent on the wire. */
+  /** Whether the frame ends a signed range (carries the origin's proof). */
+  get signed(): boolean {
+    return (this.flags & flag_signed) !== 0;
+  }
+
+  /** The whole frame as stored here (header, payload, proof, padding). */
   get frame(): Uint8Array {
     return this.map.subarray(this.offset, this.offset + this.frame_bytes);
   }

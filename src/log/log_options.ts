@@ -1,6 +1,7 @@
 import { assert } from "../lib/assert.ts";
 import { type Clock, type Timers, system_clock, system_timers } from "../lib/clock.ts";
 import { type FileIO, node_file_io } from "./file_io.ts";
+import { frame_header_bytes, payload_max_bytes, proof_bytes } from "./frame.ts";
 import { bad_argument } from "./log_errors.ts";
 
 /**
@@ -26,6 +27,10 @@ export const segment_retry_interval_default_ms = 1000;
 export const inline_fsync_max_ms = 1;
 /** Frames are assembled here and written with one pwrite (mmap writes + fdatasync measured 4-5x slower; README "Storage"). */
 export const staging_bytes = 256 * 1024;
+/** Frames one own batch may take: it bounds a signed range, which travels whole (sync never cuts one). */
+export const own_batch_bytes_max = payload_max_bytes + frame_header_bytes + 64 * 1024;
+/** The most bytes of frames one signed range takes (the stager signs at every flush and before a batch that may not fit). */
+export const range_bytes_max = Math.max(staging_bytes, own_batch_bytes_max) + proof_bytes + 8;
 /** Committed batches the durable vv may lag behind before it catches up on its own. */
 export const durable_vv_pending_max = 4096;
 /** fsync latencies kept for the metrics histogram until the caller drains them. */
@@ -52,6 +57,8 @@ export interface LogOptions {
   clock?: Clock;
   timers?: Timers;
   fill_random?: (bytes: Uint8Array) => void;
+  /** The only origins (replica ids or public keys, hex) whose events this log accepts from others; unset = trust on first use. */
+  trust_replicas?: readonly string[] | null;
   /** Called with recovery reports and background problems a technician should see. */
   on_warning?: (message: string, details: Record<string, unknown>) => void;
 }
@@ -72,6 +79,7 @@ export interface ResolvedLogOptions {
   clock: Clock;
   timers: Timers;
   fill_random: ((bytes: Uint8Array) => void) | undefined;
+  trust_replicas: readonly string[] | null;
   on_warning: Warn;
 }
 
@@ -108,6 +116,7 @@ export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
     clock: options.clock ?? system_clock,
     timers: with_soon(options.timers ?? system_timers),
     fill_random: options.fill_random,
+    trust_replicas: options.trust_replicas ?? null,
     on_warning: options.on_warning ?? (() => {}),
   };
 }

@@ -1,18 +1,41 @@
 import path from "node:path";
 import { InterlogError } from "../lib/errors.ts";
 import type { FileIO } from "./file_io.ts";
-import { is_origin, new_origin } from "./ids.ts";
+import { is_origin } from "./ids.ts";
+import { private_seed_bytes, ReplicaKey } from "./replica_key.ts";
 
-/** replica.json: who this log belongs to. Created once per data directory, never from config. */
+/**
+ * replica.json: who this log belongs to, and replica.key: its private key.
+ * Created once per data directory, never from config. The id is bound to
+ * the public key (replica_key.ts), so a data directory cannot be given
+ * another id, and the key never leaves the directory (mode 0600).
+ */
 export interface ReplicaInfo {
   id: string;
   name: string;
   created: string;
+  /** The Ed25519 public key, 64 hex digits. */
+  public_key: string;
+  /** On-disk format: 3 since events are signed. */
+  format: number;
 }
 
 export const replica_file_name = "replica.json";
+export const key_file_name = "replica.key";
+/** The format this version writes and reads: 3 = signed frames (0.2 wrote unsigned frames and no "format"). */
+export const data_format = 3;
 
-export function read_replica(io: FileIO, dir: string): ReplicaInfo | null {
+export interface Replica {
+  info: ReplicaInfo;
+  /** Null when the log is opened read-only and the key file is not readable. */
+  key: ReplicaKey | null;
+}
+
+function invalid(file: string, what: string): InterlogError {
+  return new InterlogError("DATA_DIR_INVALID", `${file} ${what}; restore the data directory from a backup`);
+}
+
+export function read_replica(io: FileIO, dir: string, need_key = true): Replica | null {
   const file = path.join(dir, replica_file_name);
   const bytes = io.read_file(file);
   if (bytes === null) return null;
@@ -20,13 +43,35 @@ export function read_replica(io: FileIO, dir: string): ReplicaInfo | null {
   try {
     parsed = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    throw new InterlogError("DATA_DIR_INVALID", `${file} is not valid JSON; restore it from a backup (it holds the replica id)`);
+    throw invalid(file, "is not valid JSON (it holds the replica id)");
   }
   const info = parsed as Partial<ReplicaInfo>;
   if (typeof info.id !== "string" || !is_origin(info.id) || typeof info.name !== "string") {
-    throw new InterlogError("DATA_DIR_INVALID", `${file} lacks a valid "id" (16 hex digits) or "name"; restore it from a backup`);
+    throw invalid(file, `lacks a valid "id" (16 hex digits) or "name"`);
   }
-  return { id: info.id, name: info.name, created: typeof info.created === "string" ? info.created : "" };
+  if (info.format === undefined && info.public_key === undefined) {
+    throw new InterlogError(
+      "DATA_DIR_OLD_FORMAT",
+      `${dir} was written by InterLog 0.2, whose events are not signed; this version cannot extend it. ` +
+        `Read its events out with an InterLog 0.2 binary ("interlog read --data-dir ${dir}"), then give this version a new data directory ("interlog init --data-dir NEW_DIR"); the old directory is left as it is`,
+    );
+  }
+  if (info.format !== data_format) throw invalid(file, `has format ${String(info.format)}, this version reads format ${data_format}`);
+  if (typeof info.public_key !== "string" || !/^[0-9a-f]{64}$/.test(info.public_key)) throw invalid(file, `lacks a valid "public_key" (64 hex digits)`);
+  const replica: ReplicaInfo = { id: info.id, name: info.name, created: typeof info.created === "string" ? info.created : "", public_key: info.public_key, format: data_format };
+  const key_file = path.join(dir, key_file_name);
+  const key_bytes = io.read_file(key_file);
+  if (key_bytes === null) {
+    if (!need_key) return { info: replica, key: null };
+    throw invalid(key_file, "is missing (it holds the replica's private key)");
+  }
+  const seed_hex = new TextDecoder().decode(key_bytes).trim();
+  if (!/^[0-9a-f]{64}$/.test(seed_hex)) throw invalid(key_file, "is not 64 hex digits");
+  const key = ReplicaKey.from_seed(new Uint8Array(Buffer.from(seed_hex, "hex")));
+  if (key.id !== replica.id || key.public_key_hex !== replica.public_key) {
+    throw invalid(key_file, `does not belong to replica ${replica.id} (the key and replica.json come from different directories)`);
+  }
+  return { info: replica, key };
 }
 
 export async function create_replica(
@@ -35,8 +80,12 @@ export async function create_replica(
   name: string,
   now_ms: number,
   fill_random?: (bytes: Uint8Array) => void,
-): Promise<ReplicaInfo> {
-  const info: ReplicaInfo = { id: new_origin(fill_random), name, created: new Date(now_ms).toISOString() };
+): Promise<Replica> {
+  const { key, seed } = ReplicaKey.generate(fill_random);
+  if (seed.length !== private_seed_bytes) throw new Error("unreachable: seed size");
+  // The key first: a replica.json without its key would be a directory no one can sign for.
+  await io.write_file_atomic(path.join(dir, key_file_name), new TextEncoder().encode(`${Buffer.from(seed).toString("hex")}\n`), 0o600);
+  const info: ReplicaInfo = { id: key.id, name, created: new Date(now_ms).toISOString(), public_key: key.public_key_hex, format: data_format };
   await io.write_file_atomic(path.join(dir, replica_file_name), new TextEncoder().encode(`${JSON.stringify(info, null, 2)}\n`));
-  return info;
+  return { info, key };
 }

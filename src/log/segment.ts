@@ -1,6 +1,6 @@
 import { assert } from "../lib/assert.ts";
 import { crc32c } from "../lib/crc32c.ts";
-import { frame_len, frame_origin_hi, frame_origin_lo, frame_seq, frame_size_bytes, frame_header_bytes } from "./frame.ts";
+import { frame_header_bytes, frame_len, frame_origin_hi, frame_origin_lo, frame_seq, frame_size_of_len } from "./frame.ts";
 
 /**
  * One preallocated segment file and its in-memory index. A sealed segment's
@@ -125,7 +125,7 @@ export class Segment {
   private frame_bytes_at(offset: number): number {
     const len = frame_len(this.view, offset);
     assert(len >= frame_header_bytes && offset < this.end_bytes, "indexed frame is written and whole");
-    return frame_size_bytes(len - frame_header_bytes);
+    return frame_size_of_len(len);
   }
 
   summary_bytes(): Uint8Array {

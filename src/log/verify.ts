@@ -1,4 +1,4 @@
-import { check_frame, flag_batch_end, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
 import { OriginCache } from "./scan.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import type { Segment } from "./segment.ts";
@@ -37,7 +37,7 @@ export function verify_segments(segments: readonly Segment[]): VerifyReport {
     const { map, view } = segment;
     let at = 0;
     let pos = segment.first_pos;
-    let last_flags = flag_batch_end;
+    let last_flags = flag_signed;
     while (pos < segment.end_pos) {
       const size = check_frame(map, view, at, segment.end_bytes);
       if (size === frame_end || size === frame_bad) {
@@ -54,7 +54,7 @@ export function verify_segments(segments: readonly Segment[]): VerifyReport {
       events++;
     }
     if (at !== segment.end_bytes) return bad(pos, segment, at, `records end at offset ${at}, index says ${segment.end_bytes}`);
-    if (segment.count > 0 && (last_flags & flag_batch_end) === 0) return bad(pos - 1, segment, at, "last record does not end a batch");
+    if (segment.count > 0 && (last_flags & flag_signed) === 0) return bad(pos - 1, segment, at, "last record does not end a signed range");
     const stray = first_nonzero(map, at, segment.size_bytes);
     if (stray >= 0) return bad(pos, segment, stray, `non-zero byte past the last record (at offset ${stray})`);
     bytes += at;

@@ -34,6 +34,8 @@ export const drop_reasons = [
   "want_repeated",
   /** A fragment refused because half-reassembled events of all peers fill reassembly_max_bytes. */
   "reassembly_full",
+  /** An answer to no request of this replica's, or with events of origins it did not ask that peer for. */
+  "unsolicited_answer",
 ] as const;
 export type DropReason = (typeof drop_reasons)[number];
 
@@ -51,6 +53,16 @@ export const event_drop_reasons = [
   "peer_quota",
   /** The local log refused the write (full, failed, closed). */
   "log_error",
+  /** A signed range whose signature does not verify under its origin's key: forged or altered on the way. */
+  "bad_signature",
+  /** A signed range carrying a public key that is not its origin's (the id is the key's hash) or not the pinned one. */
+  "unknown_key",
+  /** An origin outside trust.replicas, when that allowlist is set. */
+  "not_trusted",
+  /** Events no whole signed range covers (cut short, or a proof whose first seq is elsewhere): never stored; fetched again whole. */
+  "partial_range",
+  /** A signed range overlapping the held one of its origin differently: two devices share a key (counted in conflicts too). */
+  "conflict",
 ] as const;
 export type EventDropReason = (typeof event_drop_reasons)[number];
 

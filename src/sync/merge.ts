@@ -4,6 +4,7 @@ import { is_interlog_error } from "../lib/errors.ts";
 import { CheckedEvents } from "../log/checked_events.ts";
 import {
   flag_rejected,
+  flag_signed,
   frame_crc,
   frame_crc_offset,
   frame_flags,
@@ -13,7 +14,10 @@ import {
   frame_origin_hi,
   frame_origin_lo,
   frame_size_bytes,
+  frame_seq,
+  frame_size_of_len,
   frame_time_ms,
+  proof_bytes,
   write_frame_fields,
 } from "../log/frame.ts";
 import type { SyncCounters } from "./counters.ts";
@@ -33,8 +37,6 @@ export interface SyncValidationContext {
   from: string;
 }
 
-/** A rejected placeholder keeps at most this much of the validator's message. */
-export const rejection_message_max_bytes = 1024;
 /** Conflicts and log errors are reported to on_warning at most this many times each. */
 const warnings_max = 20;
 
@@ -50,8 +52,6 @@ export interface MergeOptions {
   on_warning: (message: string, details: Record<string, unknown>) => void;
 }
 
-const encoder = new TextEncoder();
-
 function bytes_equal(a: Uint8Array, b: Uint8Array, start: number, end: number): boolean {
   if (a.length !== end - start) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[start + i]) return false;
@@ -60,11 +60,15 @@ function bytes_equal(a: Uint8Array, b: Uint8Array, start: number, end: number): 
 
 /**
  * The merge step of design.md section 3 for events already decoded and
- * checked by decode_events: a held seq is a duplicate (different content = a
- * replica-id conflict), held + 1 passes the sync validator and is appended,
- * anything further is parked in the gap buffer. Appends go through
- * log.accept_checked, which copies each payload out of the received message
- * and keeps the origin's crc; no object is made per event.
+ * checked by decode_events and keep_signed_ranges (whole signed ranges, each
+ * verified): a held seq is a duplicate (different content = a replica-id
+ * conflict), held + 1 passes the sync validator and is appended, anything
+ * further is parked in the gap buffer. An event the validator refuses is
+ * kept as the origin wrote it, marked rejected (quarantined): the origin's
+ * chain and its proof stay whole for every replica downstream, which runs
+ * its own validators. Appends go through log.accept_checked in whole signed
+ * ranges, which copies each frame out of the received message and keeps the
+ * origin's crc; no object is made per event.
  */
 export class Merger {
   private readonly log: ReplicaLog;
@@ -120,20 +124,13 @@ export class Merger {
         this.counters.events_dropped.not_pulled += end - first;
         continue;
       }
-      for (let i = first; i < end && !this.failed; i++) {
-        const seq = d.seq[i];
-        const expected = this.next.get(origin) ?? this.log.held(origin) + 1;
-        if (seq < expected) {
-          if (seq <= this.log.held(origin)) this.duplicate(d, i);
-          else this.counters.events_duplicate++;
-        } else if (seq > expected) {
-          const refused = this.gap.put(origin, seq, rebuild_frame(d, i), now_ms, from);
-          if (refused === null) this.counters.events_buffered++;
-          else this.counters.events_dropped[refused]++;
-        } else {
-          this.stage(origin, d.origin_hi[i], d.origin_lo[i], seq, d.time_ms[i], d.flags[i], d.crc[i], d.src[i], d.start[i], d.end[i], from);
-          this.drain(origin, from);
-        }
+      // Whole signed ranges: keep_signed_ranges left no other events.
+      for (let i = first; i < end && !this.failed; ) {
+        let k = i;
+        while ((d.flags[k] & flag_signed) === 0) k++;
+        assert(k < end, "a run holds whole signed ranges");
+        this.merge_range(d, i, k, from, now_ms);
+        i = k + 1;
       }
     }
     this.flush();
@@ -141,26 +138,54 @@ export class Merger {
     return this.counters.events_appended - appended_before;
   }
 
-  /** Appends parked frames that now continue origin's chain. */
-  private drain(origin: string, from: string): void {
-    for (;;) {
-      const seq = this.next.get(origin) as number;
-      const frame = this.gap.take(origin, seq);
-      if (frame === undefined || this.failed) return;
-      const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-      this.stage(
-        origin,
-        frame_origin_hi(view, 0),
-        frame_origin_lo(view, 0),
-        seq,
-        frame_time_ms(view, 0),
-        frame_flags(view, 0),
-        frame_crc(view, 0),
-        frame,
-        frame_header_bytes,
-        frame_len(view, 0),
-        from,
+  /** Merges the signed range d[i..k] (one origin's consecutive seqs, event k signed). */
+  private merge_range(d: DecodedEvents, i: number, k: number, from: string, now_ms: number): void {
+    const origin = d.origin[i];
+    const held = this.log.held(origin);
+    const expected = this.next.get(origin) ?? held + 1;
+    if (d.seq[k] < expected) {
+      for (let j = i; j <= k; j++) {
+        if (d.seq[j] <= held) this.duplicate(d, j);
+        else this.counters.events_duplicate++;
+      }
+    } else if (d.seq[i] < expected) {
+      // Ranges of one origin never overlap but at their ends: another key holder wrote these seqs differently.
+      this.counters.conflicts++;
+      this.counters.events_dropped.conflict += k - i + 1;
+      this.warn(
+        `replica-id conflict: events ${origin}:${d.seq[i]}..${d.seq[k]} arrived signed in a range that overlaps the one held; two devices share the key of ${origin} (was a data directory copied?)`,
+        { origin, seq: d.seq[i] },
       );
+    } else if (d.seq[i] > expected) {
+      for (let j = i; j <= k; j++) {
+        const refused = this.gap.put(origin, d.seq[j], rebuild_frame(d, j), now_ms, from);
+        if (refused === null) this.counters.events_buffered++;
+        else this.counters.events_dropped[refused]++;
+      }
+    } else {
+      for (let j = i; j <= k; j++) this.stage(origin, d.origin_hi[j], d.origin_lo[j], d.seq[j], d.time_ms[j], d.flags[j], d.crc[j], d.src[j], d.start[j], d.end[j], from);
+      this.drain(origin, from);
+    }
+  }
+
+  /** Appends parked frames that now continue origin's chain, whole ranges only (the rest of a cut one is fetched again). */
+  private drain(origin: string, from: string): void {
+    const range: Uint8Array[] = [];
+    for (;;) {
+      const seq = (this.next.get(origin) as number) + range.length;
+      const frame = this.failed ? undefined : this.gap.take(origin, seq);
+      if (frame === undefined) {
+        if (range.length > 0) this.counters.events_dropped.partial_range += range.length;
+        return;
+      }
+      range.push(frame);
+      const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+      if ((frame_flags(view, 0) & flag_signed) === 0) continue;
+      for (const f of range) {
+        const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
+        this.stage(origin, frame_origin_hi(v, 0), frame_origin_lo(v, 0), frame_seq(v, 0), frame_time_ms(v, 0), frame_flags(v, 0), frame_crc(v, 0), f, frame_header_bytes, frame_len(v, 0), from);
+      }
+      range.length = 0;
     }
   }
 
@@ -177,28 +202,25 @@ export class Merger {
     end: number,
     from: string,
   ): void {
-    if ((flags & flag_rejected) === 0 && this.validate !== null) {
+    if (this.validate !== null) {
+      // A validator sees the payload only, never the proof.
+      const payload_end = (flags & flag_signed) !== 0 ? end - proof_bytes : end;
       let problem: string | null;
       try {
-        problem = this.validate(src.subarray(start, end), { origin, seq, time_ms, from });
+        problem = this.validate(src.subarray(start, payload_end), { origin, seq, time_ms, from });
       } catch (err) {
         problem = `validator failed: ${String(err)}`;
       }
-      // A validator sees the received bytes themselves; should it change them, the crc must follow, or recovery would cut the log there.
-      crc = -1;
       if (problem !== null) {
-        src = encoder.encode(problem).subarray(0, rejection_message_max_bytes);
-        start = 0;
-        end = src.length;
-        flags = flag_rejected;
-        crc = -1;
+        flags |= flag_rejected;
         this.counters.events_rejected++;
       }
     }
     if (this.gap.has_origin(origin)) this.gap.take(origin, seq);
     this.batch.push(origin, hi, lo, seq, time_ms, flags, crc, src, start, end);
     this.next.set(origin, seq + 1);
-    if (this.batch.frame_bytes >= this.accept_batch_max_bytes) this.flush();
+    // The log takes whole signed ranges only.
+    if ((flags & flag_signed) !== 0 && this.batch.frame_bytes >= this.accept_batch_max_bytes) this.flush();
   }
 
   private flush(): void {
@@ -213,10 +235,12 @@ export class Merger {
     if (!this.quota.admits(batch.frame_bytes)) {
       // Other origins' events would pass their share of the disk: take what fits, drop the rest of this message; nothing is asked for until there is room.
       const room = this.quota.room_bytes();
+      // The longest prefix of whole ranges that fits.
       let fits = 0;
-      for (let bytes = 0; fits < batch.count; fits++) {
-        bytes += frame_size_bytes(batch.end[fits] - batch.start[fits]);
+      for (let i = 0, bytes = 0; i < batch.count; i++) {
+        bytes += frame_size_bytes(batch.end[i] - batch.start[i]);
         if (bytes > room) break;
+        if ((batch.flags[i] & flag_signed) !== 0) fits = i + 1;
       }
       if (fits > 0) this.accept(prefix(batch, fits));
       this.quota.refused();
@@ -235,8 +259,9 @@ export class Merger {
       this.counters.events_appended += appended;
       this.counters.events_duplicate += batch.count - appended;
     } catch (err) {
-      if (is_interlog_error(err, "BATCH_TOO_LARGE") && batch.count > 1) {
-        const [first, second] = batch.halves();
+      const halves = is_interlog_error(err, "BATCH_TOO_LARGE") ? batch.halves() : null;
+      if (halves !== null) {
+        const [first, second] = halves;
         this.accept(first);
         if (!this.failed) this.accept(second);
         return;
@@ -251,12 +276,12 @@ export class Merger {
 
   private duplicate(d: DecodedEvents, i: number): void {
     this.counters.events_duplicate++;
-    if ((d.flags[i] & flag_rejected) !== 0) return;
     const origin = d.origin[i];
     const seq = d.seq[i];
     const local = this.log.get(origin, seq);
-    if (local === null || local.rejected) return;
-    if (local.time_ms === d.time_ms[i] && bytes_equal(local.payload, d.src[i], d.start[i], d.end[i])) return;
+    if (local === null) return;
+    const payload_end = (d.flags[i] & flag_signed) !== 0 ? d.end[i] - proof_bytes : d.end[i];
+    if (local.time_ms === d.time_ms[i] && bytes_equal(local.payload, d.src[i], d.start[i], payload_end)) return;
     this.counters.conflicts++;
     this.warn(
       `replica-id conflict: event ${origin}:${seq} arrived with content different from the one held; two devices may share the replica id ${origin} (was a data directory copied?)`,
@@ -283,12 +308,12 @@ function prefix(batch: CheckedEvents, count: number): CheckedEvents {
 /** The record frame event i of `d` was on its origin's disk (a copy, for the gap buffer). */
 function rebuild_frame(d: DecodedEvents, i: number): Uint8Array {
   const start = d.start[i];
-  const payload_bytes = d.end[i] - start;
-  const frame = new Uint8Array(frame_size_bytes(payload_bytes));
+  const body_bytes = d.end[i] - start;
+  const frame = new Uint8Array(frame_size_of_len(frame_header_bytes + body_bytes));
   copy_bytes(d.src[i], start, d.end[i], frame, frame_header_bytes);
   const view = new DataView(frame.buffer);
   write_frame_fields(view, 0, d.origin_hi[i], d.origin_lo[i], d.seq[i], d.time_ms[i], d.flags[i]);
   view.setUint32(frame_crc_offset, d.crc[i], true);
-  view.setUint32(frame_len_offset, frame_header_bytes + payload_bytes, true);
+  view.setUint32(frame_len_offset, frame_header_bytes + body_bytes, true);
   return frame;
 }

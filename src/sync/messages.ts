@@ -4,9 +4,9 @@ import { type SeqRange, decode_ids, decode_ranges, decode_vv, encode_ids, encode
 import type { ParsedTopic, TopicKind } from "./topics.ts";
 
 /**
- * The wire format (protocol v2). Every MQTT message is
+ * The wire format (protocol v3: signed ranges). Every MQTT message is
  *
- *   u8 version (2) | u8 kind | u32 envelope_bytes (LE) | envelope | events
+ *   u8 version (3) | u8 kind | u32 envelope_bytes (LE) | envelope | events
  *
  * where the envelope is a small CBOR map (`{from, ...}`; receivers ignore
  * fields they do not know, so a version can grow compatibly) and `events`,
@@ -16,7 +16,7 @@ import type { ParsedTopic, TopicKind } from "./topics.ts";
  * (a CBOR map carrying whole record frames) is gone: it spent 15.6 % on
  * headers for a 256-byte event.
  */
-export const protocol_version = 2;
+export const protocol_version = 3;
 export const message_prefix_bytes = 6;
 const kind_codes: Record<TopicKind, number> = { vv: 1, status: 2, events: 3, want: 4, to: 5, entry: 6 };
 export const want_ranges_max = 256;

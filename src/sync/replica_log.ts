@@ -16,4 +16,5 @@ export type ReplicaLog = Pick<
   | "get"
   | "scan_origin"
   | "accept_checked"
+  | "keys"
 >;

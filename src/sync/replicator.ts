@@ -57,6 +57,7 @@ import {
 import { type SyncStatus, sync_status } from "./sync_status.ts";
 import { Topics } from "./topics.ts";
 import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wire_events.ts";
+import { keep_signed_ranges, type RangeProblem } from "../log/signed_ranges.ts";
 
 export { type Outbound, type ReplicatorOptions, envelope_reserve_bytes, sync_defaults } from "./sync_options.ts";
 export type { PeerStatus, SyncStatus } from "./sync_status.ts";
@@ -69,7 +70,6 @@ export type { PeerStatus, SyncStatus } from "./sync_status.ts";
 export const timeouts_per_tick_max = 64;
 
 /** Events one reassembled fragment may hold: senders fragment single events only. */
-const fragment_events_max = 1;
 
 /**
  * One replica's side of the sync protocol (design.md section 3), as a pure
@@ -308,12 +308,12 @@ export class Replicator {
         return;
       }
       case "events":
-        this.take_events(peer, "events", m.events, m.part, now_ms);
+        this.take_events(peer, "events", m.events, m.part, now_ms, null);
         return;
       case "want":
         return this.serve(out, peer, m, now_ms);
       case "to":
-        this.take_events(peer, "to", m.events, m.part, now_ms);
+        this.take_events(peer, "to", m.events, m.part, now_ms, m.req);
         this.planner.answer(peer, m, now_ms);
         return;
     }
@@ -372,8 +372,14 @@ export class Replicator {
     }
   }
 
-  /** Checks and merges received events (reassembling a fragmented one first). */
-  private take_events(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number): void {
+  /**
+   * Checks and merges received events (reassembling a fragmented range
+   * first): crc of every frame, then the origin's signature over every range
+   * (keep_signed_ranges); only verified ranges reach the merge. An answer is
+   * taken only from a peer this replica asked, for the origins it asked.
+   */
+  private take_events(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number, req: number | null): void {
+    if (kind === "to" && (peer.want === null || peer.want.req !== req)) throw new Malformed("unsolicited_answer", `an answer from ${peer.id} to a request not outstanding`);
     let region = bytes;
     if (part !== null) {
       const whole = this.reassembler.add(peer.id, kind, part, bytes, now_ms);
@@ -382,16 +388,28 @@ export class Replicator {
     }
     if (region.length === 0) return;
     const decoded = this.decoded;
-    // Senders fragment single events only; a reassembled "event" of many tiny ones would only inflate memory.
-    decode_events(region, decoded, part === null ? Number.POSITIVE_INFINITY : fragment_events_max);
+    decode_events(region, decoded);
     if (kind === "events") {
       // Live pushes carry only the publisher's own events.
       for (const first of decoded.run_first) {
         if (decoded.origin[first] !== peer.id) throw new Malformed("wrong_origin", `an event of another origin pushed by ${peer.id}`);
       }
+    } else {
+      const want = peer.want as NonNullable<Peer["want"]>;
+      for (const first of decoded.run_first) {
+        if (!want.ranges.some((r) => r.origin === decoded.origin[first])) throw new Malformed("unsolicited_answer", `an answer from ${peer.id} with events of ${decoded.origin[first]}, not asked of it`);
+      }
     }
+    const kept = keep_signed_ranges(decoded, this.log.keys, this.count_refused);
+    if (kept < decoded.count) decoded.reindex_runs();
+    if (kept === 0) return;
     this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
   }
+
+  private readonly count_refused = (problem: RangeProblem, events: number): void => {
+    if (problem === "unsigned") this.counters.events_dropped.partial_range += events;
+    else this.counters.events_dropped[problem] += events;
+  };
 
   // ----------------------------------------------------------------- serving
 
@@ -481,7 +499,8 @@ export class Replicator {
   /**
    * Feeds origin's events after seq `after` to the chunker, up to seq `upto`
    * and below position `pos_end`, within budget_bytes of frames (the first
-   * event goes even when larger, if take_first).
+   * range goes even when larger, if take_first), in whole signed ranges: a
+   * range begun is finished past upto and the budget.
    */
   private encode_run(
     chunker: EventsChunker,
@@ -495,11 +514,15 @@ export class Replicator {
     const run = { last_seq: after, events: 0, bytes: 0, out_of_budget: false };
     this.log.scan_origin(origin, after, (map, view, at, pos) => {
       const seq = frame_seq(view, at);
-      if (seq > upto || pos >= pos_end) return false;
+      if (pos >= pos_end) return false;
       const frame_bytes = frame_size_at(view, at);
-      if (run.bytes + frame_bytes > budget_bytes && (run.events > 0 || !take_first)) {
-        run.out_of_budget = true;
-        return false;
+      // Stop only between signed ranges: a receiver takes whole ranges only.
+      if (!chunker.in_range) {
+        if (seq > upto) return false;
+        if (run.bytes + frame_bytes > budget_bytes && (run.events > 0 || !take_first)) {
+          run.out_of_budget = true;
+          return false;
+        }
       }
       chunker.add(map, view, at);
       run.bytes += frame_bytes;

@@ -1,22 +1,27 @@
 import { assert } from "../lib/assert.ts";
 import { copy_bytes, read_u64, write_u64 } from "../lib/bytes.ts";
-import { crc32c_update } from "../lib/crc32c.ts";
 import {
   flag_batch_end,
-  flag_rejected,
+  flag_signed,
   frame_crc,
-  frame_crc_from_offset,
+  frame_crc_compute,
+  frame_crc_offset,
   frame_flags,
+  frame_flags_known,
   frame_header_bytes,
   frame_len,
+  frame_len_offset,
   frame_origin_hi,
   frame_origin_lo,
   frame_seq,
   frame_size_at,
+  frame_size_of_len,
   frame_time_ms,
   payload_max_bytes,
+  proof_bytes,
   write_frame_fields,
 } from "../log/frame.ts";
+import { range_bytes_max } from "../log/log_options.ts";
 import { origin_from_words } from "../log/ids.ts";
 import { CheckedEvents } from "../log/checked_events.ts";
 import { Malformed } from "./malformed.ts";
@@ -24,21 +29,24 @@ import type { Part } from "./messages.ts";
 import { seq_hi_word_max } from "./packed.ts";
 
 /**
- * Events on the wire (protocol v2): runs of one origin's consecutive seqs,
+ * Events on the wire (protocol v3): runs of one origin's consecutive seqs,
  * so the 40-byte record header shrinks to about 8 bytes per event while the
- * receiver can rebuild the origin's record frame bit for bit and check the
- * origin's own crc32c. Little-endian:
+ * receiver can rebuild the origin's record frame bit for bit, check the
+ * origin's own crc32c, and check the origin's signature over whole ranges
+ * (proof.ts). Little-endian:
  *
  *   run   := u32 origin_hi | u32 origin_lo | u32 first_seq_lo | u32 first_seq_hi | u32 count | event * count
- *   event := uleb128 payload_len | u32 crc32c | u8 flags | time | payload
+ *   event := uleb128 body_len | u32 crc32c | u8 flags | time | body
  *   time  := u64 time_ms when flags & 0x80, else uleb128 zigzag(time_ms - previous event's time_ms in the run)
+ *   body  := payload, then the 104-byte proof when flags & signed
  *
- * flags & 3 are the frame's flags (batch-end, rejected); the crc is the
- * frame's, over the rebuilt header fields and the payload.
+ * flags & 5 are the origin's frame flags (batch-end, signed); a receiver's
+ * own marks (rejected) never travel. A sender never cuts a signed range
+ * across messages: a range that fits no message goes alone, in fragments.
  */
 export const run_header_bytes = 20;
 const wire_time_absolute = 0x80;
-const wire_flags_known = wire_time_absolute | flag_batch_end | flag_rejected;
+const wire_flags_known = wire_time_absolute | frame_flags_known;
 /** Deltas within +-2^30 ms are sent as a varint; anything else as a full u64. */
 const delta_max_ms = 2 ** 30;
 const seq_max = 2 ** 53 - 1;
@@ -48,8 +56,13 @@ export function encoded_event_bytes_max(payload_bytes: number): number {
   return run_header_bytes + 4 + 4 + 1 + 8 + payload_bytes;
 }
 
-/** The largest encoded region of one event (what a fragmented event reassembles to). */
-export const event_region_max_bytes = encoded_event_bytes_max(payload_max_bytes);
+/**
+ * The largest encoded region a fragmented message reassembles to: one
+ * signed range (its events encode in no more bytes than their frames take,
+ * plus one run header).
+ */
+export const event_region_max_bytes = run_header_bytes + range_bytes_max;
+assert(event_region_max_bytes >= encoded_event_bytes_max(payload_max_bytes + proof_bytes), "one event of the largest payload fits a region");
 
 function varint_bytes(value: number): number {
   let n = 1;
@@ -142,7 +155,7 @@ export class EventsEncoder {
     }
     this.at = this.put_varint(this.at, payload_bytes);
     out.setUint32(this.at, frame_crc(view, at), true);
-    const flags = frame_flags(view, at) & (flag_batch_end | flag_rejected);
+    const flags = frame_flags(view, at) & frame_flags_known;
     if (small_delta) {
       this.buf[this.at + 4] = flags;
       this.at = this.put_varint(this.at + 5, zigzag);
@@ -161,6 +174,23 @@ export class EventsEncoder {
     return true;
   }
 
+  /** The encoder's state, to undo adds with rollback (a range that does not fit). */
+  mark(): EncoderMark {
+    return { at: this.at, run_at: this.run_at, run_hi: this.run_hi, run_lo: this.run_lo, run_next_seq: this.run_next_seq, run_count: this.run_count, prev_time_ms: this.prev_time_ms, events: this.events };
+  }
+
+  rollback(m: EncoderMark): void {
+    this.at = m.at;
+    this.run_at = m.run_at;
+    this.run_hi = m.run_hi;
+    this.run_lo = m.run_lo;
+    this.run_next_seq = m.run_next_seq;
+    this.run_count = m.run_count;
+    this.prev_time_ms = m.prev_time_ms;
+    this.events = m.events;
+    if (this.run_at >= 0) this.view.setUint32(this.run_at + 16, this.run_count, true);
+  }
+
   private put_varint(at: number, value: number): number {
     const buf = this.buf;
     while (value >= 0x80) {
@@ -172,46 +202,91 @@ export class EventsEncoder {
   }
 }
 
-/** One event too big for a message, encoded on its own (then sent in fragments). */
-function encode_alone(map: Uint8Array, view: DataView, at: number): Uint8Array {
-  const encoder = new EventsEncoder(Math.max(1024, encoded_event_bytes_max(frame_len(view, at) - frame_header_bytes)));
-  assert(encoder.add(map, view, at), "an event fits a chunk sized for it");
-  return encoder.chunk();
+interface EncoderMark {
+  at: number;
+  run_at: number;
+  run_hi: number;
+  run_lo: number;
+  run_next_seq: number;
+  run_count: number;
+  prev_time_ms: number;
+  events: number;
 }
 
 /**
- * Feeds frames to an encoder and hands every full chunk to `send`; an event
- * too big for any chunk goes alone, cut into fragments (`part`) that the
- * receiver reassembles. What is left in the encoder after the last `add` is
- * the caller's to send (an answer marks it last).
+ * Feeds frames to an encoder, whole signed ranges at a time, and hands every
+ * full chunk to `send`; a range too big for any chunk goes alone, cut into
+ * fragments (`part`) that the receiver reassembles. What is left in the
+ * encoder after the last `add` is the caller's to send (an answer marks it
+ * last); `in_range` says whether frames of an unfinished range wait.
  */
 export class EventsChunker {
+  private readonly range_map: Uint8Array[] = [];
+  private readonly range_view: DataView[] = [];
+  private readonly range_at: number[] = [];
+
   constructor(
     private readonly encoder: EventsEncoder,
     private readonly send: (events: Uint8Array, part: Part | null) => void,
   ) {}
 
-  add(map: Uint8Array, view: DataView, at: number): void {
-    const encoder = this.encoder;
-    if (!encoder.fits_alone(view, at)) {
-      this.flush();
-      const whole = encode_alone(map, view, at);
-      const id = frame_crc(view, at);
-      for (let p = 0; p < whole.length; p += encoder.limit) {
-        this.send(whole.subarray(p, Math.min(whole.length, p + encoder.limit)), { at: p, total: whole.length, id });
-      }
-      return;
-    }
-    if (encoder.add(map, view, at)) return;
-    this.flush();
-    assert(encoder.add(map, view, at), "an event that fits alone fits an empty chunk");
+  /** Whether frames wait for the signed frame that ends their range. */
+  get in_range(): boolean {
+    return this.range_at.length > 0;
   }
 
-  /** Sends the chunk being filled, if it holds any event. */
+  add(map: Uint8Array, view: DataView, at: number): void {
+    this.range_map.push(map);
+    this.range_view.push(view);
+    this.range_at.push(at);
+    if ((frame_flags(view, at) & flag_signed) !== 0) this.emit_range();
+  }
+
+  /** Sends the chunk being filled, if it holds any event (and an unfinished range's frames first, which a receiver will drop). */
   flush(): void {
+    if (this.in_range) this.emit_range();
     if (this.encoder.events === 0) return;
     this.send(this.encoder.chunk(), null);
     this.encoder.reset(this.encoder.limit);
+  }
+
+  private emit_range(): void {
+    const encoder = this.encoder;
+    const mark = encoder.mark();
+    if (!this.add_range(encoder)) {
+      encoder.rollback(mark);
+      if (encoder.events > 0) {
+        this.send(encoder.chunk(), null);
+        encoder.reset(encoder.limit);
+      }
+      if (!this.add_range(encoder)) {
+        encoder.reset(encoder.limit);
+        const whole = this.encode_alone();
+        const id = frame_crc(this.range_view[0], this.range_at[0]);
+        for (let p = 0; p < whole.length; p += encoder.limit) {
+          this.send(whole.subarray(p, Math.min(whole.length, p + encoder.limit)), { at: p, total: whole.length, id });
+        }
+      }
+    }
+    this.range_map.length = 0;
+    this.range_view.length = 0;
+    this.range_at.length = 0;
+  }
+
+  private add_range(encoder: EventsEncoder): boolean {
+    for (let i = 0; i < this.range_at.length; i++) {
+      if (!encoder.add(this.range_map[i], this.range_view[i], this.range_at[i])) return false;
+    }
+    return true;
+  }
+
+  /** A range too big for a message, encoded on its own (then sent in fragments). */
+  private encode_alone(): Uint8Array {
+    let bytes = run_header_bytes;
+    for (let i = 0; i < this.range_at.length; i++) bytes += encoded_event_bytes_max(frame_len(this.range_view[i], this.range_at[i]) - frame_header_bytes);
+    const encoder = new EventsEncoder(Math.max(1024, bytes));
+    assert(this.add_range(encoder), "a range fits a chunk sized for it");
+    return encoder.chunk();
   }
 }
 
@@ -223,20 +298,31 @@ export class EventsChunker {
 export class DecodedEvents extends CheckedEvents {
   /** Index of each run's first event. */
   readonly run_first: number[] = [];
+  /** The rebuilt frames, contiguous (src of every event); reused, grown on demand. */
+  frames = new Uint8Array(64 * 1024);
+  frames_view = new DataView(this.frames.buffer);
 
   override clear(): void {
     super.clear();
     this.run_first.length = 0;
   }
-}
 
-const header_scratch = new Uint8Array(frame_header_bytes);
-const header_view = new DataView(header_scratch.buffer);
+  /** Room for `bytes` of frames, keeping the `used` bytes written so far (and the events pointing into them). */
+  grow_frames(used: number, bytes: number): void {
+    const old = this.frames;
+    this.frames = new Uint8Array(Math.max(bytes, old.length * 2));
+    this.frames.set(old.subarray(0, used));
+    this.frames_view = new DataView(this.frames.buffer);
+    for (let i = 0; i < this.count; i++) this.src[i] = this.frames;
+  }
 
-/** The crc32c of the frame these fields and payload make (what the origin wrote). */
-export function frame_crc_of(hi: number, lo: number, seq: number, time_ms: number, flags: number, bytes: Uint8Array, start: number, end: number): number {
-  write_frame_fields(header_view, 0, hi, lo, seq, time_ms, flags);
-  return crc32c_update(crc32c_update(0, header_scratch, frame_crc_from_offset, frame_header_bytes), bytes, start, end);
+  /** Recomputes run_first after events were removed (retain): a run is one origin's consecutive seqs. */
+  reindex_runs(): void {
+    this.run_first.length = 0;
+    for (let i = 0; i < this.count; i++) {
+      if (i === 0 || this.origin[i] !== this.origin[i - 1] || this.seq[i] !== this.seq[i - 1] + 1) this.run_first.push(i);
+    }
+  }
 }
 
 /** Where read_varint stopped (a module variable, so reading a number allocates nothing). */
@@ -260,12 +346,16 @@ function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: numb
 
 /**
  * Decodes and checks every event of `bytes` into `out` before any is used:
- * whole, crc-valid, seq in 1..2^53, origin not zero, known flags. One bad
- * event drops the whole message, as do more than events_max events (a
- * reassembled fragment carries exactly one). Returns the number of events.
+ * whole, crc-valid, seq in 1..2^53, origin not zero, known flags. Each
+ * event's frame is rebuilt as its origin wrote it into out.frames (one
+ * contiguous buffer, so signed ranges hash in bulk: signed_ranges.ts). One
+ * bad event drops the whole message. Returns the number of events.
  */
-export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max = Number.POSITIVE_INFINITY): number {
+export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
   out.clear();
+  let frames = out.frames;
+  let fview = out.frames_view;
+  let fat = 0;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.length;
   let at = 0;
@@ -281,15 +371,15 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
     if (first_seq < 1 || count < 1) throw new Malformed("bad_frame", "a run with seq 0 or no events");
     // Not first_seq + count - 1 > seq_max: that sum rounds (2^53 - 1 + 2 is 2^53 in a double) and let seq 2^53 through.
     if (count - 1 > seq_max - first_seq) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
-    if (out.count + count > events_max) throw new Malformed("bad_part", `more than ${events_max} events where at most that many may be`);
+    if (count > (end - at) / 6) throw new Malformed("bad_frame", `a run of ${count} events in ${end - at} bytes`);
     at += run_header_bytes;
     const origin = origin_from_words(hi, lo);
     out.run_first.push(out.count);
     let time_ms = 0;
     for (let i = 0; i < count; i++) {
-      const payload_bytes = read_varint(bytes, at, end, 4);
+      const body_bytes = read_varint(bytes, at, end, 4);
       at = varint_end;
-      if (payload_bytes > payload_max_bytes) throw new Malformed("bad_frame", `an event of ${payload_bytes} bytes`);
+      if (body_bytes > payload_max_bytes + proof_bytes) throw new Malformed("bad_frame", `an event of ${body_bytes} bytes`);
       if (end - at < 5) throw new Malformed("bad_frame", "an event cut short");
       const crc = view.getUint32(at, true);
       const wire_flags = bytes[at + 4];
@@ -308,14 +398,26 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max 
         time_ms += zigzag % 2 === 0 ? zigzag / 2 : -(zigzag + 1) / 2;
         if (time_ms < 0 || time_ms > seq_max) throw new Malformed("bad_frame", "a time out of range");
       }
-      if (end - at < payload_bytes) throw new Malformed("bad_frame", "an event cut short");
+      if (end - at < body_bytes) throw new Malformed("bad_frame", "an event cut short");
       const seq = first_seq + i;
-      const flags = wire_flags & (flag_batch_end | flag_rejected);
-      if (frame_crc_of(hi, lo, seq, time_ms, flags, bytes, at, at + payload_bytes) !== crc) {
-        throw new Malformed("bad_frame", `event ${origin}:${seq} fails its crc`);
+      const flags = wire_flags & frame_flags_known;
+      if ((flags & flag_signed) !== 0 && body_bytes < proof_bytes) throw new Malformed("bad_frame", `event ${origin}:${seq} is signed but has no room for its proof`);
+      const len = frame_header_bytes + body_bytes;
+      const size = frame_size_of_len(len);
+      if (fat + size > frames.length) {
+        out.grow_frames(fat, fat + size);
+        frames = out.frames;
+        fview = out.frames_view;
       }
-      out.push(origin, hi, lo, seq, time_ms, flags, crc, bytes, at, at + payload_bytes);
-      at += payload_bytes;
+      write_frame_fields(fview, fat, hi, lo, seq, time_ms, flags);
+      copy_bytes(bytes, at, at + body_bytes, frames, fat + frame_header_bytes);
+      frames.fill(0, fat + len, fat + size);
+      fview.setUint32(fat + frame_len_offset, len, true);
+      fview.setUint32(fat + frame_crc_offset, crc, true);
+      if (frame_crc_compute(frames, fat, len) !== crc) throw new Malformed("bad_frame", `event ${origin}:${seq} fails its crc`);
+      out.push(origin, hi, lo, seq, time_ms, flags, crc, frames, fat + frame_header_bytes, fat + len);
+      at += body_bytes;
+      fat += size;
     }
   }
   return out.count;

@@ -1,11 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { Log } from "../../src/log/log.ts";
 import { is_interlog_error } from "../../src/lib/errors.ts";
-import { flag_rejected } from "../../src/log/frame.ts";
 import { type FileHandle, type FileIO, node_file_io } from "../../src/log/file_io.ts";
+import { Origin } from "../support/origin.ts";
 import { dec, enc, temp_dir } from "../support/temp_dir.ts";
-
-const other = "00000000000000aa";
 const small_segment_bytes = 64 * 1024;
 
 describe("embedded log API", () => {
@@ -40,13 +38,14 @@ describe("embedded log API", () => {
 
   test("read returns events in transaction order with ids, positions and times", async () => {
     const log = await Log.open({ dir: temp_dir(), clock: { now_ms: () => 1_700_000_000_000 } });
+    const other = await Origin.open({ clock: { now_ms: () => 5 } });
     log.append(enc("a"));
-    log.accept({ origin: other, seq: 1, time_ms: 5, payload: enc("theirs") });
+    expect(log.accept_frames(other.write("theirs"))).toEqual({ appended: 1, dropped: {} });
     log.append(enc("b"));
     const events = log.read(0);
     expect(events.map((e) => [e.pos, e.id, dec(e.payload)])).toEqual([
       [0, `${log.id}:1`, "a"],
-      [1, `${other}:1`, "theirs"],
+      [1, `${other.id}:1`, "theirs"],
       [2, `${log.id}:2`, "b"],
     ]);
     expect(events[1].time_ms).toBe(5);
@@ -54,54 +53,70 @@ describe("embedded log API", () => {
     expect(log.read(1, 1).map((e) => e.pos)).toEqual([1]);
     expect(log.read(3)).toEqual([]);
     await log.close();
+    await other.close();
   });
 
-  test("accept appends only the next seq of an origin, ignores duplicates and refuses gaps", async () => {
+  test("accept_frames appends whole signed ranges that continue an origin, skips what is held and refuses gaps and forgeries", async () => {
     const log = await Log.open({ dir: temp_dir() });
-    expect(log.accept({ origin: other, seq: 1, time_ms: 1, payload: enc("x1") })).toBe("appended");
-    expect(log.accept({ origin: other, seq: 1, time_ms: 1, payload: enc("x1") })).toBe("duplicate");
-    let gap: unknown;
-    try {
-      log.accept({ origin: other, seq: 3, time_ms: 1, payload: enc("x3") });
-    } catch (err) {
-      gap = err;
-    }
-    expect(is_interlog_error(gap, "SEQ_GAP")).toBe(true);
-    expect(log.held(other)).toBe(1);
-    expect(log.count).toBe(1);
-    // A batch with a gap anywhere writes nothing at all.
-    expect(() =>
-      log.accept_batch([
-        { origin: other, seq: 2, time_ms: 1, payload: enc("x2") },
-        { origin: other, seq: 4, time_ms: 1, payload: enc("x4") },
-      ]),
-    ).toThrow(/SEQ_GAP|cannot be appended/);
-    expect(log.count).toBe(1);
-    expect(
-      log.accept_batch([
-        { origin: other, seq: 1, time_ms: 1, payload: enc("x1") },
-        { origin: other, seq: 2, time_ms: 1, payload: enc("x2") },
-        { origin: other, seq: 3, time_ms: 1, payload: enc("rejected: bad gps"), flags: flag_rejected },
-      ]),
-    ).toEqual(["duplicate", "appended", "appended"]);
-    expect(log.get(other, 3)?.rejected).toBe(true);
-    expect(log.vv()).toEqual({ [other]: 3 });
+    const other = await Origin.open();
+    const first = other.write("x1");
+    expect(log.accept_frames(first)).toEqual({ appended: 1, dropped: {} });
+    expect(log.accept_frames(first)).toEqual({ appended: 0, dropped: {} });
+    const second = other.write("x2", "x3");
+    const third = other.write("x4");
+    // A gap: x4 arrives before x2..x3.
+    expect(log.accept_frames(third)).toEqual({ appended: 0, dropped: { gap: 1 } });
+    expect(log.held(other.id)).toBe(1);
+    // Half a range (x2 without x3, which carries the proof) is never stored.
+    const x2_only = second.subarray(0, other.log.get(other.id, 2)!.frame_bytes);
+    expect(log.accept_frames(x2_only)).toEqual({ appended: 0, dropped: { partial_range: 1 } });
+    expect(log.accept_frames(other.frames(0))).toEqual({ appended: 3, dropped: {} });
+    expect(log.vv()).toEqual({ [other.id]: 4 });
     await log.close();
+    await other.close();
+  });
+
+  test("accept_frames refuses a range whose bytes were changed, even with a good crc, and a key that is not the origin's", async () => {
+    const log = await Log.open({ dir: temp_dir() });
+    const other = await Origin.open();
+    const mallory = await Origin.open();
+    const frames = other.write("pay me 10");
+    // Change the payload and make the crc match again: what an attacker on the path can do.
+    const forged = frames.slice();
+    forged[40 + 7] = "9".charCodeAt(0);
+    const view = new DataView(forged.buffer);
+    const { frame_crc_compute } = await import("../../src/log/frame.ts");
+    view.setUint32(4, frame_crc_compute(forged, 0, view.getUint32(0, true)), true);
+    expect(log.accept_frames(forged)).toEqual({ appended: 0, dropped: { bad_signature: 1 } });
+    // Mallory's own signed frames relabelled as other's: the key in the proof is not other's.
+    const stolen = mallory.write("pay me 10").slice();
+    const sview = new DataView(stolen.buffer);
+    sview.setUint32(8, Number.parseInt(other.id.slice(0, 8), 16), true);
+    sview.setUint32(12, Number.parseInt(other.id.slice(8), 16), true);
+    sview.setUint32(4, frame_crc_compute(stolen, 0, sview.getUint32(0, true)), true);
+    expect(log.accept_frames(stolen)).toEqual({ appended: 0, dropped: { unknown_key: 1 } });
+    expect(log.count).toBe(0);
+    expect(log.accept_frames(frames)).toEqual({ appended: 1, dropped: {} });
+    await log.close();
+    await other.close();
+    await mallory.close();
   });
 
   test("get finds an event by id; events_after lists what a peer lacks", async () => {
     const log = await Log.open({ dir: temp_dir() });
+    const other = await Origin.open();
     for (let i = 1; i <= 10; i++) {
       log.append(enc(`mine ${i}`));
-      log.accept({ origin: other, seq: i, time_ms: 0, payload: enc(`theirs ${i}`) });
+      log.accept_frames(other.write(`theirs ${i}`));
     }
     expect(dec(log.get(log.id, 7)!.payload)).toBe("mine 7");
-    expect(dec(log.get(other, 10)!.payload)).toBe("theirs 10");
-    expect(log.get(other, 11)).toBeNull();
+    expect(dec(log.get(other.id, 10)!.payload)).toBe("theirs 10");
+    expect(log.get(other.id, 11)).toBeNull();
     expect(log.get("00000000000000bb", 1)).toBeNull();
-    expect([...log.events_after(other, 7)].map((e) => e.seq)).toEqual([8, 9, 10]);
-    expect([...log.events_after(other, 10)]).toEqual([]);
+    expect([...log.events_after(other.id, 7)].map((e) => e.seq)).toEqual([8, 9, 10]);
+    expect([...log.events_after(other.id, 10)]).toEqual([]);
     await log.close();
+    await other.close();
   });
 
   test("every sync mode makes appends durable and readable after reopen", async () => {
@@ -173,10 +188,14 @@ describe("embedded log API", () => {
 describe("durable version vector", () => {
   test("durable_vv and durable_held move only when events become durable, for own and accepted events", async () => {
     const log = await Log.open({ dir: temp_dir(), sync: "always" });
+    const origin = await Origin.open();
+    const other = origin.id;
+    const theirs = origin.write("theirs");
+    await origin.close();
     log.append(enc("one"));
     await log.durable();
     log.append_batch([enc("two"), enc("three")]);
-    log.accept_batch([{ origin: other, seq: 1, time_ms: 5, payload: enc("theirs") }]);
+    log.accept_frames(theirs);
     expect(log.vv()).toEqual({ [log.id]: 3, [other]: 1 });
     expect(log.durable_held(log.id)).toBe(1);
     expect(log.durable_held(other)).toBe(0);

@@ -94,7 +94,7 @@ export class MemFileIO implements FileIO {
     return inode === undefined ? null : inode.data.slice();
   }
 
-  async write_file_atomic(file: string, bytes: Uint8Array): Promise<void> {
+  async write_file_atomic(file: string, bytes: Uint8Array, _mode?: number): Promise<void> {
     const inode: Inode = { data: bytes.slice(), durable: bytes.slice() };
     this.names.set(file, inode);
     await this.sync_dir(path.dirname(file));

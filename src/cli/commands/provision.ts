@@ -114,11 +114,11 @@ function replica_id(values: Record<string, string | boolean | undefined>): strin
     if (!is_origin(id)) throw new UsageError(`--id must be a replica id (16 lowercase hex digits, as interlog status shows), got ${JSON.stringify(id)}`);
     return id;
   }
-  const info = read_replica(node_file_io, dir as string);
+  const info = read_replica(node_file_io, dir as string, false);
   if (info === null) {
     throw new InterlogError("DATA_DIR_INVALID", `${dir} has no replica id yet; create it with "interlog init --data-dir ${dir}" (as the user serve runs as), or start serve once`);
   }
-  return info.id;
+  return info.info.id;
 }
 
 export const provision_command: Command = {

@@ -30,7 +30,7 @@
  *   decoder and message pool.
  */
 import { assert } from "../lib/assert.ts";
-import { frame_seq, frame_size_at } from "../log/frame.ts";
+import { flag_signed, frame_flags, frame_seq, frame_size_at } from "../log/frame.ts";
 import { Announcer } from "./announcer.ts";
 import { AnswerLimiter } from "./answer_limiter.ts";
 import { type DropReason, type SyncCounters, new_counters } from "./counters.ts";
@@ -400,8 +400,9 @@ export class Replicator {
         if (!want.ranges.some((r) => r.origin === decoded.origin[first])) throw new Malformed("unsolicited_answer", `an answer from ${peer.id} with events of ${decoded.origin[first]}, not asked of it`);
       }
     }
+    const received = decoded.count;
     const kept = keep_signed_ranges(decoded, this.log.keys, this.count_refused);
-    if (kept < decoded.count) decoded.reindex_runs();
+    if (kept < received) decoded.reindex_runs();
     if (kept === 0) return;
     this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
   }
@@ -461,7 +462,7 @@ export class Replicator {
     let events = 0;
     for (const r of ranges) {
       if (budget <= 0) break;
-      const run = this.encode_run(chunker, r.origin, r.after, r.upto, durable, budget, events === 0);
+      const run = this.encode_run(chunker, r.origin, r.after, r.upto, durable, budget, events === 0, Math.max(this.max_packet_bytes, this.outbound_room_bytes));
       budget -= run.bytes;
       events += run.events;
       if (run.events > 0) answers.note_sent(peer.id, r.origin, run.last_seq, now_ms);
@@ -498,9 +499,11 @@ export class Replicator {
 
   /**
    * Feeds origin's events after seq `after` to the chunker, up to seq `upto`
-   * and below position `pos_end`, within budget_bytes of frames (the first
-   * range goes even when larger, if take_first), in whole signed ranges: a
-   * range begun is finished past upto and the budget.
+   * and below position `pos_end`, in whole signed ranges (a receiver takes
+   * nothing else): a range goes when it fits budget_bytes, and the first one
+   * also when larger if take_first, but never beyond room_bytes (what the
+   * outbound queue takes without dropping). A range begun at or below upto
+   * is finished past it.
    */
   private encode_run(
     chunker: EventsChunker,
@@ -510,28 +513,35 @@ export class Replicator {
     pos_end: number,
     budget_bytes: number,
     take_first: boolean,
+    room_bytes = this.outbound_room_bytes,
   ): { last_seq: number; events: number; bytes: number; out_of_budget: boolean } {
     const run = { last_seq: after, events: 0, bytes: 0, out_of_budget: false };
+    const range = this.range_frames;
+    range.clear();
     this.log.scan_origin(origin, after, (map, view, at, pos) => {
-      const seq = frame_seq(view, at);
       if (pos >= pos_end) return false;
-      const frame_bytes = frame_size_at(view, at);
-      // Stop only between signed ranges: a receiver takes whole ranges only.
-      if (!chunker.in_range) {
-        if (seq > upto) return false;
-        if (run.bytes + frame_bytes > budget_bytes && (run.events > 0 || !take_first)) {
-          run.out_of_budget = true;
-          return false;
-        }
+      const seq = frame_seq(view, at);
+      if (range.count === 0 && seq > upto) return false;
+      range.add(map, view, at, frame_size_at(view, at));
+      if ((frame_flags(view, at) & flag_signed) === 0) return true;
+      const fits = run.bytes + range.bytes <= budget_bytes || (run.events === 0 && take_first);
+      if (!fits || run.bytes + range.bytes > room_bytes) {
+        run.out_of_budget = true;
+        return false;
       }
-      chunker.add(map, view, at);
-      run.bytes += frame_bytes;
+      for (let i = 0; i < range.count; i++) chunker.add(range.maps[i], range.views[i], range.offsets[i]);
+      run.bytes += range.bytes;
+      run.events += range.count;
       run.last_seq = seq;
-      run.events++;
+      range.clear();
       return true;
     });
+    range.clear();
     return run;
   }
+
+  /** Frames of the range encode_run is reading (reused). */
+  private readonly range_frames = new RangeFrames();
 
   // ------------------------------------------------------------------ status
 
@@ -601,4 +611,28 @@ function same_pull(a: "*" | ReadonlySet<string> | null, b: "*" | ReadonlySet<str
   if (a.size !== b.size) return false;
   for (const origin of a) if (!b.has(origin)) return false;
   return true;
+}
+
+/** The frames of one signed range, in place in their segment mappings. */
+class RangeFrames {
+  readonly maps: Uint8Array[] = [];
+  readonly views: DataView[] = [];
+  readonly offsets: number[] = [];
+  count = 0;
+  bytes = 0;
+
+  add(map: Uint8Array, view: DataView, at: number, frame_bytes: number): void {
+    this.maps[this.count] = map;
+    this.views[this.count] = view;
+    this.offsets[this.count] = at;
+    this.count++;
+    this.bytes += frame_bytes;
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.bytes = 0;
+    this.maps.length = 0;
+    this.views.length = 0;
+  }
 }

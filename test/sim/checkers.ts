@@ -194,8 +194,9 @@ export class DurableVvMonotonic implements Checker {
 
 /**
  * A partial replica holds only the origins it pulls (and its own), and no
- * replica holds an origin that is not one of the simulation's replicas (a
- * hostile client must not get anything in). Looks only when the log grew
+ * replica holds an origin that is not one of the simulation's writers (the
+ * replicas, and the hostile client's own signed events: nothing it made up
+ * for an id that is not its key's gets in). Looks only when the log grew
  * or the replica restarted.
  */
 export class HoldsOnlyPulledOrigins implements Checker {
@@ -227,8 +228,10 @@ export class HoldsOnlyPulledOrigins implements Checker {
 
 /**
  * No replica holds an event its origin did not write: every held event
- * equals the origin's latest write of that seq (payload and time; a peer's
- * copy of an event the validator rejects keeps only the rejected flag). Each
+ * equals the origin's latest write of that seq (payload and time), signed by
+ * its origin (a forged event of an honest origin would differ from what it
+ * wrote); a peer's copy of an event the validator rejects is marked rejected
+ * and keeps the origin's bytes. Each
  * event is compared once, at the first quiet step after it arrives, and
  * everything again after a restart, since a power cut may tear what was not
  * yet fsynced.
@@ -264,7 +267,7 @@ export class HeldAsWritten implements Checker {
           if (e.time_ms !== written.time_ms) fail(this, r, context, `${what} has time ${e.time_ms}, its origin wrote ${written.time_ms}`);
           const must_reject = origin !== r.id && this.rejects(written.payload);
           if (e.rejected !== must_reject) fail(this, r, context, `${what} has rejected=${e.rejected}, expected ${must_reject}`);
-          if (!e.rejected && !same_bytes(e.payload, written.payload)) {
+          if (!same_bytes(e.payload, written.payload)) {
             fail(this, r, context, `${what} differs from what its origin wrote (${e.payload.length} bytes, written ${written.payload.length})`);
           }
         }

@@ -1,10 +1,27 @@
 import { encode } from "cbor2";
 import type { Random } from "../../src/lib/random.ts";
-import { flag_batch_end, frame_header_bytes, frame_size_bytes, write_frame_header } from "../../src/log/frame.ts";
-import { new_origin, origin_hi, origin_lo } from "../../src/log/ids.ts";
-import { assemble_message, encode_message, protocol_version } from "../../src/sync/messages.ts";
-import type { TopicKind } from "../../src/sync/topics.ts";
-import { encode_frames } from "../../src/sync/wire_events.ts";
+import {
+  flag_batch_end,
+  flag_signed,
+  frame_crc_compute,
+  frame_crc_offset,
+  frame_flags,
+  frame_flags_offset,
+  frame_header_bytes,
+  frame_len,
+  frame_size_at,
+  frame_size_bytes,
+  write_frame_header,
+} from "../../src/log/frame.ts";
+import { origin_hi, origin_lo } from "../../src/log/ids.ts";
+import { Log } from "../../src/log/log.ts";
+import { Malformed } from "../../src/sync/malformed.ts";
+import { assemble_message, decode_message, encode_message, protocol_version } from "../../src/sync/messages.ts";
+import { type ParsedTopic, type TopicKind, Topics } from "../../src/sync/topics.ts";
+import { DecodedEvents, decode_events, encode_frames } from "../../src/sync/wire_events.ts";
+import { ManualTimers } from "../support/manual_timers.ts";
+import { MemFileIO } from "../support/mem_file_io.ts";
+import type { WriteRecord } from "./checkers.ts";
 import type { Delivery, SimBroker } from "./sim_broker.ts";
 
 /** A record frame for `origin:seq` with a valid crc. */
@@ -32,27 +49,67 @@ export function forge(kind: TopicKind, envelope: unknown, events: Uint8Array | n
   return assemble_message(kind, encode(envelope), events, version);
 }
 
+/** Re-makes the crc of the frame at `at` after its bytes were changed: what a forger does so a crc check passes. */
+function fix_crc(frames: Uint8Array, at: number): void {
+  const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+  view.setUint32(at + frame_crc_offset, frame_crc_compute(frames, at, frame_len(view, at)), true);
+}
+
+/** Offsets of the frames in a contiguous region. */
+function frame_offsets(frames: Uint8Array): number[] {
+  const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+  const out: number[] = [];
+  for (let at = 0; at < frames.length; at += frame_size_at(view, at)) out.push(at);
+  return out;
+}
+
 /**
- * A misbehaving client on the simulated broker: random bytes, truncated and
- * replayed messages, impersonation, lying version vectors, corrupt frames,
- * oversize and unknown-version messages, requests for absurd ranges. It never
- * sends a crc-valid event that could pass for real data (nothing can tell
- * forged content from real without signatures; a broker ACL is the defence).
+ * A Byzantine client on the simulated broker. Besides garbage (random bytes,
+ * truncated and replayed messages, impersonation, lying version vectors,
+ * corrupt frames, oversize and unknown-version messages, absurd requests) it
+ * has a real key and log of its own, writes real signed events, claims to
+ * hold everything (so honest replicas ask it), and answers their requests
+ * with crc-valid forgeries of honest origins' events: payload bit flips with
+ * the crc made good, signed runs replayed, reordered, truncated (the proof
+ * cut off) or extended with a forged event, its own signed ranges relabelled
+ * with a victim's id, and answers nobody asked for. Only signatures can tell
+ * these from real events; the simulator's checkers prove no replica stores
+ * one.
  */
 export class Hostile {
   readonly id: string;
   private epoch = 0;
   private readonly captured: Delivery[] = [];
+  /** Signed frame regions seen on the wire (decoded from honest answers and pushes), to replay and forge from. */
+  private readonly regions: Uint8Array[] = [];
+  private readonly decoded = new DecodedEvents();
   private victims: string[] = [];
   private max_packet_bytes = 0;
+  private log: Log | null = null;
   sent = 0;
+  forgeries = 0;
 
-  constructor(
+  private constructor(
     private readonly rng: Random,
     private readonly broker: SimBroker,
-    private readonly prefix = "sim",
+    private readonly writes: WriteRecord,
+    private readonly now: () => number,
+    private readonly prefix: string,
+    log: Log,
   ) {
-    this.id = new_origin((b) => rng.fill(b));
+    this.log = log;
+    this.id = log.id;
+  }
+
+  /** A hostile client with a real signing log of its own (its events are real, and recorded in `writes`). */
+  static async open(rng: Random, broker: SimBroker, writes: WriteRecord, now: () => number, prefix = "sim"): Promise<Hostile> {
+    const log = await Log.open({ dir: "/hostile", io: new MemFileIO(), sync: "never", timers: new ManualTimers(), clock: { now_ms: now }, fill_random: (b) => rng.fill(b) });
+    return new Hostile(rng, broker, writes, now, prefix, log);
+  }
+
+  /** Its own log (its real, signed events). */
+  get own_log(): Log {
+    return this.log as Log;
   }
 
   connect(max_packet_bytes: number, victims: string[]): void {
@@ -64,6 +121,21 @@ export class Hostile {
   receive(d: Delivery): void {
     if (this.captured.length >= 64) this.captured.splice(this.rng.int(0, 63), 1);
     this.captured.push(d);
+    const topic: ParsedTopic | null = new Topics(this.prefix).parse(d.topic);
+    if (topic === null || topic.from === this.id) return;
+    try {
+      const m = decode_message(d.payload, topic);
+      if ((m.kind === "to" || m.kind === "events") && m.part === null && m.events.length > 0) {
+        decode_events(m.events, this.decoded);
+        if (this.regions.length >= 32) this.regions.splice(this.rng.int(0, 31), 1);
+        const d = this.decoded;
+        const last_at = d.start[d.count - 1] - frame_header_bytes;
+        this.regions.push(d.frames.slice(0, last_at + frame_size_bytes(d.end[d.count - 1] - d.start[d.count - 1])));
+      }
+      if (m.kind === "want" && topic.peer === this.id) this.answer_forged(topic.from, m.req);
+    } catch (err) {
+      if (!(err instanceof Malformed)) throw err;
+    }
   }
 
   private topic(kind: string, victim: string): string {
@@ -77,12 +149,110 @@ export class Hostile {
     this.broker.publish(this.id, this.epoch, { topic, payload, retain, qos: 1 });
   }
 
+  /** Writes a real event of its own (signed, recorded) and pushes it, as an honest replica would. */
+  private write_own(): void {
+    const log = this.log as Log;
+    const payload = this.rng.bytes(this.rng.int(1, 60));
+    const seq = log.append(payload);
+    this.writes.record(this.id, seq, [payload], this.now());
+    const frames = new Uint8Array(Buffer.concat([...log.events_after(this.id, seq - 1)].map((e) => e.frame)));
+    this.send(this.topic("events", this.id), forge("events", { from: this.id }, encode_frames(frames)));
+  }
+
+  /**
+   * Frames that look like an honest origin's and are not: from a captured
+   * signed region, one of the forgeries the class comment lists. Every one
+   * has crcs that check.
+   */
+  private forged_frames(): Uint8Array | null {
+    const rng = this.rng;
+    if (this.regions.length === 0) return null;
+    const frames = rng.pick(this.regions).slice();
+    const view = new DataView(frames.buffer);
+    const offsets = frame_offsets(frames);
+    const pick = rng.int(0, offsets.length - 1);
+    const at = offsets[pick];
+    switch (rng.int(0, 4)) {
+      case 0: {
+        // A payload (or proof) bit flipped, the crc made good.
+        const len = frame_len(view, at);
+        if (len <= frame_header_bytes) return null;
+        frames[at + rng.int(frame_header_bytes, len - 1)] ^= 1 << rng.int(0, 7);
+        fix_crc(frames, at);
+        return frames;
+      }
+      case 1: {
+        // Truncated: the frames before a signed one, without it.
+        return frames.subarray(0, at);
+      }
+      case 2: {
+        // Extended: a forged event continuing a signed range (unsigned, or claiming a proof it does not have).
+        const last = offsets[offsets.length - 1];
+        const extra = frames.slice(last, last + frame_size_at(view, last));
+        const ev = new DataView(extra.buffer);
+        ev.setUint32(16, ev.getUint32(16, true) + 1, true);
+        if (rng.chance(0.5)) ev.setUint32(frame_flags_offset, frame_flags(ev, 0) & ~flag_signed, true);
+        fix_crc(extra, 0);
+        return new Uint8Array(Buffer.concat([frames, extra]));
+      }
+      case 3: {
+        // Reordered: the frames of the region in another order (same bytes, chains broken).
+        const parts = offsets.map((o) => frames.slice(o, o + frame_size_at(view, o)));
+        for (let i = parts.length - 1; i > 0; i--) {
+          const j = rng.int(0, i);
+          [parts[i], parts[j]] = [parts[j], parts[i]];
+        }
+        return new Uint8Array(Buffer.concat(parts));
+      }
+      default: {
+        // Its own signed range relabelled as a victim origin's (the key in the proof is not the victim's).
+        const log = this.log as Log;
+        if (log.held(this.id) === 0) return null;
+        const own = new Uint8Array(Buffer.concat([...log.events_after(this.id, log.held(this.id) - 1)].map((e) => e.frame)));
+        const victim = rng.pick(this.victims);
+        const oview = new DataView(own.buffer);
+        for (const o of frame_offsets(own)) {
+          oview.setUint32(o + 8, origin_hi(victim), true);
+          oview.setUint32(o + 12, origin_lo(victim), true);
+          fix_crc(own, o);
+        }
+        return own;
+      }
+    }
+  }
+
+  /** Answers a request (it claimed to hold everything) with forged, replayed or reordered events, with the right req. */
+  private answer_forged(requester: string, req: number): void {
+    const frames = this.rng.chance(0.3) && this.regions.length > 0 ? this.rng.pick(this.regions) : this.forged_frames();
+    const events = frames === null || frames.length === 0 ? new Uint8Array(0) : encode_frames(frames);
+    if (events.length + 64 > this.max_packet_bytes) return;
+    this.forgeries++;
+    this.send(this.topic("to", requester), forge("to", { from: this.id, to: requester, req, last: true }, events));
+  }
+
   act(_now_ms: number): void {
     const rng = this.rng;
     const victim = rng.pick(this.victims);
     const kind = rng.pick<TopicKind>(["vv", "entry", "events", "status", "want", "to"]);
     const base = { from: this.id };
-    switch (rng.int(0, 11)) {
+    switch (rng.int(0, 14)) {
+      case 12:
+        return this.write_own();
+      case 13: {
+        // An answer nobody asked for, carrying forged or replayed events.
+        const frames = this.forged_frames();
+        if (frames === null || frames.length === 0) return;
+        const events = encode_frames(frames);
+        if (events.length + 64 > this.max_packet_bytes) return;
+        return this.send(this.topic("to", victim), forge("to", { ...base, to: victim, req: rng.int(0, 100), last: true }, events));
+      }
+      case 14: {
+        // Claims to hold every origin far ahead, so honest replicas ask it (and get forgeries).
+        const vv = new Map<string, number>();
+        for (const v of this.victims) vv.set(v, rng.int(1, 500));
+        vv.set(this.id, (this.log as Log).held(this.id));
+        return this.send(this.topic("vv", victim), encode_message({ kind: "vv", from: this.id, name: "mallory", vv, pull: "*" }), true);
+      }
       case 0:
         return this.send(this.topic(kind, victim), rng.bytes(rng.int(0, 300)));
       case 1: {

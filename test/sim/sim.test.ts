@@ -12,16 +12,30 @@ import { Simulation } from "./simulator.ts";
  */
 const seeds = Number(process.env.SIM_SEEDS ?? 200);
 
-test(`replicas converge after drops, duplicates, reordering, partitions, crashes and power cuts (${seeds} seeds)`, async () => {
+test(`replicas converge after drops, duplicates, reordering, partitions, crashes, power cuts and Byzantine peers (${seeds} seeds)`, async () => {
   let events = 0;
   let crashes = 0;
+  // What the Byzantine client's forgeries cost it, summed over seeds: each kind must have been tried and refused.
+  const refused = { bad_signature: 0, unknown_key: 0, partial_range: 0, unsolicited_answer: 0 };
   await for_seeds(seeds, async (rng) => {
     const report = await new Simulation(rng.seed).run();
     events += report.events;
     crashes += report.crashes;
+    for (const c of report.counters) {
+      refused.bad_signature += c.events_dropped.bad_signature;
+      refused.unknown_key += c.events_dropped.unknown_key;
+      refused.partial_range += c.events_dropped.partial_range;
+      refused.unsolicited_answer += c.dropped.unsolicited_answer;
+    }
   });
   expect(events).toBeGreaterThan(0);
-  if (seeds >= 50) expect(crashes).toBeGreaterThan(0);
+  if (seeds >= 50) {
+    expect(crashes).toBeGreaterThan(0);
+    expect(refused.bad_signature).toBeGreaterThan(0);
+    expect(refused.unknown_key).toBeGreaterThan(0);
+    expect(refused.partial_range).toBeGreaterThan(0);
+    expect(refused.unsolicited_answer).toBeGreaterThan(0);
+  }
 }, 1_800_000);
 
 test("a seed replays exactly", async () => {

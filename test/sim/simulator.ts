@@ -135,7 +135,7 @@ export class Simulation {
   private readonly queue = new EventQueue<Action>();
   private readonly broker: SimBroker;
   private readonly nodes: SimNode[] = [];
-  private readonly hostile: Hostile | null;
+  private hostile: Hostile | null = null;
   private now = epoch_start_ms;
   private healed = false;
   private converged_at = -1;
@@ -149,7 +149,6 @@ export class Simulation {
     this.options = { ...random_options(this.rng), ...options };
     this.broker = new SimBroker(this.rng, (delay, delivery) => this.at(delay, { kind: "deliver", delivery }));
     this.broker.faults = this.options.faults;
-    this.hostile = this.options.hostile ? new Hostile(this.rng, this.broker) : null;
   }
 
   private at(delay_ms: number, action: Action): void {
@@ -170,7 +169,9 @@ export class Simulation {
       node.id = (node.log as Log).id;
     }
     const ids = this.nodes.map((n) => n.id);
-    this.checkers = safety_checkers(ids, this.writes, rejects);
+    if (o.hostile) this.hostile = await Hostile.open(this.rng, this.broker, this.writes, () => this.now);
+    // The hostile client is an origin too: its own signed events may be held (pulled), nothing it forged for others.
+    this.checkers = safety_checkers(this.hostile === null ? ids : [...ids, this.hostile.id], this.writes, rejects);
     for (const node of this.nodes) {
       if (this.rng.chance(o.partial_share)) {
         const others = ids.filter((id) => id !== node.id);
@@ -485,22 +486,25 @@ export class Simulation {
   /** Every replica holds exactly what it pulls, in seq order, with the origin's payloads; equal pull sets give equal vvs. */
   private verify_final(): void {
     const ids = new Set(this.nodes.map((n) => n.id));
+    const hostile = this.hostile;
     for (const node of this.nodes) {
       const log = node.log as Log;
       const next = new Map<string, number>();
       for (const e of log.iterate(0)) {
         const where = `replica ${node.index} (${node.id}) event ${e.id} at pos ${e.pos}`;
-        if (!ids.has(e.origin) || !this.pulls(node, e.origin)) throw new Error(`${where}: an origin it does not pull`);
+        const from_hostile = hostile !== null && e.origin === hostile.id;
+        if ((!ids.has(e.origin) && !from_hostile) || !this.pulls(node, e.origin)) throw new Error(`${where}: an origin it does not pull`);
         const expected = (next.get(e.origin) ?? 0) + 1;
         if (e.seq !== expected) throw new Error(`${where}: expected seq ${expected} (order or duplicate)`);
         next.set(e.origin, expected);
-        const origin_log = (this.nodes.find((n) => n.id === e.origin) as SimNode).log as Log;
+        // The hostile client's own events are real (signed by it): held as it wrote them.
+        const origin_log = from_hostile ? hostile.own_log : ((this.nodes.find((n) => n.id === e.origin) as SimNode).log as Log);
         const ref = origin_log.get(e.origin, e.seq);
         if (ref === null) throw new Error(`${where}: the origin does not hold it`);
         if (ref.time_ms !== e.time_ms) throw new Error(`${where}: time differs from the origin's`);
         const must_reject = e.origin !== node.id && rejects(ref.payload);
         if (must_reject !== e.rejected) throw new Error(`${where}: rejected=${e.rejected}, expected ${must_reject}`);
-        if (!e.rejected && Buffer.compare(ref.payload, e.payload) !== 0) throw new Error(`${where}: payload differs from the origin's`);
+        if (Buffer.compare(ref.payload, e.payload) !== 0) throw new Error(`${where}: payload differs from the origin's`);
       }
       const report = log.verify();
       if (!report.ok) throw new Error(`replica ${node.index}: verify failed: ${JSON.stringify(report.first_bad)}`);
@@ -516,6 +520,11 @@ export class Simulation {
         for (const origin of ids) {
           if (origin === a.id || origin === b.id) continue;
           if ((va[origin] ?? 0) !== (vb[origin] ?? 0)) throw new Error(`replicas ${a.index} and ${b.index} pull the same origins but differ on ${origin}`);
+        }
+        // The hostile client serves no one its events, so only pushes and honest relays spread them: not compared.
+        if (hostile !== null) {
+          delete va[hostile.id];
+          delete vb[hostile.id];
         }
         if (a.pull === "*" && JSON.stringify(Object.entries(va).sort()) !== JSON.stringify(Object.entries(vb).sort())) {
           throw new Error(`replicas ${a.index} and ${b.index} pull everything but their vvs differ`);

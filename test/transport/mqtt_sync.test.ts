@@ -196,10 +196,12 @@ describe("sync through a real mosquitto", () => {
       await publish(topic, forge(kind, base, null, 7));
       await publish(topic, forge(kind, { from: a.id }));
     }
-    const bad_crc = make_events(a.id, 101, new TextEncoder().encode("forged"));
+    const bad_crc = make_events(evil, 1, new TextEncoder().encode("forged"));
     bad_crc[bad_crc.length - 2] ^= 1;
-    await publish(`it/${evil}/to/${b.id}`, forge("to", { ...base, to: b.id, req: 1, last: true }, bad_crc));
-    await publish(`it/${evil}/to/${b.id}`, forge("to", { ...base, to: b.id, req: 1 }, overflow_events(a.id, new Uint8Array(4))));
+    await publish(`it/${evil}/events`, forge("events", base, bad_crc));
+    await publish(`it/${evil}/events`, forge("events", base, overflow_events(evil, new Uint8Array(4))));
+    // Answers b never asked evil for, whatever they hold.
+    await publish(`it/${evil}/to/${b.id}`, forge("to", { ...base, to: b.id, req: 1, last: true }, make_events(a.id, 101, new Uint8Array(4))));
     await publish(`it/${evil}/events`, forge("events", base, make_events(a.id, 101, new Uint8Array(4))));
     await publish(`it/${evil}/vv`, encode_message({ kind: "vv", from: evil, name: "liar", vv: new Map([[a.id, 1e12]]), pull: "*" }));
     await a.append(100);
@@ -211,6 +213,7 @@ describe("sync through a real mosquitto", () => {
     expect(d.bad_frame).toBeGreaterThanOrEqual(1);
     expect(d.seq_overflow).toBeGreaterThanOrEqual(1);
     expect(d.wrong_origin).toBeGreaterThanOrEqual(1);
+    expect(d.unsolicited_answer).toBeGreaterThanOrEqual(1);
     expect(payloads_equal(a, b, a.id)).toBe(true);
     expect(b.log.verify().ok).toBe(true);
     await new Promise<void>((resolve) => attacker.end(true, {}, () => resolve()));

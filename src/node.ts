@@ -46,6 +46,7 @@ export class ReplicaNode {
       sync: config.log.sync,
       sync_interval_ms: config.log.sync_interval_ms,
       segment_size_bytes: config.log.segment_size_bytes,
+      trust_replicas: config.trust.replicas,
       clock,
       on_warning: (msg, details) => log_line("warn", msg, details),
     });
@@ -94,6 +95,7 @@ export class ReplicaNode {
         allowed_hosts: config.admin.allowed_hosts,
         body_limit_bytes: admin_body_limit_bytes,
         validate_append,
+        explain_rejection: (payload, ctx) => validate_sync(payload, { kind: "sync", ...ctx }),
         sync: replicator !== null && transport !== null ? sync_view(replicator, transport, clock) : undefined,
         clock,
         on_warning: (msg, details) => log_line("warn", msg, details),
@@ -149,6 +151,9 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
         last_seen_ms: p.last_seen_ms,
       }));
     },
+    conflicts() {
+      return replicator.conflicts.list();
+    },
     counters() {
       const c = replicator.counters;
       const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
@@ -156,6 +161,7 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
       return {
         messages_in: sum(c.messages_in),
         messages_out: sum(c.messages_out),
+        conflicts: c.conflicts,
         dropped: { ...c.dropped, ...prefixed("event_", c.events_dropped), ...prefixed("limit_", c.forgotten) },
       };
     },

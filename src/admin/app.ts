@@ -31,6 +31,8 @@ export function create_admin_app(deps: AdminDeps): Hono {
     limits.quarantine_events_max,
     limits.quarantine_scan_step_max_events,
     limits.quarantine_message_max_bytes,
+    limits.quarantine_payload_max_bytes,
+    deps.explain_rejection ?? null,
   );
   const ctx: AdminContext = {
     log: deps.log,

@@ -102,6 +102,10 @@ export const dashboard_html = String.raw`<!doctype html>
     <h2>Append rate (events/s, last <span id="chart-span">0 s</span>)</h2>
     <canvas id="rate-chart" width="800" height="160"></canvas>
   </div>
+  <div class="card wide" id="conflicts-card" hidden>
+    <h2 class="bad">Replica-id conflicts (<span id="conflicts-total">0</span>)</h2>
+    <p id="conflicts-line" class="bad"></p>
+  </div>
   <div class="card wide">
     <h2>Peers</h2>
     <table>
@@ -253,6 +257,14 @@ export const dashboard_html = String.raw`<!doctype html>
     text("peers-empty", !status.sync.configured ? "Sync is off: no broker is configured." : peers.length === 0 ? "No peers seen yet." : "");
   }
 
+  function show_conflicts(conflicts) {
+    $("conflicts-card").hidden = conflicts.length === 0;
+    text("conflicts-total", fmt_int(conflicts.length));
+    text("conflicts-line", conflicts.length === 0 ? "" :
+      "Two devices write events with the key of " + conflicts.map(function (c) { return c.origin + " (seq " + c.seq + ", from " + c.from + ")"; }).join(", ") +
+      ": a copied data directory. Keep one device; give the other a new data directory (interlog init).");
+  }
+
   function show_rejected(q) {
     var body = $("rejected");
     body.textContent = "";
@@ -298,6 +310,7 @@ export const dashboard_html = String.raw`<!doctype html>
     text("max-lag", max_lag === null ? "-" : fmt_int(max_lag) + " events");
     text("sync-mode", "fsync " + status.sync_mode + " (" + fmt_int(status.durable_events) + " durable)");
     show_peers(status);
+    show_conflicts(status.conflicts || []);
     show_rejected(q);
     text("updated", "updated " + new Date().toLocaleTimeString());
     draw_chart();

@@ -25,6 +25,11 @@ export interface AdminDeps {
   clock: Clock;
   /** Extra readiness checks of the wiring (e.g. "still replaying"); the log and broker checks are built in. */
   ready?: () => Readiness;
+  /**
+   * The sync validators, run again on a quarantined event's payload to show
+   * why it was rejected (the log keeps the origin's bytes, not the message).
+   */
+  explain_rejection?: (payload: Uint8Array, ctx: { origin: string; seq: number; time_ms: number }) => string | null;
   /** Structured warnings (unexpected errors answered with 500). */
   on_warning?: (message: string, details: Record<string, unknown>) => void;
   limits?: Partial<AdminLimits>;
@@ -69,6 +74,19 @@ export interface SyncView {
   peers(): PeerStatus[];
   /** Totals since start. */
   counters(): SyncCounters;
+  /** Origins seen written by two devices with one key (a copied data directory), bounded. */
+  conflicts(): ConflictStatus[];
+}
+
+export interface ConflictStatus {
+  /** The replica id two devices share. */
+  origin: string;
+  /** The first seq seen in conflict, and the peer the other copy came from. */
+  seq: number;
+  from: string;
+  first_seen_ms: number;
+  last_seen_ms: number;
+  events: number;
 }
 
 export interface PeerStatus {
@@ -89,6 +107,8 @@ export interface PeerStatus {
 export interface SyncCounters {
   messages_in: number;
   messages_out: number;
+  /** Events seen signed with a known origin's key but with content other than the one held (replica-id conflicts). */
+  conflicts: number;
   /** Incoming messages dropped, by reason (e.g. "bad_cbor", "bad_crc", "unknown_version", "oversize", "gap"). */
   dropped: Record<string, number>;
 }
@@ -117,6 +137,8 @@ export interface AdminLimits {
   quarantine_scan_step_max_events: number;
   /** Bytes of a rejected event's message shown in /api/quarantine. */
   quarantine_message_max_bytes: number;
+  /** Bytes of a rejected event's original payload shown (base64) in /api/quarantine; the log keeps it whole. */
+  quarantine_payload_max_bytes: number;
 }
 
 export const admin_limits_default: AdminLimits = {
@@ -132,4 +154,5 @@ export const admin_limits_default: AdminLimits = {
   quarantine_events_max: 100,
   quarantine_scan_step_max_events: 20_000,
   quarantine_message_max_bytes: 1024,
+  quarantine_payload_max_bytes: 64 * 1024,
 };

@@ -76,6 +76,11 @@ export function create_metrics(log: Log, sync: SyncView | undefined, quarantine:
     gauge("interlog_sync_connected", "1 while the broker connection is up.", () => (sync.connected ? 1 : 0));
     total("interlog_sync_messages_in_total", "Sync messages received.", () => sync.counters().messages_in);
     total("interlog_sync_messages_out_total", "Sync messages sent.", () => sync.counters().messages_out);
+    total(
+      "interlog_sync_conflicts_total",
+      "Events signed with a known origin's key but different from the ones held: two devices share that key (a copied data directory).",
+      () => sync.counters().conflicts,
+    );
     new Counter({
       name: "interlog_sync_messages_dropped_total",
       help: "Incoming sync messages dropped, by reason.",

@@ -7,8 +7,11 @@ export interface QuarantinedEvent {
   origin: string;
   seq: number;
   time: number;
-  /** The validator's message (the placeholder's payload), cut to a bounded length. */
+  /** Why it was rejected: the sync validators run again on its payload, cut to a bounded length. */
   message: string;
+  /** The payload as its origin wrote it (kept in the log), base64, cut to quarantine_payload_max_bytes. */
+  payload_base64: string;
+  payload_bytes: number;
 }
 
 export interface QuarantineView {
@@ -23,8 +26,10 @@ export interface QuarantineView {
 }
 
 /**
- * Finds the `rejected` placeholders sync writes for events that failed the
- * sync validators (design.md section 4). Scans each event once, incrementally,
+ * Finds the events sync marked `rejected` because they failed the sync
+ * validators (design.md section 4): the log keeps the origin's signed bytes
+ * (so the origin's chain stays provable), and this view shows them with the
+ * validators' message. Scans each event once, incrementally,
  * and keeps only the newest few, so memory stays bounded. A request scans at
  * most one step (~2 us per event); the rest of a big log is scanned in
  * further steps in the background, yielding to appends in between.
@@ -42,8 +47,24 @@ export class QuarantineIndex {
     private readonly events_max: number,
     private readonly scan_step_max_events: number,
     private readonly message_max_bytes: number,
+    private readonly payload_max_bytes: number,
+    private readonly explain: ((payload: Uint8Array, ctx: { origin: string; seq: number; time_ms: number }) => string | null) | null,
   ) {
-    assert(events_max >= 1 && scan_step_max_events >= 1 && message_max_bytes >= 1, "quarantine limits are positive");
+    assert(events_max >= 1 && scan_step_max_events >= 1 && message_max_bytes >= 1 && payload_max_bytes >= 0, "quarantine limits are positive");
+  }
+
+  /** The validators' message for a rejected payload, cut to message_max_bytes. */
+  private message_of(payload: Uint8Array, origin: string, seq: number, time_ms: number): string {
+    if (this.explain === null) return "rejected by a sync validator";
+    let message: string | null;
+    try {
+      message = this.explain(payload, { origin, seq, time_ms });
+    } catch (err) {
+      message = `validator failed: ${String(err)}`;
+    }
+    if (message === null) return "rejected by a sync validator; it passes them now (their configuration changed since)";
+    const bytes = new TextEncoder().encode(message);
+    return bytes.length <= this.message_max_bytes ? message : `${this.decoder.decode(bytes.subarray(0, this.message_max_bytes))}…`;
   }
 
   /** Scans what was written since the last call (at most one step) and returns the view. */
@@ -72,14 +93,15 @@ export class QuarantineIndex {
       if (event.pos >= end) break;
       if (event.rejected) {
         this.total++;
-        const payload = event.payload.subarray(0, this.message_max_bytes);
         this.newest.push({
           pos: event.pos,
           id: event.id,
           origin: event.origin,
           seq: event.seq,
           time: event.time_ms,
-          message: this.decoder.decode(payload) + (event.payload.length > payload.length ? "…" : ""),
+          message: this.message_of(event.payload, event.origin, event.seq, event.time_ms),
+          payload_base64: Buffer.from(event.payload.subarray(0, this.payload_max_bytes)).toString("base64"),
+          payload_bytes: event.payload.length,
         });
         if (this.newest.length > this.events_max) this.newest.shift();
       }

@@ -25,6 +25,12 @@ export interface Config {
   replication: ReplicationConfig;
   admin: AdminConfig;
   validators: ValidatorsConfig;
+  trust: TrustConfig;
+}
+
+export interface TrustConfig {
+  /** Replica ids or public keys (hex) whose events are accepted from peers; null: trust on first use. */
+  replicas: string[] | null;
 }
 
 export interface LogConfig {

@@ -152,5 +152,6 @@ function resolve(file: string, raw: ConfigFile, env: Environment, report: Report
       allowed_hosts: [...new Set([...(is_host_name(listen.host) ? [listen.host.toLowerCase()] : []), ...raw.admin.allowed_hosts])],
     },
     validators: { append: raw.validators.append, sync: raw.validators.sync },
+    trust: { replicas: raw.trust.replicas ?? null },
   };
 }

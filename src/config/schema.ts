@@ -291,6 +291,25 @@ const validators_section = z
   })
   .meta({ description: "compiled-in payload validators (see src/validators/registry.ts)" });
 
+const trust_entry = z
+  .string()
+  .regex(/^(?:[0-9a-f]{16}|[0-9a-f]{64})$/, {
+    error: (issue) => `expected a replica id (16 lowercase hex digits) or public key (64), as interlog status shows; got ${describe_value(issue.input)}`,
+  });
+
+const trust_section = z
+  .strictObject({
+    replicas: z
+      .array(trust_entry)
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "the only replicas (ids or public keys, as interlog status shows) whose events this replica accepts from peers; others are refused and counted (event_not_trusted). Unset: any replica, its key pinned on first use",
+      }),
+  })
+  .meta({ description: "which replicas' signed events are accepted" });
+
 export const config_file_schema = z
   .strictObject({
     name: z.string().trim().min(1).max(64).optional().meta({ description: "human name of this replica, shown in status and the dashboard (default: the host name); not its id" }),
@@ -300,6 +319,7 @@ export const config_file_schema = z
     replication: replication_section.prefault({}),
     admin: admin_section.prefault({}),
     validators: validators_section.prefault({}),
+    trust: trust_section.prefault({}),
   })
   .superRefine((config, ctx) => {
     // Sync publishes what the log calls durable; with `never` that is only in the page cache, and a power cut
@@ -315,6 +335,6 @@ export const config_file_schema = z
   .meta({ title: "InterLog replica configuration" });
 
 /** Sections that may be written as an empty key (`log:`) to mean "all defaults" (mqtt: "offline"). */
-export const config_sections = ["log", "mqtt", "replication", "admin", "validators"] as const;
+export const config_sections = ["log", "mqtt", "replication", "admin", "validators", "trust"] as const;
 
 export type ConfigFile = z.output<typeof config_file_schema>;

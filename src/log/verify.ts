@@ -1,4 +1,6 @@
-import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_len, frame_local, frame_local_offset, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import type { KeyRing } from "./key_ring.ts";
+import { proof_at, proof_first_seq } from "./proof.ts";
 import { OriginCache } from "./scan.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import type { Segment } from "./segment.ts";
@@ -20,8 +22,15 @@ export interface VerifyReport {
   first_bad: VerifyProblem | null;
 }
 
-/** Re-checks every record (crc, padding, seq order, batch ends) and that every byte past the data is zero. */
-export function verify_segments(segments: readonly Segment[]): VerifyReport {
+/**
+ * Re-checks every record (crc, padding, seq order, signed range ends), every
+ * signed range's proof against its origin's key (`keys`), and that every
+ * byte past the data is zero. The first range of an origin whose start lies
+ * before the first segment held (retention pruned it) cannot be checked and
+ * is skipped; any other range that does not verify is reported at its first
+ * event.
+ */
+export function verify_segments(segments: readonly Segment[], keys: KeyRing | null = null): VerifyReport {
   const vv = new Map<string, number>();
   const names = new OriginCache();
   let events = 0;
@@ -38,6 +47,8 @@ export function verify_segments(segments: readonly Segment[]): VerifyReport {
     let at = 0;
     let pos = segment.first_pos;
     let last_flags = flag_signed;
+    // Per origin: the offset and position where its open range began in this segment.
+    const range_at = new Map<string, { at: number; pos: number; marked: boolean }>();
     while (pos < segment.end_pos) {
       const size = check_frame(map, view, at, segment.end_bytes);
       if (size === frame_end || size === frame_bad) {
@@ -49,6 +60,16 @@ export function verify_segments(segments: readonly Segment[]): VerifyReport {
       if (seq !== expected) return bad(pos, segment, at, `seq ${seq} of ${origin} where ${expected} was expected`);
       vv.set(origin, seq);
       last_flags = frame_flags(view, at);
+      let range = range_at.get(origin);
+      if (range === undefined) range_at.set(origin, (range = { at, pos, marked: false }));
+      if (frame_local(view, at) !== 0) range.marked = true;
+      if ((last_flags & flag_signed) !== 0) {
+        range_at.delete(origin);
+        if (keys !== null) {
+          const problem = check_stored_range(keys, origin, map, range.at, at, range.marked);
+          if (problem !== null) return bad(range.pos, segment, range.at, `the signed range of ${origin} ending at seq ${seq} fails its proof: ${problem}`);
+        }
+      }
       at += size;
       pos++;
       events++;
@@ -67,12 +88,29 @@ export function verify_segments(segments: readonly Segment[]): VerifyReport {
  * damage recovery would cut away (a torn tail, stray bytes) is the first
  * problem, unless something earlier is bad too.
  */
-export function verify_unrepaired(segments: readonly Segment[], recovery: RecoveryReport): VerifyReport {
-  const report = verify_segments(segments);
+export function verify_unrepaired(segments: readonly Segment[], recovery: RecoveryReport, keys: KeyRing | null = null): VerifyReport {
+  const report = verify_segments(segments, keys);
   if (recovery.cut_at_pos === null && recovery.dropped_bytes === 0) return report;
   const active = segments[segments.length - 1];
   if (!report.ok && report.first_bad !== null && report.first_bad.pos < (recovery.cut_at_pos ?? active.end_pos)) return report;
   const reason = recovery.cut_at_pos === null ? `${recovery.dropped_bytes} stray bytes past the last record` : recovery.reason;
   const pos = recovery.bad_at_pos ?? active.end_pos;
   return { ...report, ok: false, first_bad: { pos, segment: active.file, offset_bytes: active.end_bytes, reason } };
+}
+
+/**
+ * Checks a stored signed range (frames [first_at, end of last_at's frame)
+ * of one segment): as stored when no frame carries a local mark, else on a
+ * copy with the local words zeroed (marks are this replica's, not signed).
+ */
+function check_stored_range(keys: KeyRing, origin: string, map: Uint8Array, first_at: number, last_at: number, marked: boolean): string | null {
+  const view = new DataView(map.buffer, map.byteOffset, map.byteLength);
+  const first_seq = proof_first_seq(view, proof_at(last_at, frame_len(view, last_at)));
+  if (first_seq !== frame_seq(view, first_at)) return `its proof covers seqs from ${first_seq}, the range here begins at ${frame_seq(view, first_at)}`;
+  if (!marked) return keys.check_range(origin, map, view, first_at, last_at);
+  const end = last_at + ((view.getUint32(last_at, true) + 7) & ~7);
+  const copy = map.slice(first_at, end);
+  const cview = new DataView(copy.buffer);
+  for (let at = 0; at < copy.length; at += (cview.getUint32(at, true) + 7) & ~7) cview.setUint32(at + frame_local_offset, 0, true);
+  return keys.check_range(origin, copy, cview, 0, last_at - first_at);
 }

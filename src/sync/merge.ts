@@ -20,6 +20,7 @@ import {
   proof_bytes,
   write_frame_fields,
 } from "../log/frame.ts";
+import type { Conflicts } from "./conflicts.ts";
 import type { SyncCounters } from "./counters.ts";
 import type { GapBuffer } from "./gap_buffer.ts";
 import type { PeerQuota } from "./peer_quota.ts";
@@ -37,7 +38,7 @@ export interface SyncValidationContext {
   from: string;
 }
 
-/** Conflicts and log errors are reported to on_warning at most this many times each. */
+/** Log errors are reported to on_warning at most this many times (conflicts: see conflicts.ts). */
 const warnings_max = 20;
 
 export interface MergeOptions {
@@ -49,6 +50,8 @@ export interface MergeOptions {
   pulls: (origin: string) => boolean;
   validate: SyncValidator | null;
   accept_batch_max_bytes: number;
+  /** Replica-id conflicts seen, by origin (shared with the replicator's status). */
+  conflicts: Conflicts;
   on_warning: (message: string, details: Record<string, unknown>) => void;
 }
 
@@ -79,6 +82,7 @@ export class Merger {
   private readonly validate: SyncValidator | null;
   private readonly accept_batch_max_bytes: number;
   private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
+  private readonly conflicts: Conflicts;
   private warnings = 0;
   private warned_quota = false;
 
@@ -96,6 +100,7 @@ export class Merger {
     this.validate = options.validate;
     this.accept_batch_max_bytes = options.accept_batch_max_bytes;
     this.on_warning = options.on_warning;
+    this.conflicts = options.conflicts;
   }
 
   /**
@@ -115,7 +120,7 @@ export class Merger {
       note(origin, d.seq[end - 1]);
       if (origin === me) {
         for (let i = first; i < end; i++) {
-          if (d.seq[i] <= this.log.held(me)) this.duplicate(d, i);
+          if (d.seq[i] <= this.log.held(me)) this.duplicate(d, i, from, now_ms);
           else this.counters.events_dropped.own_origin++;
         }
         continue;
@@ -145,17 +150,13 @@ export class Merger {
     const expected = this.next.get(origin) ?? held + 1;
     if (d.seq[k] < expected) {
       for (let j = i; j <= k; j++) {
-        if (d.seq[j] <= held) this.duplicate(d, j);
+        if (d.seq[j] <= held) this.duplicate(d, j, from, now_ms);
         else this.counters.events_duplicate++;
       }
     } else if (d.seq[i] < expected) {
-      // Ranges of one origin never overlap but at their ends: another key holder wrote these seqs differently.
-      this.counters.conflicts++;
+      // Ranges of one origin never overlap but at their ends: another holder of its key wrote these seqs differently.
       this.counters.events_dropped.conflict += k - i + 1;
-      this.warn(
-        `replica-id conflict: events ${origin}:${d.seq[i]}..${d.seq[k]} arrived signed in a range that overlaps the one held; two devices share the key of ${origin} (was a data directory copied?)`,
-        { origin, seq: d.seq[i] },
-      );
+      this.conflict(origin, d.seq[i], from, now_ms, `events ${origin}:${d.seq[i]}..${d.seq[k]} arrived signed in a range that overlaps the one held`);
     } else if (d.seq[i] > expected) {
       for (let j = i; j <= k; j++) {
         const refused = this.gap.put(origin, d.seq[j], rebuild_frame(d, j), now_ms, from);
@@ -274,7 +275,7 @@ export class Merger {
     }
   }
 
-  private duplicate(d: DecodedEvents, i: number): void {
+  private duplicate(d: DecodedEvents, i: number, from: string, now_ms: number): void {
     this.counters.events_duplicate++;
     const origin = d.origin[i];
     const seq = d.seq[i];
@@ -282,10 +283,16 @@ export class Merger {
     if (local === null) return;
     const payload_end = (d.flags[i] & flag_signed) !== 0 ? d.end[i] - proof_bytes : d.end[i];
     if (local.time_ms === d.time_ms[i] && bytes_equal(local.payload, d.src[i], d.start[i], payload_end)) return;
+    this.conflict(origin, seq, from, now_ms, `event ${origin}:${seq} arrived, signed, with content different from the one held`);
+  }
+
+  /** A replica-id conflict: counted, remembered by origin, and named in the log (rate-limited, see conflicts.ts). */
+  private conflict(origin: string, seq: number, from: string, now_ms: number, what: string): void {
     this.counters.conflicts++;
-    this.warn(
-      `replica-id conflict: event ${origin}:${seq} arrived with content different from the one held; two devices may share the replica id ${origin} (was a data directory copied?)`,
-      { origin, seq },
+    if (!this.conflicts.note(origin, seq, from, now_ms)) return;
+    this.on_warning(
+      `replica-id conflict: ${what}; two devices hold the key of replica ${origin} and write different events (was its data directory copied, e.g. an SD card cloned?). Keep one of them; give the other a new data directory (interlog init)`,
+      { origin, seq, from },
     );
   }
 

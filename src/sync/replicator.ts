@@ -58,6 +58,7 @@ import { type SyncStatus, sync_status } from "./sync_status.ts";
 import { Topics } from "./topics.ts";
 import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wire_events.ts";
 import { keep_signed_ranges, type RangeProblem } from "../log/signed_ranges.ts";
+import { Conflicts } from "./conflicts.ts";
 
 export { type Outbound, type ReplicatorOptions, envelope_reserve_bytes, sync_defaults } from "./sync_options.ts";
 export type { PeerStatus, SyncStatus } from "./sync_status.ts";
@@ -99,6 +100,8 @@ export class Replicator {
   /** Reused for every outgoing batch and every received one: no per-message buffers on the hot path. */
   private readonly encoder: EventsEncoder;
   private readonly decoded = new DecodedEvents();
+  /** Replica-id conflicts by origin (two devices with one key), for status and the dashboard. */
+  readonly conflicts = new Conflicts();
   private readonly pool: MessagePool;
 
   /**
@@ -143,6 +146,7 @@ export class Replicator {
       pulls,
       validate: s.validate,
       accept_batch_max_bytes: s.accept_batch_max_bytes,
+      conflicts: this.conflicts,
       on_warning: s.on_warning,
     });
     this.announcer = new Announcer(

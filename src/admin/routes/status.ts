@@ -1,10 +1,12 @@
 import type { Hono } from "hono";
 import type { AdminContext } from "../admin_context.ts";
-import type { PeerStatus } from "../deps.ts";
+import type { ConflictStatus, PeerStatus } from "../deps.ts";
 
 export interface StatusJson {
   id: string;
   name: string;
+  /** The Ed25519 public key the id stands for (64 hex digits): what peers check this replica's events against. */
+  public_key: string;
   /** The replica's wall clock when answering, so a client can compute rates without trusting its own clock. */
   time_ms: number;
   sync_mode: string;
@@ -14,6 +16,8 @@ export interface StatusJson {
   vv: Record<string, number>;
   sync: { configured: boolean; connected: boolean; peers: PeerStatus[] };
   disk: { used_bytes: number; free_bytes: number | null };
+  /** Origins whose key two devices use (a copied data directory): seen signing different events for one seq. */
+  conflicts: ConflictStatus[];
 }
 
 export function status_json(ctx: AdminContext): StatusJson {
@@ -21,6 +25,7 @@ export function status_json(ctx: AdminContext): StatusJson {
   return {
     id: log.id,
     name: log.name,
+    public_key: log.public_key,
     time_ms: ctx.clock.now_ms(),
     sync_mode: log.sync_mode,
     events: log.count,
@@ -29,6 +34,7 @@ export function status_json(ctx: AdminContext): StatusJson {
     vv: log.vv(),
     sync: { configured: sync !== undefined, connected: sync?.connected ?? false, peers: sync?.peers() ?? [] },
     disk: { used_bytes: log.disk_bytes, free_bytes: log.free_disk_bytes() },
+    conflicts: sync?.conflicts() ?? [],
   };
 }
 

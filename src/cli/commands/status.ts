@@ -7,8 +7,8 @@ export const status_command: Command = {
   help: `interlog status --data-dir DIR
 interlog status (--url URL | --config FILE) [--token-env NAME]
 
-With --data-dir: prints {"id","name","events","bytes","segments","disk_bytes",
-"free_bytes","vv"} from the files (opens read-only, works next to a running
+With --data-dir: prints {"id","name","public_key","events","bytes","segments",
+"disk_bytes","free_bytes","vv"} from the files (opens read-only, works next to a running
 replica). With --url or --config: asks the running replica's admin API
 (GET /api/status: also sync state and peers); the bearer token comes from
 $INTERLOG_ADMIN_TOKEN (or --token-env NAME, or the config's admin.token_env).`,
@@ -33,6 +33,7 @@ $INTERLOG_ADMIN_TOKEN (or --token-env NAME, or the config's admin.token_env).`,
         id: log.id,
         name: log.name,
         created: log.created,
+        public_key: log.public_key,
         events: log.count,
         bytes: log.bytes,
         segments: log.segment_count,

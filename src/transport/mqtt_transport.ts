@@ -73,6 +73,13 @@ export interface TransportStatus {
  * persistence forgets everything), a retained offline will, TLS and
  * username/password, and outgoing pacing within the broker's limits.
  */
+/** MQTT 5 DISCONNECT reason: Session taken over (another client connected with this client id). */
+const session_taken_over = 0x8e;
+/** A connection closed this soon after connecting counts as short... */
+const short_session_ms = 5_000;
+/** ...and this many in a row are named as a likely client-id clash. */
+const short_sessions_warn = 3;
+
 export class MqttTransport {
   private readonly replicator: Replicator;
   private readonly clock: Clock;
@@ -89,6 +96,10 @@ export class MqttTransport {
   private readonly queue_max_bytes: number;
   private stopping = false;
   private readonly counts = { connects: 0, disconnects: 0, messages_received: 0, bytes_received: 0 };
+  private connected_at_ms = 0;
+  private short_sessions = 0;
+  private id_clashes = 0;
+  private id_clash_warned_ms = Number.NEGATIVE_INFINITY;
   private last_error: string | null = null;
   /** When the current event-loop turn started handling incoming messages; -1 outside one. */
   private turn_started_ms = -1;
@@ -150,6 +161,10 @@ export class MqttTransport {
     this.client = client;
     client.on("connect", () => this.handle_connect(client));
     client.on("close", () => this.handle_close());
+    client.on("disconnect", (packet) => {
+      // MQTT 5 reason 0x8E: another client connected with this client id, which is the replica id.
+      if (packet.reasonCode === session_taken_over) this.warn_id_clash("the broker closed this connection: another client connected with the same client id");
+    });
     client.on("error", (err) => {
       this.last_error = String(err.message ?? err);
       this.on_warning("MQTT connection problem; retrying", { url: redact(o.url), error: this.last_error });
@@ -275,13 +290,38 @@ export class MqttTransport {
       if (refused.length > 0) this.on_warning("the broker refused some subscriptions (check its ACL)", { topics: refused.map((g) => g.topic) });
       if (this.stopping || client !== this.client) return;
       this.connected = true;
+      this.connected_at_ms = this.clock.now_ms();
       this.on_info("connected to the MQTT broker", { url: redact(this.options.url), id: this.replicator.id });
       this.note_room();
       this.push(this.replicator.on_connect(this.clock.now_ms()));
     });
   }
 
+  /**
+   * Names the usual cause of connections lost to a client-id clash: two
+   * devices run one data directory (a copied SD card), or two processes one
+   * replica. Once per minute at most.
+   */
+  private warn_id_clash(what: string): void {
+    this.id_clashes++;
+    const now = this.clock.now_ms();
+    if (now - this.id_clash_warned_ms < 60_000) return;
+    this.id_clash_warned_ms = now;
+    this.on_warning(
+      `${what} (${this.replicator.id}, this replica's id): two devices or processes run as replica ${this.replicator.id} and keep knocking each other off the broker. A copied data directory does this: keep one, give the other a new data directory (interlog init)`,
+      { id: this.replicator.id, clashes: this.id_clashes },
+    );
+  }
+
   private handle_close(): void {
+    // MQTT 3.1.1 brokers just close a taken-over session: connections that keep dying within seconds of connecting say the same.
+    const now = this.clock.now_ms();
+    if (this.connected && now - this.connected_at_ms < short_session_ms) {
+      this.short_sessions++;
+      if (this.short_sessions >= short_sessions_warn) this.warn_id_clash(`the broker closed ${this.short_sessions} connections within ${short_session_ms / 1000} s of connecting; usually another client with the same client id`);
+    } else if (this.connected) {
+      this.short_sessions = 0;
+    }
     if (!this.connected) return;
     this.connected = false;
     this.counts.disconnects++;

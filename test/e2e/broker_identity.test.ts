@@ -407,7 +407,7 @@ describe("broker identity: the shipped mosquitto setup", () => {
 });
 
 describe("broker identity: the same attack against the README's former setup (client id trusted)", () => {
-  test("with `pattern write P/%c/#` and no use_username_as_clientid, C's login takes A's session and B stores the forged event", async () => {
+  test("with `pattern write P/%c/#` and no use_username_as_clientid, C's login takes A's session, but B refuses the forged (unsigned) event and A's real events still arrive", async () => {
     const fleet = await Fleet.start("old");
     try {
       const { a, b, logins } = fleet;
@@ -416,8 +416,15 @@ describe("broker identity: the same attack against the README's former setup (cl
       const impostor = await fleet.connect(logins.c, a.id);
       if (impostor.client === null) throw new Error(`C's login refused: ${impostor.error}`);
       expect((await publish(impostor.client, `interlog/${a.id}/events`, forged_event(a.id, next, "forged event"))).error).toBeNull();
-      await wait_for("B to store the forged event", async () => (payloads(await events_of(b), a.id).includes("forged event") ? true : null));
+      await wait_for("B to refuse the forged event", async () => {
+        const text = await (await b.fetch("/metrics")).text();
+        return /reason="event_partial_range"} [1-9]/.test(text) ? true : null;
+      });
       await wait_for("A to lose its session to the impostor", async () => (count_lines(a, "lost the MQTT broker; reconnecting") > 0 ? true : null));
+      impostor.client.end(true);
+      await append(a, ["a 2"]);
+      await wait_for("A's real event to reach B", async () => (payloads(await events_of(b), a.id).includes("a 2") ? true : null));
+      expect(payloads(await events_of(b), a.id)).toEqual(["a 1", "a 2"]);
     } finally {
       await fleet.stop();
     }

@@ -1,4 +1,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
+import fs from "node:fs";
+import path from "node:path";
+import { frame_crc_compute } from "../../src/log/frame.ts";
 import { Mosquitto } from "../support/mosquitto.ts";
 import { ServeProcess, write_config } from "../support/serve_process.ts";
 import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.ts";
@@ -45,7 +48,7 @@ describe("the compiled binary", () => {
     expect(info.commit).toMatch(/^([0-9a-f]{12}(-dirty)?|unknown)$/);
   });
 
-  test("two replicas converge through a real mosquitto: what is appended over HTTP to one is read on the other", async () => {
+  test("two replicas converge through a real mosquitto: what is appended over HTTP to one is read on the other, signed; verify proves it and catches a payload byte changed with its crc", async () => {
     const broker = await Mosquitto.start();
     const dir = temp_dir();
     const yaml = (name: string) =>
@@ -82,5 +85,26 @@ describe("the compiled binary", () => {
       expect(await b.stop()).toBe(0);
       await broker.stop();
     }
+    // a holds b's events with b's signatures: verify proves them; one payload byte changed on disk, its crc made good, is caught.
+    const a_dir = path.join(dir, "truck-a");
+    const clean = await run([bin, "verify", "--data-dir", a_dir]);
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ ok: true, events: 200 });
+    const file = path.join(a_dir, "segments", fs.readdirSync(path.join(a_dir, "segments")).filter((f) => f.endsWith(".seg")).sort()[0]);
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const view = new DataView(bytes.buffer);
+    const needle = Buffer.from("replica 1 reading 7");
+    const at = Buffer.from(bytes).indexOf(needle);
+    expect(at).toBeGreaterThan(0);
+    const frame_at = at - 40;
+    bytes[at + needle.length - 1] = "9".charCodeAt(0);
+    view.setUint32(frame_at + 4, frame_crc_compute(bytes, frame_at, view.getUint32(frame_at, true)), true);
+    fs.writeFileSync(file, bytes);
+    const tampered = await run([bin, "verify", "--data-dir", a_dir]);
+    expect(tampered.code).toBe(1);
+    const report = JSON.parse(tampered.stdout) as { ok: boolean; first_bad: { reason: string } };
+    expect(report.ok).toBe(false);
+    expect(report.first_bad.reason).toContain("bad_signature");
+    expect(tampered.stderr).toContain("first bad record at position");
   });
 });

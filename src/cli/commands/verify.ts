@@ -5,8 +5,10 @@ export const verify_command: Command = {
   name: "verify",
   help: `interlog verify --data-dir DIR
 
-Re-reads every segment: record checksums, seq order, batch ends, and that the
-unused space is zero. Prints a JSON report. Exit 0 when all is well, 1 with
+Re-reads every segment: record checksums, seq order, that every event is
+covered by its origin's signature (each signed range's proof checked against
+the origin's public key, which its id is the hash of), and that the unused
+space is zero. Prints a JSON report. Exit 0 when all is well, 1 with
 "first_bad":{"pos",...} otherwise. Opens read-only, so it repairs nothing:
 a torn tail from a crash is reported here and dropped at the next start.`,
   options: { "data-dir": { type: "string" } },

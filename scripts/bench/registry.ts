@@ -16,6 +16,7 @@ import { sync_256b_events_per_s } from "./sync_256b_events_per_s.ts";
 import { sync_catchup_100k_peak_rss_bytes, sync_catchup_100k_s } from "./sync_catchup_100k.ts";
 import { sync_wire_overhead_ratio } from "./sync_wire_overhead.ts";
 import type { Benchmark } from "./types.ts";
+import { verify_256b_events_per_s } from "./verify_256b.ts";
 
 /** Every benchmark, in run order. New ones (sync, issue 4) register here. */
 export const benchmarks: readonly Benchmark[] = [
@@ -26,6 +27,7 @@ export const benchmarks: readonly Benchmark[] = [
   open_64mib_ms,
   open_1gib_ms,
   heap_growth_per_1m_appends_bytes,
+  verify_256b_events_per_s,
   sync_256b_events_per_s,
   sync_catchup_100k_s,
   sync_catchup_100k_peak_rss_bytes,

@@ -17,7 +17,7 @@ import {
   write_frame_fields,
   write_frame_header,
 } from "./frame.ts";
-import { staging_bytes } from "./log_options.ts";
+import { range_seal_bytes, staging_bytes } from "./log_options.ts";
 import { proof_at, proof_signature_offset, RangeHash, write_proof_head } from "./proof.ts";
 import type { ReplicaKey } from "./replica_key.ts";
 import type { Segment } from "./segment.ts";
@@ -135,6 +135,8 @@ export class FrameStager {
       this.tail_at = own && (flags & flag_batch_end) !== 0 ? at : -1;
       segment.note_record(origin, seq, offset);
       segment.end_bytes = offset + size;
+      // A range that travels in one message: sealed at the first batch end past range_seal_bytes.
+      if (this.tail_at >= 0 && segment.end_bytes - this.range_start_bytes >= range_seal_bytes) this.seal();
       return;
     }
     // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0.

@@ -102,6 +102,88 @@ describe("embedded log API", () => {
     await mallory.close();
   });
 
+  test("verify checks every signed range: a payload byte changed on disk with its crc made good is found at its range", async () => {
+    const dir = temp_dir();
+    const log = await Log.open({ dir });
+    const other = await Origin.open();
+    log.append_batch([enc("one"), enc("two")]);
+    await log.durable();
+    log.accept_frames(other.write("theirs 1", "theirs 2"));
+    log.append(enc("three"));
+    await log.close();
+    await other.close();
+    const clean = await Log.open({ dir, read_only: true });
+    expect(clean.verify()).toMatchObject({ ok: true, events: 5 });
+    const target = clean.get(other.id, 2)!;
+    await clean.close();
+    const fs = await import("node:fs");
+    const { frame_crc_compute } = await import("../../src/log/frame.ts");
+    const files = fs.readdirSync(`${dir}/segments`).filter((f) => f.endsWith(".seg"));
+    expect(files.length).toBe(1);
+    const bytes = new Uint8Array(fs.readFileSync(`${dir}/segments/${files[0]}`));
+    const view = new DataView(bytes.buffer);
+    // Find the frame of theirs 2 and change one payload byte, then make its crc match again.
+    let at = 0;
+    for (let i = 0; i < target.pos; i++) at += (view.getUint32(at, true) + 7) & ~7;
+    bytes[at + 40] ^= 0x20;
+    view.setUint32(at + 4, frame_crc_compute(bytes, at, view.getUint32(at, true)), true);
+    fs.writeFileSync(`${dir}/segments/${files[0]}`, bytes);
+    const tampered = await Log.open({ dir, read_only: true });
+    const report = tampered.verify();
+    expect(report.ok).toBe(false);
+    // Reported at the first event of the range the changed event belongs to (theirs 1, pos 2).
+    expect(report.first_bad?.pos).toBe(2);
+    expect(report.first_bad?.reason).toContain(`signed range of ${other.id}`);
+    expect(report.first_bad?.reason).toContain("bad_signature");
+    await tampered.close();
+  });
+
+  test("a 0.2 data directory is refused with the commands to move on, and left as it was", async () => {
+    const dir = temp_dir();
+    const fs = await import("node:fs");
+    fs.mkdirSync(`${dir}/segments`);
+    const old_json = JSON.stringify({ id: "3f09c2a41b7e55d0", name: "truck", created: "2026-01-01T00:00:00.000Z" });
+    fs.writeFileSync(`${dir}/replica.json`, old_json);
+    fs.writeFileSync(`${dir}/segments/00000000000000000000.seg`, new Uint8Array(4096).fill(1));
+    for (const read_only of [false, true]) {
+      let err: unknown;
+      try {
+        await Log.open({ dir, read_only });
+      } catch (e) {
+        err = e;
+      }
+      expect(is_interlog_error(err, "DATA_DIR_OLD_FORMAT")).toBe(true);
+      expect((err as Error).message).toContain("interlog read --data-dir");
+      expect((err as Error).message).toContain("interlog init --data-dir");
+    }
+    expect(fs.readFileSync(`${dir}/replica.json`, "utf8")).toBe(old_json);
+    // Nothing added but the lock file a writable open takes first.
+    expect(fs.readdirSync(dir).filter((f) => f !== "lock").sort()).toEqual(["replica.json", "segments"]);
+    expect(fs.readdirSync(`${dir}/segments`)).toEqual(["00000000000000000000.seg"]);
+    expect(fs.readFileSync(`${dir}/segments/00000000000000000000.seg`)).toEqual(Buffer.alloc(4096, 1));
+  });
+
+  test("the key stays with its directory: 0600, and a missing or foreign key file is refused", async () => {
+    const fs = await import("node:fs");
+    const a = temp_dir();
+    const b = temp_dir();
+    const la = await Log.open({ dir: a });
+    const lb = await Log.open({ dir: b });
+    expect(fs.statSync(`${a}/replica.key`).mode & 0o777).toBe(0o600);
+    const { id_of_public_key } = await import("../../src/log/replica_key.ts");
+    expect(id_of_public_key(Buffer.from(la.public_key, "hex"))).toBe(la.id);
+    await la.close();
+    await lb.close();
+    fs.copyFileSync(`${b}/replica.key`, `${a}/replica.key`);
+    await expect(Log.open({ dir: a })).rejects.toThrow(/does not belong to replica/);
+    fs.rmSync(`${a}/replica.key`);
+    await expect(Log.open({ dir: a })).rejects.toThrow(/replica.key is missing/);
+    // A read-only open needs no key (status and verify next to a running replica that runs as another user).
+    const reader = await Log.open({ dir: a, read_only: true });
+    expect(reader.id).toBe(la.id);
+    await reader.close();
+  });
+
   test("get finds an event by id; events_after lists what a peer lacks", async () => {
     const log = await Log.open({ dir: temp_dir() });
     const other = await Origin.open();

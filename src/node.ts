@@ -40,6 +40,7 @@ export class ReplicaNode {
     check_listen_allowed(config.admin.listen, config.admin.token ?? undefined);
     const validate_append = build_validator(config.validators.append);
     const validate_sync = build_validator(config.validators.sync);
+    const explain_sync = build_validator(config.validators.sync);
     const log = await Log.open({
       dir: config.data_dir,
       name: config.name,
@@ -95,7 +96,8 @@ export class ReplicaNode {
         allowed_hosts: config.admin.allowed_hosts,
         body_limit_bytes: admin_body_limit_bytes,
         validate_append,
-        explain_rejection: (payload, ctx) => validate_sync(payload, { kind: "sync", ...ctx }),
+        // What the validator said on arrival; after a restart, a fresh instance runs again (sync's own keeps its per-origin memory).
+        explain_rejection: (payload, ctx) => replicator?.rejections.get(ctx.origin, ctx.seq) ?? explain_sync(payload, { kind: "sync", ...ctx }),
         sync: replicator !== null && transport !== null ? sync_view(replicator, transport, clock) : undefined,
         clock,
         on_warning: (msg, details) => log_line("warn", msg, details),

@@ -62,7 +62,7 @@ export class QuarantineIndex {
     } catch (err) {
       message = `validator failed: ${String(err)}`;
     }
-    if (message === null) return "rejected by a sync validator; it passes them now (their configuration changed since)";
+    if (message === null) return "rejected by a sync validator when it arrived; alone it passes them now (a validator that compares with earlier events, or a changed configuration)";
     const bytes = new TextEncoder().encode(message);
     return bytes.length <= this.message_max_bytes ? message : `${this.decoder.decode(bytes.subarray(0, this.message_max_bytes))}…`;
   }

@@ -31,6 +31,7 @@ import {
   batch_too_large,
   data_dir_missing,
   log_closed,
+  own_batch_too_large,
   payload_too_large,
   read_only as read_only_error,
   replica_missing,
@@ -39,7 +40,7 @@ import {
 import { LogEvent } from "./log_event.ts";
 import { type LogOptions, own_batch_bytes_max, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
 import { type RecoveryReport, recover } from "./recovery.ts";
-import { create_replica, read_replica, type Replica } from "./replica.ts";
+import { create_replica, read_replica, refuse_old_format, type Replica } from "./replica.ts";
 import type { ReplicaKey } from "./replica_key.ts";
 import { Segment } from "./segment.ts";
 import { SegmentFiles, segments_dir_name, write_failure_marker } from "./segment_files.ts";
@@ -179,6 +180,8 @@ export class Log {
       if (!options.create) throw data_dir_missing(dir);
       await mkdir_durable(io, dir);
     }
+    // A directory this version cannot open is refused before anything (even the lock file) is added to it.
+    refuse_old_format(io, dir);
     const lock = read_only ? null : io.lock(path.join(dir, "lock"));
     try {
       let replica = read_replica(io, dir, !read_only);
@@ -227,7 +230,7 @@ export class Log {
       payload_bytes += p.length;
       this.check_payload(p.length);
     }
-    if (bytes > own_batch_bytes_max) throw batch_too_large(bytes, own_batch_bytes_max);
+    if (bytes > own_batch_bytes_max) throw own_batch_too_large(bytes, own_batch_bytes_max);
     this.reserve_own(bytes);
     const first = (this.vv_map.get(this.id) ?? 0) + 1;
     const time_ms = this.options.clock.now_ms();
@@ -571,9 +574,10 @@ export class Log {
     return this.active_handle;
   }
 
-  /** reserve() for an own batch of `bytes`: with room for the proof that may end it, signing what waits first when the batch may not fit in staging. */
+  /** reserve() for an own batch of `bytes`: with room for the proofs that may be written with it, signing what waits first when the batch may not fit in staging. */
   private reserve_own(bytes: number): void {
-    this.reserve(bytes + proof_bytes);
+    // The open range's proof, should a flush seal it first, and this batch's own.
+    this.reserve(bytes + proof_bytes + (this.stager.range_open ? proof_bytes : 0));
     this.stager.before_own_batch(bytes + proof_bytes);
   }
 

@@ -35,6 +35,31 @@ function invalid(file: string, what: string): InterlogError {
   return new InterlogError("DATA_DIR_INVALID", `${file} ${what}; restore the data directory from a backup`);
 }
 
+function is_old_format(info: { format?: unknown; public_key?: unknown }): boolean {
+  return info.format === undefined && info.public_key === undefined;
+}
+
+function old_format(dir: string): InterlogError {
+  return new InterlogError(
+    "DATA_DIR_OLD_FORMAT",
+    `${dir} was written by InterLog 0.2, whose events are not signed; this version cannot extend it. ` +
+      `Read its events out with an InterLog 0.2 binary ("interlog read --data-dir ${dir}"), then give this version a new data directory ("interlog init --data-dir NEW_DIR"); the old directory is left as it is`,
+  );
+}
+
+/** Throws DATA_DIR_OLD_FORMAT for a 0.2 data directory (its replica.json has no format); anything else is read_replica's to judge. */
+export function refuse_old_format(io: FileIO, dir: string): void {
+  const bytes = io.read_file(path.join(dir, replica_file_name));
+  if (bytes === null) return;
+  let info: unknown;
+  try {
+    info = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return;
+  }
+  if (typeof info === "object" && info !== null && is_old_format(info)) throw old_format(dir);
+}
+
 export function read_replica(io: FileIO, dir: string, need_key = true): Replica | null {
   const file = path.join(dir, replica_file_name);
   const bytes = io.read_file(file);
@@ -49,13 +74,7 @@ export function read_replica(io: FileIO, dir: string, need_key = true): Replica 
   if (typeof info.id !== "string" || !is_origin(info.id) || typeof info.name !== "string") {
     throw invalid(file, `lacks a valid "id" (16 hex digits) or "name"`);
   }
-  if (info.format === undefined && info.public_key === undefined) {
-    throw new InterlogError(
-      "DATA_DIR_OLD_FORMAT",
-      `${dir} was written by InterLog 0.2, whose events are not signed; this version cannot extend it. ` +
-        `Read its events out with an InterLog 0.2 binary ("interlog read --data-dir ${dir}"), then give this version a new data directory ("interlog init --data-dir NEW_DIR"); the old directory is left as it is`,
-    );
-  }
+  if (is_old_format(info)) throw old_format(dir);
   if (info.format !== data_format) throw invalid(file, `has format ${String(info.format)}, this version reads format ${data_format}`);
   if (typeof info.public_key !== "string" || !/^[0-9a-f]{64}$/.test(info.public_key)) throw invalid(file, `lacks a valid "public_key" (64 hex digits)`);
   const replica: ReplicaInfo = { id: info.id, name: info.name, created: typeof info.created === "string" ? info.created : "", public_key: info.public_key, format: data_format };

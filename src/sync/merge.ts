@@ -20,7 +20,9 @@ import {
   proof_bytes,
   write_frame_fields,
 } from "../log/frame.ts";
+import { proof_at, proof_first_seq } from "../log/proof.ts";
 import type { Conflicts } from "./conflicts.ts";
+import type { RejectionMessages } from "./rejections.ts";
 import type { SyncCounters } from "./counters.ts";
 import type { GapBuffer } from "./gap_buffer.ts";
 import type { PeerQuota } from "./peer_quota.ts";
@@ -52,6 +54,8 @@ export interface MergeOptions {
   accept_batch_max_bytes: number;
   /** Replica-id conflicts seen, by origin (shared with the replicator's status). */
   conflicts: Conflicts;
+  /** The validators' messages of recent rejections (for /api/quarantine). */
+  rejections: RejectionMessages;
   on_warning: (message: string, details: Record<string, unknown>) => void;
 }
 
@@ -83,6 +87,7 @@ export class Merger {
   private readonly accept_batch_max_bytes: number;
   private readonly on_warning: (message: string, details: Record<string, unknown>) => void;
   private readonly conflicts: Conflicts;
+  private readonly rejections: RejectionMessages;
   private warnings = 0;
   private warned_quota = false;
 
@@ -101,6 +106,7 @@ export class Merger {
     this.accept_batch_max_bytes = options.accept_batch_max_bytes;
     this.on_warning = options.on_warning;
     this.conflicts = options.conflicts;
+    this.rejections = options.rejections;
   }
 
   /**
@@ -182,6 +188,11 @@ export class Merger {
       range.push(frame);
       const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
       if ((frame_flags(view, 0) & flag_signed) === 0) continue;
+      // Parked frames are verified ranges, but maybe of two holders of one key (a clone): append only a range that begins where its proof says.
+      if (proof_first_seq(view, proof_at(0, frame_len(view, 0))) !== (this.next.get(origin) as number)) {
+        this.counters.events_dropped.partial_range += range.length;
+        return;
+      }
       for (const f of range) {
         const v = new DataView(f.buffer, f.byteOffset, f.byteLength);
         this.stage(origin, frame_origin_hi(v, 0), frame_origin_lo(v, 0), frame_seq(v, 0), frame_time_ms(v, 0), frame_flags(v, 0), frame_crc(v, 0), f, frame_header_bytes, frame_len(v, 0), from);
@@ -204,17 +215,18 @@ export class Merger {
     from: string,
   ): void {
     if (this.validate !== null) {
-      // A validator sees the payload only, never the proof.
+      // A validator sees the payload only, never the proof, and a copy: what is stored must stay the origin's signed bytes.
       const payload_end = (flags & flag_signed) !== 0 ? end - proof_bytes : end;
       let problem: string | null;
       try {
-        problem = this.validate(src.subarray(start, payload_end), { origin, seq, time_ms, from });
+        problem = this.validate(src.slice(start, payload_end), { origin, seq, time_ms, from });
       } catch (err) {
         problem = `validator failed: ${String(err)}`;
       }
       if (problem !== null) {
         flags |= flag_rejected;
         this.counters.events_rejected++;
+        this.rejections.note(origin, seq, problem);
       }
     }
     if (this.gap.has_origin(origin)) this.gap.take(origin, seq);

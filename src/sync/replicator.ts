@@ -59,6 +59,7 @@ import { Topics } from "./topics.ts";
 import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wire_events.ts";
 import { keep_signed_ranges, type RangeProblem } from "../log/signed_ranges.ts";
 import { Conflicts } from "./conflicts.ts";
+import { RejectionMessages } from "./rejections.ts";
 
 export { type Outbound, type ReplicatorOptions, envelope_reserve_bytes, sync_defaults } from "./sync_options.ts";
 export type { PeerStatus, SyncStatus } from "./sync_status.ts";
@@ -102,6 +103,8 @@ export class Replicator {
   private readonly decoded = new DecodedEvents();
   /** Replica-id conflicts by origin (two devices with one key), for status and the dashboard. */
   readonly conflicts = new Conflicts();
+  /** What the sync validator said of recent rejections, by event id. */
+  readonly rejections = new RejectionMessages();
   private readonly pool: MessagePool;
 
   /**
@@ -147,6 +150,7 @@ export class Replicator {
       validate: s.validate,
       accept_batch_max_bytes: s.accept_batch_max_bytes,
       conflicts: this.conflicts,
+      rejections: this.rejections,
       on_warning: s.on_warning,
     });
     this.announcer = new Announcer(

@@ -12,8 +12,8 @@
  *      Config errors in options are reported with file, line and key path.
  *    - `create(options)`: returns the check `(payload, ctx) => string | null`:
  *      null accepts the event, a string rejects it with that message (422 to
- *      an appending caller; a synced event is kept as a quarantined
- *      placeholder with the message). `ctx` says which replica wrote the
+ *      an appending caller; a synced event is kept as its origin signed
+ *      it, marked rejected, and /api/quarantine shows the message). `ctx` says which replica wrote the
  *      event (`origin`), its `seq`, `time_ms`, and `kind` ("append" | "sync").
  *      State kept in the closure is per configured use, lives in memory and
  *      starts empty after a restart; update it only when the event passes,

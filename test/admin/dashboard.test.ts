@@ -4,15 +4,21 @@ import path from "node:path";
 import { encode } from "cbor2";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { type AdminServer, start_admin_server } from "../../src/admin/server.ts";
-import { flag_rejected } from "../../src/log/frame.ts";
-import { FakeSync, admin_app, enc } from "./support.ts";
+import { Origin } from "../support/origin.ts";
+import { accept_validated } from "../support/validated_accept.ts";
+import { FakeSync, admin_app, dec, enc } from "./support.ts";
 
 /** Debian's chromium; override with INTERLOG_CHROMIUM. A missing browser fails the test: the dashboard must be checked in a real one. */
 const chromium_path = process.env.INTERLOG_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts_dir = path.join(import.meta.dir, "..", "..", "test-artifacts");
 const token = "dashboard-test-token";
 const peer_cloud = "7a1c00000000c10d";
-const peer_depot = "d390000000000042";
+
+/** The sync validator of this replica (the quarantine view runs it again for the message). */
+function gps_validator(payload: Uint8Array): string | null {
+  const fix = JSON.parse(dec(payload)) as { lat: number };
+  return Math.abs(fix.lat) <= 90 ? null : `gps-fix: lat must be a number from -90 to 90, got ${fix.lat}`;
+}
 
 let browser: Browser;
 let server: AdminServer;
@@ -53,7 +59,10 @@ async function until_text(page: Page, id: string, text: string): Promise<void> {
 describe("the dashboard in a real browser", () => {
   test("asks for the token once, then shows the replica and follows its numbers as events arrive", async () => {
     const sync = new FakeSync();
-    const t = await admin_app({ token, sync });
+    const t = await admin_app({ token, sync, explain_rejection: gps_validator });
+    // A depot replica whose events reach this one by sync: a real origin, with its own key.
+    const depot = await Origin.open();
+    const peer_depot = depot.id;
     server = start_admin_server({ app: t.app, listen: "127.0.0.1:0" });
     const post = (body: Uint8Array, type = "application/octet-stream") =>
       fetch(`${server.url}/api/events`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type }, body });
@@ -96,14 +105,22 @@ describe("the dashboard in a real browser", () => {
       { id: peer_cloud, name: "cloud", vv: {}, lag_events: 0, oldest_unacked_age_ms: null, last_seen_ms: Date.now() - 2000 },
       { id: peer_depot, name: "depot-7", vv: {}, lag_events: 118, oldest_unacked_age_ms: 95_000, last_seen_ms: Date.now() - 300_000 },
     ];
-    t.log.accept({ origin: peer_depot, seq: 1, time_ms: Date.now(), payload: enc("gps-fix: lat must be a number from -90 to 90, got 91.2"), flags: flag_rejected });
+    expect(accept_validated(t.log, depot.write('{"lat":48.1}', '{"lat":91.2}'), gps_validator)).toEqual({ appended: 2, rejected: 1 });
+    await depot.close();
     await t.log.durable();
-    events++;
+    events += 2;
     await until_text(page, "events-count", events.toLocaleString("en-US"));
     await page.waitForSelector(`#peers tr[data-peer="${peer_depot}"]`);
     await until_text(page, "rejected-total", "1");
     expect(await text_of(page, `#peers tr[data-peer="${peer_depot}"]`)).toContain("118");
-    expect(await text_of(page, "#rejected")).toContain("lat must be a number from -90 to 90");
+    expect(await text_of(page, "#rejected")).toContain(`${peer_depot}:2`);
+    expect(await text_of(page, "#rejected")).toContain("gps-fix: lat must be a number from -90 to 90, got 91.2");
+    // No replica-id conflict so far: the card stays hidden until sync reports one.
+    expect(await page.isHidden("#conflicts-card")).toBe(true);
+    sync.conflict_list = [{ origin: peer_cloud, seq: 41, from: peer_depot, first_seen_ms: Date.now(), last_seen_ms: Date.now(), events: 3 }];
+    await until_text(page, "conflicts-total", "1");
+    expect(await page.isHidden("#conflicts-card")).toBe(false);
+    expect(await text_of(page, "#conflicts-line")).toContain(`${peer_cloud} (seq 41, from ${peer_depot})`);
     expect(await text_of(page, "#append-rate")).not.toBe("-");
     expect(await text_of(page, "#time-to-full")).not.toBe("-");
     expect(await text_of(page, "#disk-free")).not.toBe("unknown");

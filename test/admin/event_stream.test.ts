@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { encode } from "cbor2";
+import { Origin } from "../support/origin.ts";
 import { SseReader, admin_app, b64, enc, eventually, metric, post_event } from "./support.ts";
 
 interface StreamedEvent {
@@ -33,9 +34,11 @@ describe("GET /api/events/stream", () => {
     expect((await post_event(t, enc("over http"))).status).toBe(201);
     expect(await next_event(sse)).toMatchObject({ pos: 2, id: `${t.log.id}:3`, payload: b64("over http") });
 
-    // Written past the API (as sync does): found by polling.
-    t.log.accept({ origin: "00000000000000aa", seq: 1, time_ms: 5, payload: enc("from a peer") });
-    expect(await next_event(sse)).toMatchObject({ pos: 3, id: "00000000000000aa:1", payload: b64("from a peer") });
+    // Written past the API (as sync does): found by polling. The payload streamed is the origin's, without its proof.
+    const peer = await Origin.open({ clock: { now_ms: () => 5 } });
+    expect(t.log.accept_frames(peer.write("from a peer"))).toEqual({ appended: 1, dropped: {} });
+    expect(await next_event(sse)).toMatchObject({ pos: 3, id: `${peer.id}:1`, payload: b64("from a peer") });
+    await peer.close();
 
     await post_event(t, encode([enc("b0"), enc("b1")]), "application/cbor");
     expect((await next_event(sse)).pos).toBe(4);

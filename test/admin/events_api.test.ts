@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { encode } from "cbor2";
 import { ManualTimers } from "../support/manual_timers.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
+import { Origin } from "../support/origin.ts";
+import { accept_validated } from "../support/validated_accept.ts";
 import { admin_app, b64, dec, enc, post_event } from "./support.ts";
 
 const cbor_type = "application/cbor";
@@ -174,6 +176,18 @@ describe("GET /api/events", () => {
     await t.log.write(enc("hello"));
     const body = (await (await t.call("/api/events")).json()) as { events: unknown[] };
     expect(body.events).toEqual([{ pos: 0, id: `${t.log.id}:1`, origin: t.log.id, seq: 1, time: 1_700_000_000_000, payload: b64("hello") }]);
+  });
+
+  test("synced events read as their origin wrote them (no proof), a rejected one as it was written and marked rejected", async () => {
+    const t = await admin_app();
+    const peer = await Origin.open({ clock: { now_ms: () => 1_600_000_000_000 } });
+    const frames = peer.write("fine", "refused by a validator here");
+    expect(accept_validated(t.log, frames, (p) => (dec(p).startsWith("refused") ? "no" : null))).toEqual({ appended: 2, rejected: 1 });
+    await peer.close();
+    await t.log.durable();
+    const body = (await (await t.call("/api/events")).json()) as { events: unknown[] };
+    const event = (seq: number, payload: string) => ({ pos: seq - 1, id: `${peer.id}:${seq}`, origin: peer.id, seq, time: 1_600_000_000_000, payload: b64(payload) });
+    expect(body.events).toEqual([event(1, "fine"), { ...event(2, "refused by a validator here"), rejected: true }]);
   });
 
   test("a page stops at the payload budget but always holds one event", async () => {

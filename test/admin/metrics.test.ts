@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { encode } from "cbor2";
-import { flag_rejected } from "../../src/log/frame.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
-import { FakeSync, admin_app, enc, metric, post_event } from "./support.ts";
+import { Origin } from "../support/origin.ts";
+import { accept_validated } from "../support/validated_accept.ts";
+import { FakeSync, admin_app, dec, enc, metric, post_event } from "./support.ts";
 
 const peer = "00000000000000aa";
 
@@ -41,17 +42,21 @@ describe("GET /metrics", () => {
     expect(metric(again, "interlog_log_fsync_duration_seconds_count")).toBe(metric(again, "interlog_log_fsyncs_total"));
   });
 
-  test("reports sync traffic, drops by reason and per-peer lag, and rejected events", async () => {
+  test("reports sync traffic, drops by reason, conflicts, per-peer lag, and rejected events", async () => {
     const sync = new FakeSync();
-    sync.totals = { messages_in: 12, messages_out: 7, dropped: { bad_crc: 2, unknown_version: 1 } };
+    sync.totals = { messages_in: 12, messages_out: 7, conflicts: 2, dropped: { bad_crc: 2, unknown_version: 1 } };
     sync.peer_list = [{ id: peer, name: "cloud", vv: {}, lag_events: 40, oldest_unacked_age_ms: 2500, last_seen_ms: 1_000 }];
     const t = await admin_app({ sync, clock: { now_ms: () => 4_000 } });
-    t.log.accept({ origin: peer, seq: 1, time_ms: 1, payload: enc("bad lat"), flags: flag_rejected });
+    const origin = await Origin.open();
+    const refuse_bad = (payload: Uint8Array) => (dec(payload).startsWith("bad") ? "bad lat" : null);
+    expect(accept_validated(t.log, origin.write("bad lat", "good lat"), refuse_bad)).toEqual({ appended: 2, rejected: 1 });
+    await origin.close();
     await t.log.durable();
     let text = await scrape(t.call);
     expect(metric(text, "interlog_sync_connected")).toBe(1);
     expect(metric(text, "interlog_sync_messages_in_total")).toBe(12);
     expect(metric(text, "interlog_sync_messages_out_total")).toBe(7);
+    expect(metric(text, "interlog_sync_conflicts_total")).toBe(2);
     expect(metric(text, 'interlog_sync_messages_dropped_total{reason="bad_crc"}')).toBe(2);
     expect(metric(text, 'interlog_sync_messages_dropped_total{reason="unknown_version"}')).toBe(1);
     expect(metric(text, `interlog_sync_peer_lag_events{peer="${peer}",name="cloud"}`)).toBe(40);

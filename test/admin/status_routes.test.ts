@@ -1,8 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import type { PeerStatus } from "../../src/admin/deps.ts";
-import { flag_rejected } from "../../src/log/frame.ts";
+import type { ConflictStatus, PeerStatus } from "../../src/admin/deps.ts";
+import { id_of_public_key } from "../../src/log/replica_key.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
-import { FakeSync, admin_app, enc, eventually } from "./support.ts";
+import { Origin } from "../support/origin.ts";
+import { accept_validated } from "../support/validated_accept.ts";
+import { FakeSync, admin_app, dec, enc, eventually } from "./support.ts";
 
 const peer_a = "00000000000000aa";
 const peer_b = "00000000000000bb";
@@ -17,10 +19,14 @@ describe("status, peers, readiness", () => {
     io.capacity_bytes = 10 * 1024 * 1024;
     const t = await admin_app({ clock: { now_ms: () => 1_700_000_000_500 } }, { dir: "/mem/data", io });
     await t.log.write([enc("a"), enc("b")]);
-    const status = await (await t.call("/api/status")).json();
+    const status = (await (await t.call("/api/status")).json()) as Record<string, unknown> & { public_key: string };
+    // The public key the id stands for: what peers check this replica's events against.
+    expect(status.public_key).toMatch(/^[0-9a-f]{64}$/);
+    expect(id_of_public_key(Buffer.from(status.public_key, "hex"))).toBe(t.log.id);
     expect(status).toEqual({
       id: t.log.id,
       name: "truck-0042",
+      public_key: t.log.public_key,
       time_ms: 1_700_000_000_500,
       sync_mode: "always",
       events: 2,
@@ -29,15 +35,20 @@ describe("status, peers, readiness", () => {
       vv: { [t.log.id]: 2 },
       sync: { configured: false, connected: false, peers: [] },
       disk: { used_bytes: 64 * 1024, free_bytes: io.free_bytes() },
+      conflicts: [],
     });
   });
 
-  test("with sync configured, status and /api/peers show the sync layer's peers", async () => {
+  test("with sync configured, status and /api/peers show the sync layer's peers and replica-id conflicts", async () => {
     const sync = new FakeSync();
     sync.peer_list = [peer(peer_a, 5), peer(peer_b, 0)];
     const t = await admin_app({ sync });
-    const status = (await (await t.call("/api/status")).json()) as { sync: unknown };
+    let status = (await (await t.call("/api/status")).json()) as { sync: unknown; conflicts: ConflictStatus[] };
     expect(status.sync).toEqual({ configured: true, connected: true, peers: sync.peer_list });
+    expect(status.conflicts).toEqual([]);
+    sync.conflict_list = [{ origin: peer_b, seq: 17, from: peer_a, first_seen_ms: 1_000, last_seen_ms: 2_000, events: 3 }];
+    status = (await (await t.call("/api/status")).json()) as { sync: unknown; conflicts: ConflictStatus[] };
+    expect(status.conflicts).toEqual(sync.conflict_list);
     expect(await (await t.call("/api/peers")).json()).toEqual({ configured: true, connected: true, peers: sync.peer_list });
   });
 
@@ -78,43 +89,101 @@ describe("status, peers, readiness", () => {
   });
 });
 
+/** The sync validators of these tests: the quarantine view runs them again for the message. */
+function validator(payload: Uint8Array): string | null {
+  const text = dec(payload);
+  if (text.startsWith("lat 91")) return "lat must be a number from -90 to 90, got 91";
+  if (text.startsWith("{")) return "not JSON";
+  if (text.startsWith("bad")) return `${text} is bad`;
+  return null;
+}
+
 describe("/api/quarantine", () => {
-  test("lists the rejected placeholders sync wrote, newest first, with the validator's message", async () => {
-    const t = await admin_app();
+  test("lists the events sync rejected, newest first, with the validators' message and the payload the origin wrote", async () => {
+    const t = await admin_app({ explain_rejection: validator });
+    let now = 0;
+    const a = await Origin.open({ clock: { now_ms: () => now } });
+    const b = await Origin.open({ clock: { now_ms: () => now } });
     t.log.append(enc("mine"));
-    t.log.accept({ origin: peer_a, seq: 1, time_ms: 10, payload: enc("fine") });
-    t.log.accept({ origin: peer_a, seq: 2, time_ms: 20, payload: enc("lat 91 out of range"), flags: flag_rejected });
-    t.log.accept({ origin: peer_b, seq: 1, time_ms: 30, payload: enc("not JSON"), flags: flag_rejected });
+    now = 10;
+    const fine = a.write("fine");
+    now = 20;
+    const lat = a.write("lat 91.2");
+    expect(accept_validated(t.log, new Uint8Array(Buffer.concat([fine, lat])), validator)).toEqual({ appended: 2, rejected: 1 });
+    now = 30;
+    expect(accept_validated(t.log, b.write("{oops"), validator)).toEqual({ appended: 1, rejected: 1 });
     await t.log.durable();
+    // The log keeps the origin's bytes, marked: the payload reads back as written.
+    expect(dec(t.log.get(a.id, 2)!.payload)).toBe("lat 91.2");
+    expect(t.log.get(a.id, 2)!.rejected).toBe(true);
+    expect(t.log.get(a.id, 1)!.rejected).toBe(false);
     const view = await (await t.call("/api/quarantine")).json();
     expect(view).toEqual({
       events: [
-        { pos: 3, id: `${peer_b}:1`, origin: peer_b, seq: 1, time: 30, message: "not JSON" },
-        { pos: 2, id: `${peer_a}:2`, origin: peer_a, seq: 2, time: 20, message: "lat 91 out of range" },
+        { pos: 3, id: `${b.id}:1`, origin: b.id, seq: 1, time: 30, message: "not JSON", payload_base64: Buffer.from("{oops").toString("base64"), payload_bytes: 5 },
+        {
+          pos: 2,
+          id: `${a.id}:2`,
+          origin: a.id,
+          seq: 2,
+          time: 20,
+          message: "lat must be a number from -90 to 90, got 91",
+          payload_base64: Buffer.from("lat 91.2").toString("base64"),
+          payload_bytes: 8,
+        },
       ],
       total: 2,
       scanned_to: 4,
       complete: true,
     });
+    // A rejected event is kept whole and signed: the log still verifies, proofs included.
+    expect(t.log.verify()).toMatchObject({ ok: true, events: 4 });
+    await a.close();
+    await b.close();
   });
 
-  test("keeps only the newest few and cuts long messages, counting them all", async () => {
-    const t = await admin_app({ limits: { quarantine_events_max: 3, quarantine_message_max_bytes: 8 } });
-    for (let seq = 1; seq <= 10; seq++) {
-      t.log.accept({ origin: peer_a, seq, time_ms: seq, payload: enc(`rejected number ${seq}`), flags: flag_rejected });
-    }
+  test("keeps only the newest few and cuts long messages and payloads, counting them all", async () => {
+    const t = await admin_app({ explain_rejection: validator, limits: { quarantine_events_max: 3, quarantine_message_max_bytes: 8, quarantine_payload_max_bytes: 5 } });
+    const a = await Origin.open();
+    const frames = a.write(...Array.from({ length: 10 }, (_, i) => `bad number ${i + 1}`));
+    expect(accept_validated(t.log, frames, validator)).toEqual({ appended: 10, rejected: 10 });
     await t.log.durable();
-    const view = (await (await t.call("/api/quarantine")).json()) as { events: { seq: number; message: string }[]; total: number };
+    const view = (await (await t.call("/api/quarantine")).json()) as { events: { seq: number; message: string; payload_base64: string; payload_bytes: number }[]; total: number };
     expect(view.total).toBe(10);
     expect(view.events.map((e) => e.seq)).toEqual([10, 9, 8]);
-    expect(view.events[0].message).toBe("rejected…");
+    expect(view.events[0].message).toBe("bad numb…");
+    expect(view.events[0].payload_base64).toBe(Buffer.from("bad n").toString("base64"));
+    expect(view.events[0].payload_bytes).toBe("bad number 10".length);
+    await a.close();
+  });
+
+  test("the message says when no validators are given, when they pass the event now, and when they throw", async () => {
+    const a = await Origin.open();
+    const frames = a.write("bad one", "bad two");
+    const messages = async (explain?: (payload: Uint8Array) => string | null): Promise<string[]> => {
+      const t = await admin_app(explain === undefined ? {} : { explain_rejection: explain });
+      accept_validated(t.log, frames, validator);
+      await t.log.durable();
+      return ((await (await t.call("/api/quarantine")).json()) as { events: { message: string }[] }).events.map((e) => e.message);
+    };
+    expect(await messages()).toEqual(["rejected by a sync validator", "rejected by a sync validator"]);
+    expect(await messages(() => null)).toEqual([
+      "rejected by a sync validator when it arrived; alone it passes them now (a validator that compares with earlier events, or a changed configuration)",
+      "rejected by a sync validator when it arrived; alone it passes them now (a validator that compares with earlier events, or a changed configuration)",
+    ]);
+    expect(
+      await messages(() => {
+        throw new Error("boom");
+      }),
+    ).toEqual(["validator failed: Error: boom", "validator failed: Error: boom"]);
+    await a.close();
   });
 
   test("scans a big log a bounded step per request and finishes in the background", async () => {
-    const t = await admin_app({ limits: { quarantine_scan_step_max_events: 4 } });
-    for (let seq = 1; seq <= 10; seq++) {
-      t.log.accept({ origin: peer_a, seq, time_ms: seq, payload: enc("bad"), flags: seq % 2 === 0 ? flag_rejected : 0 });
-    }
+    const t = await admin_app({ explain_rejection: validator, limits: { quarantine_scan_step_max_events: 4 } });
+    const a = await Origin.open();
+    const frames = a.write(...Array.from({ length: 10 }, (_, i) => (i % 2 === 1 ? "bad" : "good")));
+    expect(accept_validated(t.log, frames, validator)).toEqual({ appended: 10, rejected: 5 });
     await t.log.durable();
     type View = { total: number; scanned_to: number; complete: boolean };
     const first = (await (await t.call("/api/quarantine")).json()) as View;
@@ -122,5 +191,6 @@ describe("/api/quarantine", () => {
     await eventually(async () => ((await (await t.call("/api/quarantine")).json()) as View).complete, "the scan to finish");
     const last = (await (await t.call("/api/quarantine")).json()) as View;
     expect([last.total, last.scanned_to, last.complete]).toEqual([5, 10, true]);
+    await a.close();
   });
 });

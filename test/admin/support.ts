@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll } from "bun:test";
 import type { Hono } from "hono";
 import { create_admin_app } from "../../src/admin/app.ts";
-import type { AdminDeps, PeerStatus, SyncCounters, SyncView } from "../../src/admin/deps.ts";
+import type { AdminDeps, ConflictStatus, PeerStatus, SyncCounters, SyncView } from "../../src/admin/deps.ts";
 import { system_clock } from "../../src/lib/clock.ts";
 import { Log, type LogOptions } from "../../src/log/log.ts";
 
@@ -63,12 +63,16 @@ export function post_event(t: TestApp, payload: Uint8Array, type = "application/
 export class FakeSync implements SyncView {
   connected = true;
   peer_list: PeerStatus[] = [];
-  totals: SyncCounters = { messages_in: 0, messages_out: 0, dropped: {} };
+  totals: SyncCounters = { messages_in: 0, messages_out: 0, conflicts: 0, dropped: {} };
+  conflict_list: ConflictStatus[] = [];
   peers(): PeerStatus[] {
     return this.peer_list;
   }
   counters(): SyncCounters {
     return this.totals;
+  }
+  conflicts(): ConflictStatus[] {
+    return this.conflict_list;
   }
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
+import { id_of_public_key } from "../../src/log/replica_key.ts";
 import { interlog_command } from "../support/serve_process.ts";
 import { temp_dir } from "../support/temp_dir.ts";
 
@@ -25,6 +26,12 @@ describe("interlog CLI", () => {
     expect(id).toMatch(/^[0-9a-f]{16}$/);
     expect(name).toBe("truck-7");
     expect(JSON.parse(run(["init", "--data-dir", dir]).out).id).toBe(id); // idempotent
+    // The id is bound to the replica's key: the public key in replica.json, the private seed in replica.key (owner only).
+    const replica = JSON.parse(fs.readFileSync(path.join(dir, "replica.json"), "utf8"));
+    expect(replica).toMatchObject({ id, name: "truck-7", format: 3 });
+    expect(id_of_public_key(Buffer.from(replica.public_key, "hex"))).toBe(id);
+    expect(fs.statSync(path.join(dir, "replica.key")).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(path.join(dir, "replica.key"), "utf8")).toMatch(/^[0-9a-f]{64}\n$/);
 
     const appended = run(["append", "--data-dir", dir, "--batch", "2"], "alpha\nbeta\n\ngamma");
     expect(appended.code).toBe(0);
@@ -47,7 +54,7 @@ describe("interlog CLI", () => {
     expect(Buffer.from(blob.payload, "base64")).toEqual(Buffer.from([0, 1, 2, 10, 255]));
 
     const status = JSON.parse(run(["status", "--data-dir", dir]).out);
-    expect(status).toMatchObject({ id, name: "truck-7", events: 5, segments: 1, vv: { [id]: 5 } });
+    expect(status).toMatchObject({ id, name: "truck-7", public_key: replica.public_key, events: 5, segments: 1, vv: { [id]: 5 } });
     expect(status.bytes).toBeGreaterThan(0);
 
     const verify = run(["verify", "--data-dir", dir]);
@@ -68,6 +75,45 @@ describe("interlog CLI", () => {
     expect(verify.code).toBe(1);
     expect(JSON.parse(verify.out).first_bad.pos).toBe(1);
     expect(verify.err).toContain("first bad record at position 1");
+  });
+
+  test("a data directory of InterLog 0.2 (unsigned events) is refused with what to do, and left as it was", () => {
+    const dir = path.join(temp_dir(), "data");
+    fs.mkdirSync(dir);
+    const old_replica = `${JSON.stringify({ id: "3f09c2a41b7e55d0", name: "truck-7", created: "2025-01-01T00:00:00.000Z" }, null, 2)}\n`;
+    fs.writeFileSync(path.join(dir, "replica.json"), old_replica);
+    for (const [args, stdin] of [
+      [["status", "--data-dir", dir], undefined],
+      [["read", "--data-dir", dir], undefined],
+      [["verify", "--data-dir", dir], undefined],
+      [["append", "--data-dir", dir], "one\n"],
+      [["init", "--data-dir", dir], undefined],
+    ] as const) {
+      const r = run([...args], stdin);
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.err).toContain("DATA_DIR_OLD_FORMAT");
+      expect(r.err).toContain("written by InterLog 0.2");
+      expect(r.err).toContain("interlog init --data-dir NEW_DIR");
+    }
+    expect(fs.readFileSync(path.join(dir, "replica.json"), "utf8")).toBe(old_replica);
+    expect(fs.existsSync(path.join(dir, "replica.key"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "segments"))).toBe(false);
+  });
+
+  test("a replica.key that is not the one replica.json names is refused, not used to sign", () => {
+    const root = temp_dir();
+    const [a, b] = [path.join(root, "a"), path.join(root, "b")];
+    expect(run(["init", "--data-dir", a]).code).toBe(0);
+    expect(run(["init", "--data-dir", b]).code).toBe(0);
+    const own_key = fs.readFileSync(path.join(a, "replica.key"));
+    fs.copyFileSync(path.join(b, "replica.key"), path.join(a, "replica.key"));
+    const r = run(["append", "--data-dir", a], "one\n");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("DATA_DIR_INVALID");
+    expect(r.err).toContain("does not belong to replica");
+    // Nothing was written: with its own key back, the directory holds no event.
+    fs.writeFileSync(path.join(a, "replica.key"), own_key, { mode: 0o600 });
+    expect(JSON.parse(run(["status", "--data-dir", a]).out).events).toBe(0);
   });
 
   test("usage errors exit 2 with help; failed operations exit 1; --help works everywhere", () => {

@@ -52,6 +52,12 @@ describe("interlog provision", () => {
     expect(run(["provision", "--data-dir", data, "--env-file", fresh, "--password-env", "MQTT_PW"]).code).toBe(0);
     expect(fs.statSync(fresh).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(fresh, "utf8")).toMatch(/^MQTT_PW=[A-Za-z0-9_-]{43}\n$/);
+
+    // The id is all it needs: the private key (readable by serve's user only) is never read.
+    fs.renameSync(path.join(data, "replica.key"), path.join(root, "replica.key.away"));
+    const keyless = run(["provision", "--data-dir", data, "--env-file", fresh, "--password-env", "MQTT_PW"]);
+    expect(keyless.code).toBe(0);
+    expect(JSON.parse(keyless.out)).toMatchObject({ id, username: id });
   });
 
   test("on the broker host: --id adds or replaces the replica's line in the password file and prints the password", () => {

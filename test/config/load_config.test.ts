@@ -18,6 +18,14 @@ describe("a valid config", () => {
     expect(config.replication).toEqual({ pull: "*" });
     expect(config.admin).toEqual({ listen: "127.0.0.1:8080", host: "127.0.0.1", port: 8080, token: null, allowed_hosts: [] });
     expect(config.validators).toEqual({ append: [], sync: [] });
+    expect(config.trust).toEqual({ replicas: null });
+  });
+
+  test("trust.replicas lists the replicas (ids or public keys) whose events are accepted from peers", () => {
+    const key = "7f".repeat(32);
+    const config = load_config(write_config(`data_dir: d\ntrust:\n  replicas: ["3f09c2a41b7e55d0", "${key}"]\n`), {});
+    expect(config.trust).toEqual({ replicas: ["3f09c2a41b7e55d0", key] });
+    expect(load_config(write_config("data_dir: d\ntrust:\n"), {}).trust).toEqual({ replicas: null });
   });
 
   test("sizes and durations take units; secrets come from the named environment variables", () => {
@@ -318,6 +326,19 @@ describe("config errors name the file, line and key path and say what was expect
         `${file}:5:7: replication.pull[1]: expected "*" or a replica id (16 lowercase hex digits, as interlog status shows), got "3F09C2A41B7E55D0"`,
       ].join("\n"),
     );
+  });
+
+  test("trust.replicas takes replica ids or public keys, at least one", () => {
+    const file = write_config(`data_dir: d\ntrust:\n  replicas:\n    - 3F09C2A41B7E55D0\n    - abc\n`);
+    expect(config_error(() => load_config(file, {}))).toBe(
+      [
+        `2 problems in ${file}:`,
+        `${file}:4:7: trust.replicas[0]: expected a replica id (16 lowercase hex digits) or public key (64), as interlog status shows; got "3F09C2A41B7E55D0"`,
+        `${file}:5:7: trust.replicas[1]: expected a replica id (16 lowercase hex digits) or public key (64), as interlog status shows; got "abc"`,
+      ].join("\n"),
+    );
+    const empty = write_config("data_dir: d\ntrust:\n  replicas: []\n");
+    expect(config_error(() => load_config(empty, {}))).toBe(`${empty}:3:3: trust.replicas: must list at least 1 item`);
   });
 
   test("validators: unknown name lists the known ones; bad options point at the option", () => {

@@ -45,11 +45,11 @@ function write_acl(): string {
   return file;
 }
 
-function config(dir: string, name: string): string {
+function config(dir: string, name: string, extra = ""): string {
   return write_config(
     dir,
     `${name}.yaml`,
-    `name: ${name}\ndata_dir: ./${name}\nlog:\n  sync: always\nmqtt:\n  url: ${broker.url}\n  prefix: ${prefix}\nadmin:\n  listen: 127.0.0.1:0\nreplication:\n  pull: ["*"]\n`,
+    `name: ${name}\ndata_dir: ./${name}\nlog:\n  sync: always\nmqtt:\n  url: ${broker.url}\n  prefix: ${prefix}\nadmin:\n  listen: 127.0.0.1:0\nreplication:\n  pull: ["*"]\n${extra}`,
   );
 }
 
@@ -226,5 +226,33 @@ describe("signed events through a real mosquitto with the README's ACL", () => {
     await stop(a2);
     await stop(b);
     await stop(c);
+  });
+
+  test("a quarantined event keeps A's signed bytes, shows the validator's message from its arrival, and looking at it changes nothing sync decides", async () => {
+    const dir = temp_dir();
+    const a = await serve(config(dir, "a"));
+    const b = await serve(config(dir, "b", "validators:\n  sync: [gps-fix]\n"));
+    const fix = (time_ms: number) => JSON.stringify({ lat: 53.5, lon: 9.9, time_ms });
+    const quarantine = async () => (await (await b.fetch("/api/quarantine")).json()) as { events: { id: string; message: string; payload_base64: string }[] };
+    await append(a, fix(5000));
+    const back = await append(a, fix(1000));
+    await append(a, fix(9000));
+    await wait_until("B holds A's three fixes", async () => (await events_of(b, a.id)).length === 3);
+    // Only now is the quarantine looked at (the dashboard may open any time): the validator's memory is at A's third fix.
+    const q = await quarantine();
+    expect(q.events.map((e) => e.id)).toEqual([back]);
+    expect(q.events[0].message).toContain("goes back 4000 ms");
+    expect(Buffer.from(q.events[0].payload_base64, "base64").toString()).toBe(fix(1000));
+    // Looking, again and again, must not make B forget where A's fixes got to.
+    for (let i = 0; i < 3; i++) await quarantine();
+    await append(a, fix(2000));
+    await wait_until("B quarantined the fourth fix too", async () => (await quarantine()).events.length === 2);
+    const held = await (await b.fetch("/api/events?from=0&limit=100")).json() as { events: { id: string; rejected?: boolean }[] };
+    expect(held.events.filter((e) => e.rejected === true).map((e) => e.id)).toEqual([back, `${a.id}:4`]);
+    // A relay keeps what A signed: B's copy of the rejected fix is A's, and verifies.
+    await stop(b);
+    const verify = Bun.spawnSync([process.execPath, path.join(import.meta.dir, "..", "..", "src", "cli.ts"), "verify", "--data-dir", path.join(dir, "b")]);
+    expect(verify.exitCode).toBe(0);
+    await stop(a);
   });
 });

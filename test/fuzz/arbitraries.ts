@@ -1,12 +1,18 @@
 import { Simple, Tag } from "cbor2";
 import fc from "fast-check";
-import { flag_batch_end, flag_rejected, frame_header_bytes, frame_len, frame_size_at } from "../../src/log/frame.ts";
+import { flag_batch_end, flag_signed, frame_header_bytes, frame_len, frame_size_at, frame_size_bytes, proof_bytes, write_frame_header } from "../../src/log/frame.ts";
+import { origin_hi, origin_lo } from "../../src/log/ids.ts";
 import type { Part, SyncMessage } from "../../src/sync/messages.ts";
 import { type SeqRange, encode_ids, encode_ranges, encode_vv } from "../../src/sync/packed.ts";
 import { type DecodedEvents, EventsChunker, EventsEncoder } from "../../src/sync/wire_events.ts";
-import { make_frame } from "../sim/hostile.ts";
 
-/** Arbitraries and helpers shared by the fuzz tests of the wire format and the replicator. */
+/**
+ * Arbitraries and helpers shared by the fuzz tests of the wire format and
+ * the replicator. The wire format's tests build crc-valid frames by hand
+ * (any id, seqs and times up to 2^53 - 1, signed frames with a made-up
+ * proof): the codec checks crcs and the format, not signatures. What a
+ * replica may store comes only from real origins (see replicator.fuzz).
+ */
 
 export const seq_max = 2 ** 53 - 1;
 export const time_max = 2 ** 53 - 1;
@@ -15,7 +21,9 @@ export interface Ev {
   origin: string;
   seq: number;
   time_ms: number;
+  /** The origin's flags (batch-end, signed): a receiver's rejected mark never travels. */
   flags: number;
+  /** The frame's body: the payload, then the 104-byte proof when signed. */
   payload: Uint8Array;
 }
 
@@ -39,7 +47,8 @@ export const time_arb: fc.Arbitrary<number> = fc.oneof(
   fc.integer({ min: 0, max: time_max }),
 );
 
-const flags_arb = fc.integer({ min: 0, max: 3 }).map((f) => f & (flag_batch_end | flag_rejected));
+/** The origin's flags: none, batch end, or batch end with a proof (the end of a signed range). */
+const flags_arb = fc.constantFrom(0, flag_batch_end, flag_batch_end | flag_signed);
 
 /** `arb` one time in `odds`, else null (fc.option's freq is the odds of null, the other way round). */
 export function sometimes<T>(arb: fc.Arbitrary<T>, odds: number): fc.Arbitrary<T | null> {
@@ -55,6 +64,7 @@ interface Step {
   time: { delta: number } | { at: number };
   flags: number;
   payload: Uint8Array;
+  proof: Uint8Array;
 }
 
 const step_arb = (payloads: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Step> =>
@@ -70,6 +80,7 @@ const step_arb = (payloads: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Step> =>
     ),
     flags: flags_arb,
     payload: payloads,
+    proof: fc.uint8Array({ minLength: proof_bytes, maxLength: proof_bytes }),
   });
 
 /**
@@ -88,13 +99,22 @@ export const events_arb = (options: { min?: number; max?: number; payloads?: fc.
         seq = s.seq ?? Math.min(seq + 1, seq_max);
         if (seq < 1) seq = 1;
         time_ms = "at" in s.time ? s.time.at : Math.min(time_max, Math.max(0, time_ms + s.time.delta));
-        return { origin, seq, time_ms, flags: s.flags, payload: s.payload };
+        const body = (s.flags & flag_signed) !== 0 ? new Uint8Array(Buffer.concat([s.payload, s.proof])) : s.payload;
+        return { origin, seq, time_ms, flags: s.flags, payload: body };
       });
     },
   );
 
+/** A crc-valid record frame for origin:seq with this body, made by hand (the proof of a signed one is not checked here). */
+export function hand_frame(origin: string, seq: number, body: Uint8Array, time_ms: number, flags: number): Uint8Array {
+  const bytes = new Uint8Array(frame_size_bytes(body.length));
+  bytes.set(body, frame_header_bytes);
+  write_frame_header(bytes, new DataView(bytes.buffer), 0, origin_hi(origin), origin_lo(origin), seq, time_ms, flags, body);
+  return bytes;
+}
+
 export function frames_of(events: readonly Ev[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(events.map((e) => make_frame(e.origin, e.seq, e.payload, e.time_ms, e.flags))));
+  return new Uint8Array(Buffer.concat(events.map((e) => hand_frame(e.origin, e.seq, e.payload, e.time_ms, e.flags))));
 }
 
 export function decoded_list(d: DecodedEvents): Ev[] {
@@ -105,7 +125,7 @@ export function decoded_list(d: DecodedEvents): Ev[] {
   return out;
 }
 
-/** Encodes frames the way the replicator sends them: chunks of at most `capacity` bytes, a too-large event alone in fragments. */
+/** Encodes frames the way the replicator sends them: chunks of at most `capacity` bytes, whole signed ranges each, a too-large range alone in fragments. */
 export function chunk_frames(frames: Uint8Array, capacity: number): { events: Uint8Array; part: Part | null }[] {
   const out: { events: Uint8Array; part: Part | null }[] = [];
   const encoder = new EventsEncoder(capacity);

@@ -74,6 +74,11 @@ function check_config(c: Config): void {
   safe(c.admin.port, "admin.port");
   expect(c.admin.port).toBeLessThanOrEqual(65535);
   expect(Array.isArray(c.validators.append) && Array.isArray(c.validators.sync)).toBe(true);
+  // trust.replicas: unset (trust on first use), or a non-empty list of replica ids and public keys (lowercase hex).
+  if (c.trust.replicas !== null) {
+    expect(c.trust.replicas.length).toBeGreaterThan(0);
+    for (const entry of c.trust.replicas) expect(is_origin(entry) || /^[0-9a-f]{64}$/.test(entry)).toBe(true);
+  }
 }
 
 /** A timer waits at most 2^31 - 1 ms; a longer one fires every millisecond instead. */
@@ -84,13 +89,13 @@ const timer_max_ms = 2 ** 31 - 1;
 const keys = [
   "name", "data_dir", "log", "segment_size", "sync", "sync_interval", "mqtt", "url", "prefix", "username", "password_env", "password", "max_packet", "preset",
   "ca_file", "cert_file", "key_file", "replication", "pull", "admin", "listen", "token_env", "token", "allowed_hosts", "validators", "append", "max-size", "max_bytes",
-  "json", "cbor", "<<", "__proto__", "constructor", "toString", "1", "? x", "\"quoted key\"", "'k'", "",
+  "json", "cbor", "trust", "replicas", "<<", "__proto__", "constructor", "toString", "1", "? x", "\"quoted key\"", "'k'", "",
 ];
 const scalars = [
   "./data", "/var/lib/interlog", "64MiB", "1MiB", "4KiB", "63KiB", "1.5MiB", "99999999999999999999GiB", "0", "-1", "1e400", "0x10", "0o17", ".inf", "-.inf", ".nan",
   "~", "null", "true", "false", "yes", "on", "always", "interval", "never", "10ms", "2s", "1000h", "0.5ms", "mqtt://127.0.0.1:1883", "mqtts://b.example:8883",
   "mqtt://u:p@h", "ws://", "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80", "[::]:99999", "localhost:0", "aws-iot", "mosquitto", "fleet/eu", "a//b", "*",
-  "3f09c2a41b7e55d0", "0000000000000000", "TOKEN", "EMPTY", "UNSET_VAR", "1abc", "\"a\\x00b\"", "\"\\uD800\"", "'it''s'", "\"unterminated", "'", "\"", "|", ">-",
+  "3f09c2a41b7e55d0", "0000000000000000", "3F09C2A41B7E55D0", "9f1c0b2e7d4a6b8c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c", "TOKEN", "EMPTY", "UNSET_VAR", "1abc", "\"a\\x00b\"", "\"\\uD800\"", "'it''s'", "\"unterminated", "'", "\"", "|", ">-",
   "&a", "*a", "&a [1, 2]", "*undefined_alias", "!!str 5", "!!int x", "!!binary aGk=", "!!float 1", "!!map {}", "!!seq []", "!!set {a}", "!!omap [a: 1]",
   "!!timestamp 2001-12-14", "!custom v", "!<tag:x> v", "[", "]", "{", "}", "[a, b]", "{a: 1, a: 2}", "{ max_bytes: 4KiB }", "[json, cbor]", "[\"*\"]", "- x",
   "# comment", "@", "`", "%", ",", "?", ":", "::", "\t", "é", "😀", "a: b: c",
@@ -169,6 +174,14 @@ const config_object_arb: fc.Arbitrary<Record<string, unknown>> = fc
         }),
         replication: section({ pull: fc.oneof({ weight: 4, arbitrary: v(["*"], ["3f09c2a41b7e55d0", "00000000000000aa"]) }, { weight: 1, arbitrary: fc.array(near_valid_value_arb, { maxLength: 3 }) }) }),
         admin: section({ listen: v("127.0.0.1:8080", "[::1]:9090", "0.0.0.0:8080", "localhost:0"), token_env: v("TOKEN", "EMPTY"), allowed_hosts: fc.oneof({ weight: 4, arbitrary: v(["truck.local"], ["a.example.", "B.EXAMPLE"]) }, { weight: 1, arbitrary: fc.array(near_valid_value_arb, { maxLength: 3 }) }) }),
+        trust: section({
+          replicas: fc.oneof(
+            { weight: 8, arbitrary: v(["3f09c2a41b7e55d0"], ["3f09c2a41b7e55d0", "9f1c0b2e7d4a6b8c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c"]) },
+            // Nothing, an id in capitals, one digit short.
+            { weight: 1, arbitrary: fc.constantFrom([], ["3F09C2A41B7E55D0"], ["3f09c2a41b7e55d"]) },
+            { weight: 1, arbitrary: fc.array(near_valid_value_arb, { maxLength: 3 }) },
+          ),
+        }),
         validators: section({
           append: fc.array(
             fc.oneof(

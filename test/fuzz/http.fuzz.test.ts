@@ -3,7 +3,7 @@ import { encode } from "cbor2";
 import fc from "fast-check";
 import type { Hono } from "hono";
 import { create_admin_app } from "../../src/admin/app.ts";
-import type { AdminLimits, PeerStatus, SyncCounters, SyncView } from "../../src/admin/deps.ts";
+import type { AdminLimits, ConflictStatus, PeerStatus, SyncCounters, SyncView } from "../../src/admin/deps.ts";
 import { system_clock } from "../../src/lib/clock.ts";
 import { Log } from "../../src/log/log.ts";
 import { fuzz_async, fuzz_timeout_ms } from "../support/fuzz.ts";
@@ -27,7 +27,10 @@ class FakeSync implements SyncView {
     return [{ id: "00000000000000aa", name: "peer", vv: { "00000000000000aa": 3 }, lag_events: 1, oldest_unacked_age_ms: 5, last_seen_ms: 1 }];
   }
   counters(): SyncCounters {
-    return { messages_in: 1, messages_out: 2, dropped: { bad_cbor: 1 } };
+    return { messages_in: 1, messages_out: 2, conflicts: 1, dropped: { bad_cbor: 1 } };
+  }
+  conflicts(): ConflictStatus[] {
+    return [{ origin: "00000000000000aa", seq: 3, from: "00000000000000bb", first_seen_ms: 1, last_seen_ms: 2, events: 1 }];
   }
 }
 

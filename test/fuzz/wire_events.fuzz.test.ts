@@ -1,11 +1,21 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { payload_max_bytes } from "../../src/log/frame.ts";
+import {
+  flag_batch_end,
+  flag_signed,
+  frame_crc_compute,
+  frame_header_bytes,
+  frame_len_offset,
+  frame_size_bytes,
+  payload_max_bytes,
+  proof_bytes,
+  write_frame_fields,
+} from "../../src/log/frame.ts";
 import { origin_from_words } from "../../src/log/ids.ts";
 import { Malformed } from "../../src/sync/malformed.ts";
 import { decode_message, encode_message } from "../../src/sync/messages.ts";
 import { Topics } from "../../src/sync/topics.ts";
-import { DecodedEvents, decode_events, encode_frames, frame_crc_of } from "../../src/sync/wire_events.ts";
+import { DecodedEvents, decode_events, encode_frames } from "../../src/sync/wire_events.ts";
 import { fuzz, fuzz_replaying, fuzz_timeout_ms } from "../support/fuzz.ts";
 import { type Ev, chunk_frames, decoded_list, events_arb, frames_of, mutate, mutations_arb, seq_max } from "./arbitraries.ts";
 
@@ -22,9 +32,9 @@ const sender = "3f09c2a41b7e55d0";
 const receiver = "00000000000000b1";
 
 /** Decodes, returning the events or the Malformed thrown; any other exception fails the property. */
-function try_decode(bytes: Uint8Array, d: DecodedEvents, events_max?: number): Ev[] | Malformed {
+function try_decode(bytes: Uint8Array, d: DecodedEvents): Ev[] | Malformed {
   try {
-    decode_events(bytes, d, events_max);
+    decode_events(bytes, d);
   } catch (err) {
     if (err instanceof Malformed) return err;
     throw err;
@@ -32,17 +42,34 @@ function try_decode(bytes: Uint8Array, d: DecodedEvents, events_max?: number): E
   return decoded_list(d);
 }
 
-/** What the decoder holds after accepting `bytes`: views into it, never more payload than it carried. */
-function check_bounds(bytes: Uint8Array, d: DecodedEvents, events_max = Number.POSITIVE_INFINITY): void {
-  expect(d.count).toBeLessThanOrEqual(events_max);
+/**
+ * What the decoder holds after accepting `bytes`: the frames it rebuilt,
+ * contiguous in its own buffer, each a header and exactly the body the
+ * message carried: never more than the message plus about a header per event.
+ */
+function check_bounds(bytes: Uint8Array, d: DecodedEvents): void {
   // Each event takes at least 7 bytes (length, crc, flags, time), each run 20 more.
   expect(d.payload_bytes + 7 * d.count + 20 * d.run_first.length).toBeLessThanOrEqual(bytes.length);
+  let at = 0;
   for (let i = 0; i < d.count; i++) {
-    expect(d.src[i]).toBe(bytes);
-    expect(d.start[i]).toBeGreaterThanOrEqual(0);
+    expect(d.src[i]).toBe(d.frames);
+    expect(d.start[i]).toBe(at + frame_header_bytes);
     expect(d.end[i]).toBeGreaterThanOrEqual(d.start[i]);
-    expect(d.end[i]).toBeLessThanOrEqual(bytes.length);
+    if ((d.flags[i] & flag_signed) !== 0) expect(d.end[i] - d.start[i]).toBeGreaterThanOrEqual(proof_bytes);
+    at += frame_size_bytes(d.end[i] - d.start[i]);
   }
+  expect(at).toBeLessThanOrEqual(d.payload_bytes + (frame_header_bytes + 8) * d.count);
+  expect(at).toBeLessThanOrEqual(d.frames.length);
+}
+
+/** The crc32c of the frame these fields and body make (what its origin wrote). */
+function crc_of(hi: number, lo: number, seq: number, time_ms: number, flags: number, body: Uint8Array): number {
+  const frame = new Uint8Array(frame_header_bytes + body.length);
+  const view = new DataView(frame.buffer);
+  write_frame_fields(view, 0, hi, lo, seq, time_ms, flags);
+  frame.set(body, frame_header_bytes);
+  view.setUint32(frame_len_offset, frame.length, true);
+  return frame_crc_compute(frame, 0, frame.length);
 }
 
 // ------------------------------------------------------------ forged regions
@@ -58,7 +85,7 @@ interface ForgedEvent {
   len_pad: number;
   /** Added to the length written (the payload stays as is). */
   len_delta: number;
-  /** The frame flags (0..3) and any unknown wire flag bits. */
+  /** The origin's frame flags (batch-end 1, signed 4) and any unknown wire flag bits (rejected, 2, never travels). */
   flags: number;
   unknown_flags: number;
   time: { abs: bigint } | { delta: number; pad: number } | { zigzag: number };
@@ -81,11 +108,12 @@ function knob<T>(valid: fc.Arbitrary<T>, wild: fc.Arbitrary<T>, odds: number): f
 
 const forged_event_arb = (odds: number): fc.Arbitrary<ForgedEvent> =>
   fc.record({
-    payload: fc.uint8Array({ maxLength: 40 }),
+    // Bodies long enough for a proof too, now and then: a signed frame's body holds one.
+    payload: fc.oneof({ weight: 4, arbitrary: fc.uint8Array({ maxLength: 40 }) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: proof_bytes - 2, maxLength: proof_bytes + 30 }) }),
     len_pad: knob(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 3, max: 5 }), odds),
     len_delta: knob(fc.constant(0), fc.integer({ min: -3, max: 3 }), odds),
-    flags: fc.integer({ min: 0, max: 3 }),
-    unknown_flags: knob(fc.constant(0), fc.integer({ min: 0, max: 0x1f }).map((x) => x << 2), odds),
+    flags: fc.constantFrom(0, flag_batch_end, flag_signed, flag_batch_end | flag_signed),
+    unknown_flags: knob(fc.constant(0), fc.constantFrom(0x02, 0x08, 0x10, 0x20, 0x40, 0x7a), odds),
     time: knob<ForgedEvent["time"]>(
       fc.oneof(
         fc.record({ delta: fc.integer({ min: 0, max: 1000 }), pad: fc.integer({ min: 0, max: 1 }) }),
@@ -165,6 +193,8 @@ function forge_region(f: { runs: ForgedRun[]; trailing: Uint8Array }): { bytes: 
       out.push(...len_bytes);
       const wire_flags = e.flags | e.unknown_flags | ("abs" in e.time ? 0x80 : 0);
       if (e.unknown_flags !== 0) valid = false;
+      // A signed frame carries its proof in the body: one too short for it is not in the format.
+      if ((e.flags & flag_signed) !== 0 && e.payload.length < proof_bytes) valid = false;
       let time_bytes: number[];
       if ("abs" in e.time) {
         const t = e.time.abs;
@@ -181,7 +211,7 @@ function forge_region(f: { runs: ForgedRun[]; trailing: Uint8Array }): { bytes: 
         if (time_ms < 0 || time_ms > 2 ** 53 - 1) valid = false;
       }
       const seq = Number(run.first_seq) + i;
-      let crc = frame_crc_of(run.hi, run.lo, seq, Math.max(0, Math.min(time_ms, 2 ** 53 - 1)), e.flags, e.payload, 0, e.payload.length);
+      let crc = crc_of(run.hi, run.lo, seq, Math.max(0, Math.min(time_ms, 2 ** 53 - 1)), e.flags, e.payload);
       if (!e.crc_ok) {
         crc = (crc ^ 0x10) >>> 0;
         valid = false;
@@ -222,14 +252,14 @@ describe("fuzz: the events region decoder", () => {
             expect(back.part).toEqual(c.part);
             let region = back.events;
             if (c.part !== null) {
-              // Fragments arrive in order here; the last completes the one event they carry.
+              // Fragments arrive in order here; the last completes the one signed range they carry.
               whole.push(back.events.slice());
               if (c.part.at + back.events.length < c.part.total) continue;
               region = new Uint8Array(Buffer.concat(whole));
               whole = [];
               expect(region.length).toBe(c.part.total);
             }
-            decode_events(region, d, c.part === null ? undefined : 1);
+            decode_events(region, d);
             check_bounds(region, d);
             got.push(...decoded_list(d));
           }
@@ -354,10 +384,10 @@ describe("fuzz: the events region decoder", () => {
       );
       fuzz(
         "decoder on hostile bytes",
-        fc.property(input_arb, fc.option(fc.integer({ min: 1, max: 3 })), (bytes, events_max) => {
+        fc.property(input_arb, (bytes) => {
           const d = new DecodedEvents();
-          const result = try_decode(bytes, d, events_max ?? undefined);
-          if (!(result instanceof Malformed)) check_bounds(bytes, d, events_max ?? undefined);
+          const result = try_decode(bytes, d);
+          if (!(result instanceof Malformed)) check_bounds(bytes, d);
         }),
         1500,
       );

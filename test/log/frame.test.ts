@@ -3,23 +3,30 @@ import { crc32c, crc32c_update } from "../../src/lib/crc32c.ts";
 import {
   check_frame,
   flag_batch_end,
+  flag_rejected,
+  flag_signed,
   frame_bad,
   frame_end,
   frame_flags,
   frame_header_bytes,
+  frame_local,
+  frame_local_offset,
+  frame_payload_end,
   frame_seq,
   frame_size_bytes,
   frame_time_ms,
+  local_word,
+  proof_bytes,
   write_frame_header,
 } from "../../src/log/frame.ts";
 import { origin_from_words, origin_hi, origin_lo } from "../../src/log/ids.ts";
 import { for_seeds } from "../support/seeded.ts";
 
-function encode(payload: Uint8Array, seq: number, time_ms: number, origin = "3f09c2a41b7e55d0"): Uint8Array {
+function encode(payload: Uint8Array, seq: number, time_ms: number, origin = "3f09c2a41b7e55d0", flags = flag_batch_end): Uint8Array {
   const bytes = new Uint8Array(frame_size_bytes(payload.length) + 8);
   const view = new DataView(bytes.buffer);
   bytes.set(payload, frame_header_bytes);
-  write_frame_header(bytes, view, 0, origin_hi(origin), origin_lo(origin), seq, time_ms, flag_batch_end, payload);
+  write_frame_header(bytes, view, 0, origin_hi(origin), origin_lo(origin), seq, time_ms, flags, payload);
   return bytes;
 }
 
@@ -70,6 +77,50 @@ describe("record frame", () => {
       const result = check_frame(bytes, new DataView(bytes.buffer), 0, bytes.length);
       // A flip in the len word may turn it into 0 (reads as end of data); it is never read as a good frame.
       expect(result === frame_bad || (result === frame_end && at < 4)).toBe(true);
+    });
+  });
+
+  test("the local word (this replica's marks) is outside the crc, and a flipped bit in it is caught", async () => {
+    await for_seeds(100, (rng) => {
+      const payload = rng.bytes(rng.int(0, 600));
+      const bytes = encode(payload, rng.int(1, 1e9), rng.int(0, 1e12));
+      const view = new DataView(bytes.buffer);
+      const size = frame_size_bytes(payload.length);
+      expect(frame_local(view, 0)).toBe(0);
+      // A relay marks an event rejected without touching the origin's bytes: the crc (and proof) still hold.
+      const marks = rng.pick([0, flag_rejected]);
+      view.setUint32(frame_local_offset, local_word(marks), true);
+      expect(check_frame(bytes, view, 0, bytes.length)).toBe(size);
+      expect(frame_local(view, 0)).toBe(marks);
+      expect(frame_flags(view, 0)).toBe(flag_batch_end);
+      // The marks are written twice (low and high half): any single flipped bit of the word shows.
+      for (let bit = 0; bit < 32; bit++) {
+        const flipped = bytes.slice();
+        const flipped_view = new DataView(flipped.buffer);
+        flipped_view.setUint32(frame_local_offset, (local_word(marks) ^ (1 << bit)) >>> 0, true);
+        expect(check_frame(flipped, flipped_view, 0, flipped.length)).toBe(frame_bad);
+      }
+      // A mark this version does not know, even written consistently in both halves, is refused too.
+      view.setUint32(frame_local_offset, local_word(marks | 0x100), true);
+      expect(check_frame(bytes, view, 0, bytes.length)).toBe(frame_bad);
+    });
+  });
+
+  test("a signed frame counts its proof in len but not in its payload, and one too short for a proof is bad", async () => {
+    await for_seeds(100, (rng) => {
+      const payload = rng.bytes(rng.int(0, 300));
+      // The body of a signed frame as received whole: payload, then the proof.
+      const body = new Uint8Array(payload.length + proof_bytes);
+      body.set(payload);
+      body.set(rng.bytes(proof_bytes), payload.length);
+      const bytes = encode(body, 3, 4, undefined, flag_batch_end | flag_signed);
+      const view = new DataView(bytes.buffer);
+      expect(check_frame(bytes, view, 0, bytes.length)).toBe(frame_size_bytes(body.length));
+      expect(frame_flags(view, 0)).toBe(flag_batch_end | flag_signed);
+      expect(bytes.subarray(frame_header_bytes, frame_payload_end(view, 0))).toEqual(payload);
+      const short = rng.bytes(rng.int(0, proof_bytes - 1));
+      const bad = encode(short, 3, 4, undefined, flag_batch_end | flag_signed);
+      expect(check_frame(bad, new DataView(bad.buffer), 0, bad.length)).toBe(frame_bad);
     });
   });
 

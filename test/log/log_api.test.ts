@@ -157,8 +157,8 @@ describe("embedded log API", () => {
       expect((err as Error).message).toContain("interlog init --data-dir");
     }
     expect(fs.readFileSync(`${dir}/replica.json`, "utf8")).toBe(old_json);
-    // Nothing added but the lock file a writable open takes first.
-    expect(fs.readdirSync(dir).filter((f) => f !== "lock").sort()).toEqual(["replica.json", "segments"]);
+    // Nothing added, not even a lock file.
+    expect(fs.readdirSync(dir).sort()).toEqual(["replica.json", "segments"]);
     expect(fs.readdirSync(`${dir}/segments`)).toEqual(["00000000000000000000.seg"]);
     expect(fs.readFileSync(`${dir}/segments/00000000000000000000.seg`)).toEqual(Buffer.alloc(4096, 1));
   });
@@ -182,6 +182,33 @@ describe("embedded log API", () => {
     const reader = await Log.open({ dir: a, read_only: true });
     expect(reader.id).toBe(la.id);
     await reader.close();
+  });
+
+  test("a batch that fills a segment to the byte leaves room for the proof the open range gets first", async () => {
+    const { MemFileIO } = await import("../support/mem_file_io.ts");
+    const { frame_size_bytes, proof_bytes } = await import("../../src/log/frame.ts");
+    const io = new MemFileIO();
+    const segment_bytes = 1024 * 1024;
+    const open = () => Log.open({ dir: "/d", io, segment_size_bytes: segment_bytes, sync: "always" });
+    const log = await open();
+    // An open range (staged, not yet signed), then a batch sized so that it and one proof fill the segment exactly:
+    // signing the open range first (the batch does not fit in staging) takes another proof's room.
+    log.append(new Uint8Array(1000).fill(1));
+    const room = segment_bytes - log.bytes - proof_bytes;
+    const payloads: Uint8Array[] = [];
+    let left = room;
+    while (left > frame_size_bytes(60_000) + 64) {
+      payloads.push(new Uint8Array(60_000).fill(payloads.length + 2));
+      left -= frame_size_bytes(60_000);
+    }
+    payloads.push(new Uint8Array(left - 40).fill(9));
+    expect(payloads.reduce((n, p) => n + frame_size_bytes(p.length), 0)).toBe(room);
+    log.append_batch(payloads);
+    await log.close();
+    const again = await open();
+    expect(again.read(0, 100).map((e) => e.payload.length)).toEqual([1000, ...payloads.map((p) => p.length)]);
+    expect(again.verify()).toMatchObject({ ok: true, events: payloads.length + 1 });
+    await again.close();
   });
 
   test("get finds an event by id; events_after lists what a peer lacks", async () => {

@@ -1,10 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import type { Random } from "../../src/lib/random.ts";
-import { write_frame_header } from "../../src/log/frame.ts";
+import { flag_batch_end, frame_size_bytes, proof_bytes } from "../../src/log/frame.ts";
+import { FrameStager } from "../../src/log/frame_stager.ts";
 import { origin_hi, origin_lo } from "../../src/log/ids.ts";
+import { KeyRing } from "../../src/log/key_ring.ts";
+import { read_replica } from "../../src/log/replica.ts";
+import { Segment } from "../../src/log/segment.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
 import { ManualTimers } from "../support/manual_timers.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
+import { Origin } from "../support/origin.ts";
 import { for_seeds } from "../support/seeded.ts";
 
 /**
@@ -38,9 +43,11 @@ describe("power cuts", () => {
         const report = log.verify();
         expect(report.ok).toBe(true);
         expect(log.held(origin)).toBe(log.count);
-        // What survived is a prefix of what was written, ending on a batch boundary: nothing torn, nothing from elsewhere.
+        // What survived is a prefix of what was written, ending on a batch boundary at a signed frame
+        // (recovery keeps nothing past the last signed one): nothing torn, nothing from elsewhere.
         const held = log.held(origin);
         expect(batch_ends.has(held)).toBe(true);
+        if (held > 0) expect(log.get(origin, held)?.signed).toBe(true);
         for (const e of log.read(0, held)) expect(e.payload).toEqual(written.get(e.seq) as Uint8Array);
         // Seqs past the survivors are written anew from here.
         for (const seq of [...written.keys()]) if (seq > held) written.delete(seq);
@@ -48,7 +55,9 @@ describe("power cuts", () => {
         const steps = rng.int(1, 60);
         for (let step = 0; step < steps; step++) {
           const n = rng.chance(0.3) ? rng.int(2, 8) : 1;
-          const payloads = Array.from({ length: n }, () => rng.bytes(rng.chance(0.05) ? rng.int(4000, 20_000) : rng.int(0, 700)));
+          // At most one big payload per batch, so a batch always fits in a segment (BATCH_TOO_LARGE otherwise).
+          const big = rng.chance(0.05 * n) ? rng.int(0, n - 1) : -1;
+          const payloads = Array.from({ length: n }, (_, i) => rng.bytes(i === big ? rng.int(4000, 20_000) : rng.int(0, 700)));
           const first = n === 1 ? log.append(payloads[0]) : log.append_batch(payloads);
           payloads.forEach((p, i) => written.set(first + i, p));
           batch_ends.add(first + n - 1);
@@ -96,8 +105,9 @@ describe("power cuts", () => {
   test("events bigger than the staging buffer (written straight to the file) survive a power cut once acknowledged", async () => {
     await for_seeds(8, async (rng) => {
       const io = new MemFileIO();
-      const other = "00000000000000aa";
       const big_segment_bytes = 4 * 1024 * 1024;
+      const peer = await Origin.open({ segment_size_bytes: big_segment_bytes, clock: { now_ms: () => 7 } });
+      const other = peer.id;
       const open = () => Log.open({ dir, io: io.session(), segment_size_bytes: big_segment_bytes, sync: rng.pick(["always", "interval"] as const), sync_interval_ms: 1 });
       // Own event: the cut comes right after the big write is acknowledged, with nothing written after it.
       const log = await open();
@@ -112,12 +122,16 @@ describe("power cuts", () => {
       const again = await open();
       expect([...again.events_after(id, 0)].map((e) => e.payload)).toEqual([small, big]);
       const theirs = rng.bytes(rng.int(300_000, 900_000));
-      again.accept_batch([{ origin: other, seq: 1, time_ms: 7, payload: theirs }]);
+      expect(again.accept_frames(peer.write(theirs))).toEqual({ appended: 1, dropped: {} });
+      await peer.close();
       await again.durable();
       expect(again.durable_held(other)).toBe(1);
       io.power_cut(rng);
       const last = await open();
       expect(last.get(other, 1)?.payload).toEqual(theirs);
+      expect(last.get(other, 1)?.time_ms).toBe(7);
+      expect(last.get(id, 2)?.signed).toBe(true);
+      expect(last.get(other, 1)?.signed).toBe(true);
       expect(last.verify().ok).toBe(true);
       await last.close();
     });
@@ -186,25 +200,33 @@ describe("power cuts", () => {
     const io = new MemFileIO();
     const log = await Log.open({ dir, io: io.session(), segment_size_bytes, sync: "always" });
     const payload = new Uint8Array(256).fill(1);
-    const frame_bytes = 296;
-    const fit = Math.floor(segment_size_bytes / frame_bytes);
-    for (let i = 0; i < fit; i++) log.append(payload);
-    await log.durable();
+    // Each write is flushed alone, so each frame is a signed range of its own; the segment is then full.
+    const signed_frame_bytes = frame_size_bytes(256 + proof_bytes);
+    const fit = Math.floor(segment_size_bytes / signed_frame_bytes);
+    for (let i = 0; i < fit; i++) await log.write(payload);
     const id = log.id;
     await log.close();
     const spare = `${dir}/segments/spare`;
     expect(io.exists(spare)).toBe(true);
-    const stale = io.map(spare);
-    const view = new DataView(stale.buffer, stale.byteOffset, stale.byteLength);
+    // The stale frames are what the log itself would have written there: signed by its own key, one range
+    // per acknowledged append, each as long as the frame the next append writes (so its end meets the next stale one).
+    const key = read_replica(io, dir)!.key!;
+    const stale = new Segment(fit, spare, io.map(spare));
+    const handle = io.open(spare);
+    const stager = new FrameStager({ handle: () => handle, wrote: () => {}, fail: (err) => err as Error }, stale, key, origin_hi(id), origin_lo(id));
     for (let k = 0; k < 5; k++) {
-      write_frame_header(stale, view, k * frame_bytes, origin_hi(id), origin_lo(id), fit + 1 + k, 1, 1, new Uint8Array(256).fill(9));
-      stale.fill(9, k * frame_bytes + 40, k * frame_bytes + 296);
+      stager.stage(stale, id, origin_hi(id), origin_lo(id), fit + 1 + k, 1, flag_batch_end, new Uint8Array(256).fill(9));
+      stager.flush();
     }
+    handle.close();
+    expect(stale.end_bytes).toBe(5 * signed_frame_bytes);
+    for (let k = 0; k < 5; k++) expect(new KeyRing().check_range(id, stale.map, stale.view, k * signed_frame_bytes, k * signed_frame_bytes)).toBeNull();
     const again = await Log.open({ dir, io: io.session(), segment_size_bytes, sync: "always" });
     again.append(payload); // rotates into a segment: must not be the stale spare
     await again.close();
     const last = await Log.open({ dir, io: io.session(), segment_size_bytes });
     expect(last.held(id)).toBe(fit + 1);
+    expect(last.segment_count).toBe(2);
     expect(last.get(id, fit + 1)?.payload).toEqual(payload);
     expect(last.verify().ok).toBe(true);
     await last.close();

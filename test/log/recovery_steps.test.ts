@@ -19,12 +19,21 @@ const segment_size_bytes = 64 * 1024;
 const a = "aaaaaaaaaaaaaaaa";
 const b = "bbbbbbbbbbbbbbbb";
 
-/** A closed log of several segments (summaries written), and where each event's frame starts. */
-async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; offsets: number[] }> {
+/**
+ * A closed log of several segments (summaries written), where each event's
+ * frame starts, and which events end a signed range (every third: each
+ * flush signs what waits).
+ */
+async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; offsets: number[]; signed: boolean[] }> {
   const io = new MemFileIO();
   const log = await Log.open({ dir, io: io.session(), segment_size_bytes, sync: "never" });
-  for (let i = 0; i < 300; i++) log.append(new Uint8Array(1000).fill((i % 255) + 1));
-  const offsets = log.read(0, 300).map((e) => e.frame.byteOffset);
+  for (let i = 0; i < 300; i++) {
+    log.append(new Uint8Array(1000).fill((i % 255) + 1));
+    if (i % 3 === 2) await log.durable();
+  }
+  const events = log.read(0, 300);
+  const offsets = events.map((e) => e.frame.byteOffset);
+  const signed = events.map((e) => e.signed);
   await log.close();
   const firsts = io
     .list(segments_dir)
@@ -32,7 +41,7 @@ async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; of
     .filter((n): n is number => n !== null)
     .sort((x, y) => x - y);
   expect(firsts.length).toBeGreaterThanOrEqual(4);
-  return { io, firsts, offsets };
+  return { io, firsts, offsets, signed };
 }
 
 function segment_path(first: number): string {
@@ -43,12 +52,14 @@ function summary_path(first: number): string {
   return `${segments_dir}/${summary_file_name(first)}`;
 }
 
-/** The file system of a process that loses power the moment it first opens a file for writing. */
-function power_cut_at_open(io: MemFileIO): FileIO {
+/** The file system of a process that loses power the moment it opens a file for writing the `nth` time. */
+function power_cut_at_open(io: MemFileIO, nth = 1): FileIO {
+  let opens = 0;
   return new Proxy(io, {
     get: (target, prop, receiver) => {
       if (prop === "open") {
-        return () => {
+        return (file: string) => {
+          if (++opens < nth) return target.open(file);
           target.power_cut(new Random(1));
           throw new Error("power cut");
         };
@@ -70,11 +81,18 @@ function segment(first_pos: number, sealed: boolean, records: [string, number][]
 
 describe("recovery steps", () => {
   test("a sealed segment that lost its unsynced tail cuts the log at its end; read-only only reports it, a writer drops what follows durably", async () => {
-    const { io, firsts, offsets } = await several_segments();
-    // Segment 1 kept only its first half (a power cut before its summary and fsync), ending on a whole record.
-    const cut_pos = firsts[1] + Math.floor((firsts[2] - firsts[1]) / 2);
+    const { io, firsts, offsets, signed } = await several_segments();
+    // Segment 1 kept only its first half (a power cut before its summary and fsync), ending on a whole record
+    // inside a signed range: the log is cut after the last signed frame before it.
+    let zeroed_pos = firsts[1] + Math.floor((firsts[2] - firsts[1]) / 2);
+    if (signed[zeroed_pos - 1]) zeroed_pos++;
+    expect(signed[zeroed_pos - 1]).toBe(false);
+    let cut_pos = zeroed_pos - 1;
+    while (!signed[cut_pos - 1]) cut_pos--;
+    expect(cut_pos).toBeGreaterThan(firsts[1]);
+    expect(cut_pos).toBeGreaterThan(zeroed_pos - 3);
     const handle = io.open(segment_path(firsts[1]));
-    handle.write(new Uint8Array(segment_size_bytes), 0, segment_size_bytes - offsets[cut_pos], offsets[cut_pos]);
+    handle.write(new Uint8Array(segment_size_bytes), 0, segment_size_bytes - offsets[zeroed_pos], offsets[zeroed_pos]);
     await handle.sync();
     io.unlink(summary_path(firsts[1]));
     const files_before = io.list(segments_dir).sort();
@@ -82,6 +100,8 @@ describe("recovery steps", () => {
 
     const seen = await recover(io, segments_dir, segment_size_bytes, true, (m) => warnings.push(m));
     expect(seen.recovery.cut_at_pos).toBe(cut_pos);
+    // The whole but unsigned records between the cut and the lost bytes are counted as dropped.
+    expect(seen.recovery.bad_at_pos).toBe(zeroed_pos);
     expect(seen.recovery.dropped_segments).toBe(firsts.length - 2);
     expect(seen.segments.map((s) => [s.first_pos, s.end_pos])).toEqual([
       [0, firsts[1]],
@@ -90,10 +110,12 @@ describe("recovery steps", () => {
     expect(seen.active_handle).toBeNull();
     expect(io.list(segments_dir).sort()).toEqual(files_before);
 
-    // The removals are fsynced before anything else: power lost right after them cannot bring a dropped segment back.
-    await expect(recover(power_cut_at_open(io), segments_dir, segment_size_bytes, false, (m) => warnings.push(m))).rejects.toThrow("power cut");
+    // The unsigned frames past the cut are zeroed (the first open for writing), then the removals are fsynced
+    // before anything else: power lost right after them brings back neither a dropped segment nor a dropped frame.
+    await expect(recover(power_cut_at_open(io, 2), segments_dir, segment_size_bytes, false, (m) => warnings.push(m))).rejects.toThrow("power cut");
     expect(warnings).toEqual(["recovery dropped data that was not durable", "recovery dropped data that was not durable"]);
     for (const first of firsts.slice(2)) expect(io.exists(segment_path(first))).toBe(false);
+    expect(io.map(segment_path(firsts[1])).subarray(offsets[cut_pos]).every((byte) => byte === 0)).toBe(true);
     const again = await recover(io, segments_dir, segment_size_bytes, false, () => {});
     again.active_handle?.close();
     expect(again.recovery.cut_at_pos).toBeNull();

@@ -2,26 +2,31 @@ import { describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { Log } from "../../src/log/log.ts";
+import { Origin } from "../support/origin.ts";
 import { dec, enc, temp_dir } from "../support/temp_dir.ts";
 import { for_seeds } from "../support/seeded.ts";
 
 const segment_size_bytes = 64 * 1024;
-const other = "00000000000000aa";
 
 describe("segment rotation", () => {
   test("a log across many segments reopens from summaries and reads from any position", async () => {
     const dir = temp_dir();
     const log = await Log.open({ dir, segment_size_bytes, sync: "never" });
+    let now = 0;
+    const origin = await Origin.open({ clock: { now_ms: () => now } });
+    const other = origin.id;
     const expected: string[] = [];
     for (let i = 0; i < 6000; i++) {
       const text = `event ${i} ${"x".repeat(i % 97)}`;
-      if (i % 3 === 0) log.accept({ origin: other, seq: i / 3 + 1, time_ms: i, payload: enc(text) });
+      now = i;
+      if (i % 3 === 0) expect(log.accept_frames(origin.write(text))).toEqual({ appended: 1, dropped: {} });
       else log.append(enc(text));
       expected.push(text);
       if (i % 500 === 0) await Bun.sleep(0); // let the spare segment be prepared, as a server would
     }
     expect(log.segment_count).toBeGreaterThanOrEqual(8);
     await log.close();
+    await origin.close();
 
     const files = fs.readdirSync(path.join(dir, "segments"));
     const segments = files.filter((f) => f.endsWith(".seg"));
@@ -38,7 +43,11 @@ describe("segment rotation", () => {
       expect(got).toEqual(expected.slice(from, from + 300));
     });
     expect([...again.iterate(0)].map((e) => dec(e.payload))).toEqual(expected);
-    for (let seq = 1; seq <= 2000; seq += 37) expect(dec(again.get(other, seq)!.payload)).toBe(expected[(seq - 1) * 3]);
+    for (let seq = 1; seq <= 2000; seq += 37) {
+      const theirs = again.get(other, seq)!;
+      expect(dec(theirs.payload)).toBe(expected[(seq - 1) * 3]);
+      expect(theirs.time_ms).toBe((seq - 1) * 3);
+    }
     const mine = [...again.events_after(again.id, 3990)];
     expect(mine.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 3991 + i));
     expect(again.verify()).toMatchObject({ ok: true, events: 6000 });

@@ -7,10 +7,16 @@ import { type Outbound, type ReplicatorOptions, resolve_sync_options } from "../
 import { Topics } from "../../src/sync/topics.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
 import { ManualTimers } from "../support/manual_timers.ts";
+import { many_origins, mem_log, write_range } from "../support/forgery.ts";
 
 const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
-const origin_a = "00000000000000a1";
-const origin_b = "00000000000000b2";
+// Origins whose events a log here holds are real (signed events of their own key); one never held may be any id.
+const writer_a = await mem_log({ clock: { now_ms: () => 1 } });
+const writer_b = await mem_log({ clock: { now_ms: () => 1 } });
+const origin_a = writer_a.id;
+const origin_b = writer_b.id;
+const a1 = write_range(writer_a, "a1");
+const b1 = write_range(writer_b, "b1");
 const never_held = "00000000000000c3";
 
 /** A log on an in-memory disk; with sync "interval", events become durable only when the test calls fsync(). */
@@ -73,8 +79,8 @@ describe("vv publication", () => {
 
   test("a vv listing many origins waits vv_ms_per_origin per origin between publications", async () => {
     const { log } = await open_log();
-    const origins = Array.from({ length: 500 }, (_, i) => (i + 1).toString(16).padStart(16, "0"));
-    log.accept_batch(origins.map((origin) => ({ origin, seq: 1, time_ms: 1, payload: enc("x") })));
+    const origins = await many_origins(500);
+    expect(log.accept_frames(origins.frames).appended).toBe(500);
     await log.durable();
     const a = announcer_for(log, { vv_interval_ms: 200, vv_ms_per_origin: 2 });
     a.announcer.publish_all([], a.at(0));
@@ -114,8 +120,8 @@ describe("vv publication", () => {
 
   test("a vv with more origins than fit in one message keeps the own entry, fits the packet and warns once", async () => {
     const { log } = await open_log();
-    const origins = Array.from({ length: 400 }, (_, i) => (i + 1).toString(16).padStart(16, "0"));
-    log.accept_batch(origins.map((origin) => ({ origin, seq: 1, time_ms: 1, payload: enc("x") })));
+    const origins = await many_origins(400);
+    expect(log.accept_frames(origins.frames).appended).toBe(400);
     log.append(enc("own"));
     await log.durable();
     const a = announcer_for(log, { max_packet_bytes: 4096, vv_refresh_ms: 1000 });
@@ -135,7 +141,7 @@ describe("vv publication", () => {
 describe("vv entries", () => {
   test("a partial replica publishes entries for what it holds of its pull list, never for origins it has not held", async () => {
     const { log } = await open_log();
-    log.accept({ origin: origin_a, seq: 1, time_ms: 1, payload: enc("a1") });
+    expect(log.accept_frames(a1).appended).toBe(1);
     log.append(enc("own"));
     await log.durable();
     const a = announcer_for(log, { pull: [origin_a, never_held] });
@@ -148,10 +154,7 @@ describe("vv entries", () => {
 
   test("a full replica publishes entries only for what known partial peers follow, and only origins it holds", async () => {
     const { log } = await open_log();
-    log.accept_batch([
-      { origin: origin_a, seq: 1, time_ms: 1, payload: enc("a1") },
-      { origin: origin_b, seq: 1, time_ms: 1, payload: enc("b1") },
-    ]);
+    expect(log.accept_frames(new Uint8Array(Buffer.concat([a1, b1]))).appended).toBe(2);
     await log.durable();
     const spoke = new Peer("00000000000000d4");
     spoke.pull = new Set([origin_a, never_held]);

@@ -1,11 +1,25 @@
 import { describe, expect, test } from "bun:test";
+import { frame_header_bytes, frame_size_of_len } from "../../src/log/frame.ts";
 import type { DropReason } from "../../src/sync/counters.ts";
-import { encode_message } from "../../src/sync/messages.ts";
+import { type AnswerMessage, type WantMessage, decode_message, encode_message, protocol_version } from "../../src/sync/messages.ts";
+import { DecodedEvents, decode_events, encode_frames, event_region_max_bytes } from "../../src/sync/wire_events.ts";
 import { forge, make_events, overflow_events } from "../sim/hostile.ts";
+import { forge_payload, frames_of_log, mem_log, relabel, write_range } from "../support/forgery.ts";
 import { for_seeds } from "../support/seeded.ts";
 import { TestNet, type TestNode, dec, enc } from "./net.ts";
 
 const evil = "00000000000000ee";
+
+/** Has evil claim a's events beyond what b holds, so b sends evil a repair request; returns its req. */
+function asked_of_evil(net: TestNet, a: TestNode, b: TestNode): number {
+  const claim = encode_message({ kind: "vv", from: evil, name: "e", vv: new Map([[a.id, b.log.held(a.id) + 1]]), pull: "*" });
+  net.now += 1;
+  const out = [...b.rep.on_message(`t/${evil}/vv`, claim, net.now), ...b.rep.tick(net.now)];
+  const want = out.find((o) => o.topic === `t/${b.id}/want/${evil}`);
+  if (want === undefined) throw new Error("b did not ask evil");
+  const parsed = net.topics.parse(want.topic);
+  return (decode_message(want.payload, parsed as NonNullable<typeof parsed>) as WantMessage).req;
+}
 
 async function victim_with_history(): Promise<{ net: TestNet; a: TestNode; b: TestNode }> {
   const net = new TestNet();
@@ -53,7 +67,7 @@ describe("hostile input", () => {
     for (const kind of Object.keys(topics) as (keyof typeof topics)[]) {
       const topic = topics[kind];
       cases.push({ topic, payload: new Uint8Array([0xff, 0x00, 0x13, 0x37, 0xde, 0xad]), reason: "unknown_version" });
-      cases.push({ topic, payload: new Uint8Array([2, valid[kind][1], 3, 0, 0, 0, 0xff, 0x00, 0x13]), reason: "bad_cbor" });
+      cases.push({ topic, payload: new Uint8Array([protocol_version, valid[kind][1], 3, 0, 0, 0, 0xff, 0x00, 0x13]), reason: "bad_cbor" });
       cases.push({ topic, payload: valid[kind].subarray(0, 8), reason: "bad_cbor" });
       cases.push({ topic, payload: valid[kind].subarray(0, 3), reason: "bad_cbor" });
       cases.push({ topic, payload: forge(kind, base, null, 1), reason: "unknown_version" });
@@ -65,7 +79,11 @@ describe("hostile input", () => {
     cases.push({ topic: `t/not-an-id/vv`, payload: valid.vv, reason: "bad_topic" });
     cases.push({ topic: `t/${evil}/want/${a.id}`, payload: valid.want, reason: "not_for_me" });
     cases.push({ topic: `t/${me}/vv`, payload: valid.vv, reason: "own_echo" });
-    const to = { ...base, to: me, req: 7 };
+    // Answers are read only from a peer that was asked, to the request outstanding: the frame checks below are reached with that req.
+    const req = asked_of_evil(net, a, b);
+    cases.push({ topic: topics.to, payload: forge("to", { ...base, to: me, req: req + 1 }, make_events(a.id, 11, enc("x"))), reason: "unsolicited_answer" });
+    cases.push({ topic: topics.to, payload: forge("to", { ...base, to: me, req }, make_events(evil, 1, enc("x"))), reason: "unsolicited_answer" });
+    const to = { ...base, to: me, req };
     const bad_crc = make_events(a.id, 11, enc("forged"));
     bad_crc[bad_crc.length - 1] ^= 0x40;
     cases.push({ topic: topics.to, payload: forge("to", to, bad_crc), reason: "bad_frame" });
@@ -75,12 +93,15 @@ describe("hostile input", () => {
     const bad_flags = make_events(a.id, 11, enc("x"));
     bad_flags[20 + 1 + 4] |= 0x10;
     cases.push({ topic: topics.to, payload: forge("to", to, bad_flags), reason: "bad_frame" });
+    // A receiver's own mark (rejected) never travels: a wire flag of 2 is not in the format.
+    const rejected_flag = make_events(a.id, 11, enc("x"));
+    rejected_flag[20 + 1 + 4] |= 0x02;
+    cases.push({ topic: topics.to, payload: forge("to", to, rejected_flag), reason: "bad_frame" });
     cases.push({ topic: topics.to, payload: forge("to", to, new Uint8Array(20)), reason: "bad_frame" });
     cases.push({ topic: topics.events, payload: forge("events", base, make_events(a.id, 11, enc("x"))), reason: "wrong_origin" });
     cases.push({ topic: topics.events, payload: forge("events", { ...base, part: [5, 3, 1] }, make_events(evil, 1, enc("x"))), reason: "bad_part" });
-    // A "fragmented event" that is really many events: refused, so it cannot inflate the decoder's memory.
-    const two = new Uint8Array(Buffer.concat([make_events(a.id, 11, enc("x")), make_events(a.id, 12, enc("y"))]));
-    cases.push({ topic: topics.to, payload: forge("to", { ...to, part: [0, two.length, 9] }, two), reason: "bad_part" });
+    // A "fragmented range" larger than any signed range can be: refused, so it cannot inflate the reassembly's memory.
+    cases.push({ topic: topics.to, payload: forge("to", { ...to, part: [0, event_region_max_bytes + 1, 9] }, new Uint8Array(2048)), reason: "bad_part" });
     // Tiny fragments (all but the last must be at least 1 KiB).
     cases.push({ topic: topics.to, payload: forge("to", { ...to, part: [0, 5000, 9] }, enc("x")), reason: "bad_part" });
     cases.push({ topic: topics.vv, payload: forge("vv", { ...base, name: "e", vv: new Uint8Array(0), pull: "*" }, enc("trailing")), reason: "bad_shape" });
@@ -122,5 +143,161 @@ describe("hostile input", () => {
       expect(dropped).toBeGreaterThan(100);
       await still_healthy(net, a, b);
     });
+  });
+});
+
+/**
+ * Answers a replica did not ask for, and crc-valid forgeries of signed
+ * events, through real replicas: an origin a, a relay m that holds a's next
+ * event (and may be compromised: its answers are rewritten on the way out),
+ * and a victim b that lacks it and can get it only from m.
+ */
+describe("forged and unsolicited answers", () => {
+  async function relay_setup(): Promise<{ net: TestNet; a: TestNode; m: TestNode; b: TestNode }> {
+    const net = new TestNet();
+    const a = await net.add();
+    const m = await net.add();
+    const b = await net.add();
+    for (const n of [a, m, b]) net.connect(n);
+    for (let i = 1; i <= 10; i++) a.log.append(enc(`a-${i}`));
+    await net.run();
+    expect(b.log.held(a.id)).toBe(10);
+    net.disconnect(b);
+    a.log.append(enc("a-11"));
+    await net.run();
+    expect(m.log.held(a.id)).toBe(11);
+    net.disconnect(a); // from now on only m can serve a:11
+    return { net, a, m, b };
+  }
+
+  /** Rewrites the frames an answer message carries (decoded to the frames as their origin stored them, then encoded again). */
+  function rewrite_answer(net: TestNet, topic: string, payload: Uint8Array, change: (frames: Uint8Array) => Uint8Array): Uint8Array {
+    const parsed = net.topics.parse(topic);
+    const message = decode_message(payload, parsed as NonNullable<typeof parsed>) as AnswerMessage;
+    const d = new DecodedEvents();
+    decode_events(message.events, d);
+    const last = d.count - 1;
+    const end = d.start[last] - frame_header_bytes + frame_size_of_len(frame_header_bytes + d.end[last] - d.start[last]);
+    return encode_message({ ...message, events: encode_frames(change(d.frames.slice(0, end))) });
+  }
+
+  /** Makes m's first answer to b that carries events go out changed; returns how many were changed. */
+  function compromise(net: TestNet, m: TestNode, b: TestNode, change: (frames: Uint8Array) => Uint8Array): () => number {
+    let changed = 0;
+    m.tamper_out = (topic, payload) => {
+      if (changed > 0 || topic !== `t/${m.id}/to/${b.id}`) return payload;
+      const parsed = net.topics.parse(topic);
+      const message = decode_message(payload, parsed as NonNullable<typeof parsed>) as AnswerMessage;
+      if (message.events.length === 0 || message.part !== null) return payload;
+      changed++;
+      return rewrite_answer(net, topic, payload, change);
+    };
+    return () => changed;
+  }
+
+  /** Steps the network until `done` (at most `steps` steps). */
+  async function until(net: TestNet, done: () => boolean, steps = 500): Promise<void> {
+    for (let i = 0; i < steps && !done(); i++) await net.step();
+    expect(done()).toBe(true);
+  }
+
+  test("a crc-valid forgery of another origin's next event in an answer is dropped as bad_signature and never stored; the real event still arrives", async () => {
+    const { net, a, m, b } = await relay_setup();
+    const real_11 = frames_of_log(a.log, a.id, 10, 11);
+    // The relay changes one payload byte of a:11 and recomputes the crc: every frame check passes.
+    const changed = compromise(net, m, b, (frames) => {
+      expect(frames).toEqual(real_11);
+      const forged = forge_payload(frames);
+      expect(forged).not.toEqual(frames);
+      return forged;
+    });
+    net.connect(b);
+    await until(net, () => changed() === 1 && b.rep.counters.events_dropped.bad_signature > 0);
+    expect(b.rep.counters.events_dropped.bad_signature).toBe(1);
+    expect(b.rep.counters.dropped.bad_frame).toBe(0);
+    expect(b.log.held(a.id)).toBe(10);
+    expect(b.log.get(a.id, 11)).toBeNull();
+    expect(b.rep.status(net.now).gap_buffer_events).toBe(0);
+    // The relay's next answer is honest: the real event arrives, and the forgery never was stored.
+    await net.run();
+    expect(b.log.held(a.id)).toBe(11);
+    expect(dec((b.log.get(a.id, 11) as NonNullable<ReturnType<typeof b.log.get>>).payload)).toBe("a-11");
+    expect(b.log.get(a.id, 11)?.frame).toEqual(real_11);
+    expect(b.rep.counters.events_dropped.bad_signature).toBe(1);
+    expect(b.rep.counters.conflicts).toBe(0);
+    expect(b.log.verify().ok).toBe(true);
+  });
+
+  test("an answer from a peer that was not asked, or to another request, or with origins not asked of it, is dropped as unsolicited_answer, even with real signed events", async () => {
+    const { net, a, m, b } = await relay_setup();
+    net.connect(b);
+    await net.run();
+    expect(b.log.held(a.id)).toBe(11);
+    // a writes on while offline; the test holds its real, signed frame of a:12.
+    a.log.append(enc("a-12"));
+    const real_12 = encode_frames(frames_of_log(a.log, a.id, 11, 12));
+    const to_b = `t/${m.id}/to/${b.id}`;
+    const answer = (req: number, events: Uint8Array) => encode_message({ kind: "to", from: m.id, to: b.id, req, events, part: null, last: true, held: null });
+    // No request out to m: not taken.
+    expect(b.rep.status(net.now).peers.find((p) => p.id === m.id)?.want_outstanding).toBe(false);
+    const dropped = () => b.rep.counters.dropped.unsolicited_answer;
+    net.inject(to_b, answer(1, real_12));
+    await net.step();
+    expect(dropped()).toBe(1);
+    expect(b.log.held(a.id)).toBe(11);
+    // m gets a:12; b asks m for it, and m's answers are lost on the way: the request stays out.
+    m.drop_out = (topic) => topic === to_b;
+    expect(m.log.accept_frames(frames_of_log(a.log, a.id, 11, 12)).appended).toBe(1);
+    const wants_before = b.sent.filter((s) => s.topic === `t/${b.id}/want/${m.id}`).length;
+    await until(net, () => b.sent.filter((s) => s.topic === `t/${b.id}/want/${m.id}`).length > wants_before);
+    const want = b.sent.filter((s) => s.topic === `t/${b.id}/want/${m.id}`).at(-1)?.message as WantMessage;
+    expect(want.ranges.map((r) => [r.origin, r.after])).toEqual([[a.id, 11]]);
+    // Another req: not taken.
+    net.inject(to_b, answer(want.req + 1, real_12));
+    await net.step();
+    expect(dropped()).toBe(2);
+    // The right req, but also events of an origin b did not ask m for (real and signed, too): not taken, not even a's.
+    const c = await mem_log();
+    const other = encode_frames(write_range(c, "c-1"));
+    net.inject(to_b, answer(want.req, new Uint8Array(Buffer.concat([real_12, other]))));
+    await net.step();
+    expect(dropped()).toBe(3);
+    expect(b.log.held(a.id)).toBe(11);
+    expect(b.log.held(c.id)).toBe(0);
+    // Once m's answers get through again, a:12 comes from it.
+    m.drop_out = null;
+    await net.run();
+    expect(b.log.held(a.id)).toBe(12);
+    expect(dec((b.log.get(a.id, 12) as NonNullable<ReturnType<typeof b.log.get>>).payload)).toBe("a-12");
+    expect(b.log.held(c.id)).toBe(0);
+    expect(b.log.verify().ok).toBe(true);
+    await c.close();
+  });
+
+  test("a signed range relabelled with another origin's id is dropped as unknown_key, whether that origin's key is pinned or not", async () => {
+    const { net, a, m, b } = await relay_setup();
+    // c signs a range at seq 11, the seq b expects of a next.
+    const c = await mem_log();
+    write_range(c, ...Array.from({ length: 10 }, (_, i) => `c-${i + 1}`));
+    const c_11 = write_range(c, "c-11");
+    const changed = compromise(net, m, b, () => relabel(c_11, a.id));
+    net.connect(b);
+    await until(net, () => changed() === 1 && b.rep.counters.events_dropped.unknown_key > 0);
+    expect(b.rep.counters.events_dropped.unknown_key).toBe(1);
+    expect(b.rep.counters.events_dropped.bad_signature).toBe(0);
+    expect(b.log.held(a.id)).toBe(10);
+    await net.run();
+    expect(b.log.held(a.id)).toBe(11);
+    expect(dec((b.log.get(a.id, 11) as NonNullable<ReturnType<typeof b.log.get>>).payload)).toBe("a-11");
+    expect(b.rep.counters.events_dropped.unknown_key).toBe(1);
+    // An origin b has never seen: the key in the proof is not the one its id stands for.
+    net.inject(`t/${evil}/events`, encode_message({ kind: "events", from: evil, events: encode_frames(relabel(c_11, evil)), part: null }));
+    await net.run();
+    expect(b.rep.counters.events_dropped.unknown_key).toBe(2);
+    expect(b.log.held(evil)).toBe(0);
+    expect(b.log.vv()[evil]).toBeUndefined();
+    expect(b.rep.counters.dropped.bad_frame + b.rep.counters.dropped.wrong_origin).toBe(0);
+    expect(b.log.verify().ok).toBe(true);
+    await c.close();
   });
 });

@@ -5,7 +5,7 @@ import { GapBuffer } from "../../src/sync/gap_buffer.ts";
 import { type AnswerMessage, type WantMessage, decode_message, encode_message } from "../../src/sync/messages.ts";
 import { sync_defaults } from "../../src/sync/sync_options.ts";
 import { DecodedEvents, decode_events, encode_frames } from "../../src/sync/wire_events.ts";
-import { make_frame } from "../sim/hostile.ts";
+import { mem_log, write_range } from "../support/forgery.ts";
 import { TestNet, type TestNode, dec, enc } from "./net.ts";
 
 /**
@@ -26,6 +26,29 @@ function append_many(node: TestNode, count: number, size = 0): void {
     const text = `${node.log.name}event-${i}`;
     node.log.append(enc(size > 0 ? text.padEnd(size, ".") : text));
   }
+}
+
+/** Like append_many, made durable `lot` events at a time: signed ranges of at most `lot` events, as a writer that awaits its writes makes them. */
+async function append_lots(node: TestNode, count: number, size: number, lot: number): Promise<void> {
+  for (let i = 1; i <= count; i++) {
+    const text = `${node.log.name}event-${i}`;
+    node.log.append(enc(text.padEnd(size, ".")));
+    if (i % lot === 0) await node.log.durable();
+  }
+  await node.log.durable();
+}
+
+/** Bytes of frames of the largest signed range of origin in node's log. */
+function largest_range_bytes(node: TestNode, origin: string): number {
+  let largest = 0;
+  let bytes = 0;
+  for (const e of node.log.events_after(origin, 0)) {
+    bytes += e.frame_bytes;
+    if (!e.signed) continue;
+    largest = Math.max(largest, bytes);
+    bytes = 0;
+  }
+  return largest;
 }
 
 function payloads(node: TestNode, origin: string): string[] {
@@ -154,7 +177,7 @@ describe("amplification", () => {
     const net = new TestNet();
     const a = await net.add({ answer_rate_per_requester_bytes_per_s: rate, answer_burst_per_requester_bytes: burst, window_bytes: 64 * 1024, max_packet_bytes: 16 * 1024 });
     net.connect(a);
-    append_many(a, count, 256);
+    await append_lots(a, count, 256, 25); // signed ranges of 25 events, about 7 KB
     await net.run();
     a.sent.length = 0;
     return { net, a };
@@ -188,9 +211,11 @@ describe("amplification", () => {
       net.publish(a, a.rep.on_message(`t/${victim}/want/${a.id}`, want(victim, a.id, req, 0, 3000), (net.now += 5)));
     }
     const replayed = answers_to(a, victim);
-    // No event went twice, and no more than the burst plus the rate left (plus the one event an answer may carry past its budget).
+    // No event went twice, and no more than the burst plus the rate left (plus the one signed range an answer may carry past its budget: ranges travel whole).
     expect(new Set(replayed.seqs).size).toBe(replayed.seqs.length);
-    expect(replayed.bytes).toBeLessThanOrEqual(burst + (rate * (net.now - first)) / 1000 + 512);
+    const range_bytes = largest_range_bytes(a, a.id);
+    expect(range_bytes).toBeLessThan(8 * 1024);
+    expect(replayed.bytes).toBeLessThanOrEqual(burst + (rate * (net.now - first)) / 1000 + range_bytes);
     expect(a.rep.counters.dropped.answer_rate).toBeGreaterThan(0);
     // Ten seconds of requests every 10 ms, for ranges it was just sent and for new ones: within burst + rate x time.
     const start = net.now;
@@ -298,7 +323,10 @@ describe("memory and disk from peers", () => {
   test("a full gap buffer costs about what it counts: every entry pays for its overhead, not only its frame", async () => {
     const max = 8 * 1024 * 1024;
     const gap = new GapBuffer(max, 2 * 1024 * 1024);
-    const frame = make_frame(id(0x42), 1, new Uint8Array(8)); // 48 bytes
+    // A real origin's frame that is not the last of its range (so without a proof): 48 bytes.
+    const writer = await mem_log();
+    const frame = write_range(writer, new Uint8Array(8), new Uint8Array(8)).slice(0, 48);
+    await writer.close();
     const before = heap_bytes();
     let parked = 0;
     for (let peer = 0; parked < 1_000_000; peer++) {
@@ -343,23 +371,31 @@ describe("memory and disk from peers", () => {
     for (let at = 5 * 1024; at < event.length; at += 1024) whole = r.add("honest", "to", { at, total: event.length, id: 7 }, event.subarray(at, at + 1024), 0);
     expect(whole).toEqual(event);
 
-    // Gap buffer, through the replicator: pushes ahead of a gap from a flooding peer and from an honest one.
+    // Gap buffer, through the replicator: pushes ahead of a gap from a flooding origin and from an honest one, each its own real, signed ranges.
     const net = new TestNet();
     const b = await net.add({ gap_buffer_max_bytes: 64 * 1024, gap_buffer_per_peer_max_bytes: 32 * 1024 });
     net.connect(b);
-    const honest = id(0xab);
-    const flood = id(0xcd);
-    const push = (origin: string, seqs: number[]) => {
-      const frames = Buffer.concat(seqs.map((s) => make_frame(origin, s, enc(`${origin.slice(-2)}-${s}`))));
-      b.rep.on_message(`t/${origin}/events`, encode_message({ kind: "events", from: origin, events: encode_frames(new Uint8Array(frames)), part: null }), net.now);
+    const honest_writer = await mem_log();
+    const flood_writer = await mem_log({ segment_size_bytes: 1024 * 1024 });
+    const honest = honest_writer.id;
+    const flood = flood_writer.id;
+    const honest_first = write_range(honest_writer, "ab-1", "ab-2");
+    const honest_rest = write_range(honest_writer, "ab-3", "ab-4", "ab-5", "ab-6");
+    write_range(flood_writer, "cd-1"); // never pushed: everything after it waits for it
+    const push = (origin: string, frames: Uint8Array) => {
+      b.rep.on_message(`t/${origin}/events`, encode_message({ kind: "events", from: origin, events: encode_frames(frames), part: null }), net.now);
     };
-    push(honest, [3, 4, 5, 6]);
-    for (let s = 2; s < 2000; s += 50) push(flood, Array.from({ length: 50 }, (_, i) => s + i));
+    push(honest, honest_rest);
+    for (let s = 2; s < 2000; s += 50) push(flood, write_range(flood_writer, ...Array.from({ length: 50 }, (_, i) => `cd-${s + i}`)));
     expect(b.rep.counters.events_dropped.gap_buffer_per_peer).toBeGreaterThan(0);
+    expect(b.rep.counters.events_dropped.bad_signature + b.rep.counters.events_dropped.partial_range).toBe(0);
     const status = b.rep.status(net.now);
     expect(status.gap_buffer_bytes).toBeLessThanOrEqual(64 * 1024);
-    push(honest, [1, 2]);
+    push(honest, honest_first);
     expect(payloads(b, honest)).toEqual([1, 2, 3, 4, 5, 6].map((s) => `ab-${s}`));
+    expect(b.log.held(flood)).toBe(0);
+    await honest_writer.close();
+    await flood_writer.close();
   });
 
   test("peer events beyond the disk quota are dropped and counted, nothing more is asked for, and local appends keep working", async () => {
@@ -370,7 +406,7 @@ describe("memory and disk from peers", () => {
     net.connect(a);
     net.connect(b);
     append_many(b, 50, 100); // own events take space too, but not from the quota
-    append_many(a, 500, 200); // about 120 KB of frames
+    await append_lots(a, 500, 200, 20); // about 120 KB of frames, in signed ranges of about 5 KB
     await net.run();
     const status = b.rep.status(net.now);
     expect(status.peer_events_bytes).not.toBeNull();
@@ -383,7 +419,7 @@ describe("memory and disk from peers", () => {
     expect(b.rep.status(net.now).peers.find((p) => p.id === a.id)?.failures).toBe(0);
     // Full: b stops asking.
     const wants = b.rep.counters.wants_sent;
-    append_many(a, 100, 200);
+    await append_lots(a, 100, 200, 20);
     for (let i = 0; i < 100; i++) await net.step();
     expect(b.rep.counters.wants_sent).toBe(wants);
     // Local appends are not limited by the quota, and a keeps everything it acknowledged.

@@ -18,6 +18,8 @@ export class TestNode {
   readonly sent: { topic: string; message: SyncMessage; bytes: number }[] = [];
   /** Drop this node's outgoing messages matching the predicate (a lossy link). */
   drop_out: ((topic: string) => boolean) | null = null;
+  /** Rewrites this node's outgoing messages after `sent` recorded them (a compromised replica: what it really sends). */
+  tamper_out: ((topic: string, payload: Uint8Array) => Uint8Array) | null = null;
   readonly warnings: string[] = [];
   manual_fsync: (() => void) | null = null;
 
@@ -25,6 +27,8 @@ export class TestNode {
     readonly net: TestNet,
     readonly log: Log,
     readonly rep: Replicator,
+    /** The in-memory disk its log is on (its data directory is /data). */
+    readonly io: MemFileIO,
   ) {}
 
   get id(): string {
@@ -67,7 +71,7 @@ export class TestNet {
     });
     const { sync: _sync, ...rest } = options;
     const rep = new Replicator({ prefix: "t", want_timeout_ms: 1000, retry_backoff_base_ms: 100, ...rest, log });
-    const node = new TestNode(this, log, rep);
+    const node = new TestNode(this, log, rep, io);
     if (manual) node.manual_fsync = () => timers.fire_every();
     this.nodes.push(node);
     return node;
@@ -90,7 +94,8 @@ export class TestNet {
       const parsed = this.topics.parse(m.topic);
       if (parsed !== null) node.sent.push({ topic: m.topic, message: decode_message(m.payload, parsed), bytes: m.payload.length });
       if (node.drop_out?.(m.topic)) continue;
-      this.broker.publish(node.id, node.epoch, m);
+      const payload = node.tamper_out === null ? m.payload : node.tamper_out(m.topic, m.payload);
+      this.broker.publish(node.id, node.epoch, payload === m.payload ? m : { ...m, payload });
     }
   }
 

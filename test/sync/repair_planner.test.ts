@@ -7,12 +7,17 @@ import { RepairPlanner } from "../../src/sync/repair_planner.ts";
 import { type ReplicatorOptions, resolve_sync_options } from "../../src/sync/sync_options.ts";
 import { MemFileIO } from "../support/mem_file_io.ts";
 import { ManualTimers } from "../support/manual_timers.ts";
+import { frames_of_log, many_origins, mem_log, write_range } from "../support/forgery.ts";
 
-const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
+/** Made-up ids, for peers and for origins that are only claimed, never stored. */
 const id = (n: number): string => n.toString(16).padStart(16, "0");
-const origin_x = id(0x1001);
-const origin_y = id(0x1002);
-const origin_z = id(0x1003);
+/** Origins whose events get stored are real writers (signed events); x < y < z, as ids sort. */
+const writers = new Map<string, Log>();
+for (let i = 0; i < 3; i++) {
+  const w = await mem_log({ clock: { now_ms: () => 1 } });
+  writers.set(w.id, w);
+}
+const [origin_x, origin_y, origin_z] = [...writers.keys()].sort();
 
 async function open_log(): Promise<Log> {
   return Log.open({ dir: "/data", io: new MemFileIO(), sync: "always", segment_size_bytes: 1024 * 1024, clock: { now_ms: () => 1 }, timers: new ManualTimers() });
@@ -54,11 +59,13 @@ async function planner_for(options: Partial<ReplicatorOptions> = {}) {
     if (want === null) throw new Error("no outstanding request");
     return { kind: "to", from: from.id, to: log.id, req: want.req, events: new Uint8Array(0), part: null, last: true, held: null, ...fields };
   };
-  /** Stores origin's events up to seq, as merging an answer would. */
+  /** Stores origin's events up to seq (its writer's, signed one by one), as merging an answer would. */
   const store = async (origin: string, upto: number): Promise<void> => {
-    const events = [];
-    for (let seq = log.held(origin) + 1; seq <= upto; seq++) events.push({ origin, seq, time_ms: 1, payload: enc(`${origin}:${seq}`) });
-    log.accept_batch(events);
+    const writer = writers.get(origin);
+    if (writer === undefined) throw new Error(`no writer for ${origin}`);
+    while (writer.held(origin) < upto) write_range(writer, `${origin}:${writer.held(origin) + 1}`);
+    const held = log.held(origin);
+    expect(log.accept_frames(frames_of_log(writer, origin, held, upto)).appended).toBe(upto - held);
     await log.durable();
   };
   return { log, planner, counters, sent, peer, peers, plan, answer, store };
@@ -112,14 +119,16 @@ describe("repair planning", () => {
   test("a request carries at most want_ranges_max origins; the rest stay free and are asked next", async () => {
     const t = await planner_for();
     const a = t.peer(1);
-    const origins = Array.from({ length: want_ranges_max + 10 }, (_, i) => id(0x2000 + i));
+    const many = await many_origins(want_ranges_max + 10);
+    const origins = many.ids;
     for (const origin of origins) t.planner.raise(a, origin, 1, 0);
     const first = t.plan(0);
     expect(first.length).toBe(1);
     expect(first[0].want.ranges.length).toBe(want_ranges_max);
     const left = origins.filter((o) => t.planner.requested(o) === null);
     expect(left.length).toBe(10);
-    for (const r of first[0].want.ranges) await t.store(r.origin, 1);
+    for (const r of first[0].want.ranges) t.log.accept_frames(many.each[origins.indexOf(r.origin)]);
+    await t.log.durable();
     t.planner.answer(a, t.answer(a), 100);
     const next = t.plan(100);
     expect(next.flatMap((s) => s.want.ranges.map((r) => r.origin)).sort()).toEqual(left.sort());

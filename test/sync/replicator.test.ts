@@ -4,7 +4,8 @@ import type { Log } from "../../src/log/log.ts";
 import type { AnswerMessage, WantMessage } from "../../src/sync/messages.ts";
 import { encode_message } from "../../src/sync/messages.ts";
 import { encode_frames } from "../../src/sync/wire_events.ts";
-import { make_events, make_frame } from "../sim/hostile.ts";
+import { clone_replica, many_origins, mem_log, write_range } from "../support/forgery.ts";
+import { MemFileIO } from "../support/mem_file_io.ts";
 import { TestNet, type TestNode, dec, enc } from "./net.ts";
 
 function payloads(log: Log, origin: string): string[] {
@@ -59,7 +60,11 @@ describe("replication between replicas", () => {
     const a = await net.add({ window_bytes, max_packet_bytes: 16 * 1024 });
     const b = await net.add({ window_bytes, max_packet_bytes: 16 * 1024 });
     net.connect(a);
-    append_many(a, 3000, 256);
+    // Written 30 at a time, each lot made durable: signed ranges of at most 30 events (about 9 KB), well within a window.
+    for (let lot = 0; lot < 100; lot++) {
+      for (let i = 1; i <= 30; i++) a.log.append(enc(`${a.log.name}event-${lot * 30 + i}`.padEnd(256, ".")));
+      await a.log.durable();
+    }
     await net.run();
     net.connect(b);
     await net.run();
@@ -75,6 +80,30 @@ describe("replication between replicas", () => {
     }
     expect(by_req.size).toBeGreaterThan(10);
     for (const bytes of by_req.values()) expect(bytes).toBeLessThanOrEqual(window_bytes);
+  });
+
+  test("a signed range larger than the window travels whole, alone in its answer, in fragments within the packet size", async () => {
+    const net = new TestNet();
+    const window_bytes = 64 * 1024;
+    const a = await net.add({ window_bytes, max_packet_bytes: 16 * 1024 });
+    const b = await net.add({ window_bytes, max_packet_bytes: 16 * 1024 });
+    net.connect(a);
+    a.log.append_batch(Array.from({ length: 600 }, (_, i) => enc(`big-${i + 1}`.padEnd(256, ".")))); // one range of about 180 KB
+    a.log.append(enc("after"));
+    await net.run();
+    net.connect(b);
+    await net.run();
+    expect(b.log.held(a.id)).toBe(601);
+    expect(payloads(b.log, a.id)).toEqual(payloads(a.log, a.id));
+    const answers = a.sent.filter((s) => s.message.kind === "to").map((s) => s.message as AnswerMessage);
+    for (const s of a.sent) expect(s.bytes).toBeLessThanOrEqual(16 * 1024);
+    // The big range went in fragments of one request that carried nothing else; the event after it came in a later request.
+    const fragmented = answers.filter((m) => m.part !== null);
+    expect(fragmented.length).toBeGreaterThan(5);
+    const big_req = fragmented[0].req;
+    expect(fragmented.every((m) => m.req === big_req)).toBe(true);
+    expect(answers.filter((m) => m.req === big_req && m.part === null).every((m) => m.events.length === 0)).toBe(true);
+    expect(b.rep.counters.events_dropped.partial_range).toBe(0);
   });
 
   test("partial replication: a replica never asks for or stores origins it does not pull", async () => {
@@ -141,7 +170,7 @@ describe("replication between replicas", () => {
 });
 
 describe("merge rules", () => {
-  test("a sync validator's refusal is stored as a rejected placeholder and counted", async () => {
+  test("a sync validator's refusal keeps the origin's event, marked rejected (quarantined), and counts it", async () => {
     const net = new TestNet();
     const a = await net.add();
     const b = await net.add({ validate: (p) => (dec(p).startsWith("bad") ? "payload starts with bad" : null) });
@@ -154,15 +183,27 @@ describe("merge rules", () => {
     const held = [...b.log.events_after(a.id, 0)];
     expect(held.map((e) => [e.seq, e.rejected, dec(e.payload)])).toEqual([
       [1, false, "good-1"],
-      [2, true, "payload starts with bad"],
+      [2, true, "bad-2"],
       [3, false, "good-3"],
     ]);
     expect(held[1].flags & flag_rejected).toBe(flag_rejected);
     expect(b.rep.counters.events_rejected).toBe(1);
     expect(b.log.vv()[a.id]).toBe(3);
+    expect(b.log.verify().ok).toBe(true);
+    // The origin's bytes are kept whole, so a replica downstream gets them, signature intact, and judges them itself.
+    net.disconnect(a);
+    const c = await net.add();
+    net.connect(c);
+    await net.run();
+    expect([...c.log.events_after(a.id, 0)].map((e) => [e.seq, e.rejected, dec(e.payload)])).toEqual([
+      [1, false, "good-1"],
+      [2, false, "bad-2"],
+      [3, false, "good-3"],
+    ]);
+    expect(c.rep.counters.events_dropped.bad_signature).toBe(0);
   });
 
-  test("a validator that changes the payload it was shown cannot leave a record with a bad crc", async () => {
+  test("a validator that changes the payload it was shown cannot change what is stored nor leave a record with a bad crc", async () => {
     const net = new TestNet();
     const a = await net.add();
     const b = await net.add({
@@ -177,10 +218,11 @@ describe("merge rules", () => {
     await net.run();
     expect(b.log.held(a.id)).toBe(5);
     expect(b.log.verify().ok).toBe(true);
-    expect(payloads(b.log, a.id)).toEqual(["X-1", "X-2", "X-3", "X-4", "X-5"]);
+    // The origin signed its bytes: those are what is kept (an edited copy would break the signature for every replica downstream).
+    expect(payloads(b.log, a.id)).toEqual(["e-1", "e-2", "e-3", "e-4", "e-5"]);
   });
 
-  test("a duplicate with different content is counted as a replica-id conflict", async () => {
+  test("a duplicate with different content, signed with the same key (a copied data directory), is counted as a replica-id conflict", async () => {
     const net = new TestNet();
     const a = await net.add();
     const b = await net.add();
@@ -188,32 +230,73 @@ describe("merge rules", () => {
     net.connect(b);
     a.log.append(enc("original"));
     await net.run();
-    const clone = a.id;
-    const fake = make_events(clone, 1, enc("an impostor with the same id"));
-    const liar = "00000000000000aa";
-    net.inject(`t/${liar}/to/${b.id}`, encode_message({ kind: "to", from: liar, to: b.id, req: 1, events: fake, part: null, last: true, held: null }));
+    // Another device started from a copy of a's data directory: same id, same key, its own event 1.
+    const clone = await clone_replica(a.io, "/data");
+    expect(clone.id).toBe(a.id);
+    const fake = encode_frames(write_range(clone, "an impostor with the same id"));
+    net.inject(`t/${a.id}/events`, encode_message({ kind: "events", from: a.id, events: fake, part: null }));
     await net.run();
     expect(b.rep.counters.conflicts).toBe(1);
+    expect(b.rep.counters.events_dropped.bad_signature).toBe(0);
     expect(payloads(b.log, a.id)).toEqual(["original"]);
+    // The conflict is shown by origin, with the seq and the peer the other copy came from.
+    expect(b.rep.conflicts.list().map((c) => [c.origin, c.seq, c.from, c.events])).toEqual([[a.id, 1, a.id, 1]]);
+    await clone.close();
+  });
+
+  test("the parked tail of another key holder's range is not appended after the origin's own range: only whole signed ranges are stored", async () => {
+    const net = new TestNet();
+    const b = await net.add();
+    net.connect(b);
+    // The origin writes 1..4 as one range, then 5; a second device with its key (a copied data directory) writes 1..2, then 3..5.
+    const disk = new MemFileIO();
+    const writer = await mem_log({ io: disk });
+    const origin = writer.id;
+    const own_1_4 = write_range(writer, "o1", "o2", "o3", "o4");
+    const own_5 = write_range(writer, "o5");
+    const clone = await clone_replica(disk, writer.dir);
+    write_range(clone, "c1", "c2");
+    const clone_3_5 = write_range(clone, "c3", "c4", "c5");
+    const push = (frames: Uint8Array) => {
+      net.inject(`t/${origin}/events`, encode_message({ kind: "events", from: origin, events: encode_frames(frames), part: null }));
+    };
+    push(clone_3_5); // ahead of a gap: parked whole
+    await net.run(3);
+    expect(b.rep.status(net.now).gap_buffer_events).toBe(3);
+    push(own_1_4); // the origin's range fills the gap up to 4; the clone's 5 alone is not a range its proof covers
+    await net.run(3);
+    expect(payloads(b.log, origin)).toEqual(["o1", "o2", "o3", "o4"]);
+    expect(b.log.verify().ok).toBe(true);
+    push(own_5);
+    await net.run(3);
+    expect(payloads(b.log, origin)).toEqual(["o1", "o2", "o3", "o4", "o5"]);
+    expect(b.log.verify().ok).toBe(true);
+    await clone.close();
+    await writer.close();
   });
 
   test("events arriving ahead of a gap are parked and appended once the gap is filled", async () => {
     const net = new TestNet();
     const b = await net.add();
     net.connect(b);
-    const origin = "00000000000000ab";
-    const send = (seqs: number[]) => {
-      const frames = Buffer.concat(seqs.map((s) => make_frame(origin, s, enc(`e${s}`))));
-      net.inject(`t/${origin}/events`, encode_message({ kind: "events", from: origin, events: encode_frames(new Uint8Array(frames)), part: null }));
+    // An origin that is not on this network: its two signed ranges are pushed (as it would publish them) in the wrong order.
+    const writer = await mem_log();
+    const origin = writer.id;
+    const first = write_range(writer, "e1", "e2");
+    const second = write_range(writer, "e3", "e4");
+    const send = (frames: Uint8Array) => {
+      net.inject(`t/${origin}/events`, encode_message({ kind: "events", from: origin, events: encode_frames(frames), part: null }));
     };
-    send([3, 4]);
+    send(second);
     await net.run(3);
     expect(b.log.held(origin)).toBe(0);
     expect(b.rep.status(net.now).gap_buffer_events).toBe(2);
-    send([1, 2]);
+    send(first);
     await net.run(3);
     expect(payloads(b.log, origin)).toEqual(["e1", "e2", "e3", "e4"]);
     expect(b.rep.status(net.now).gap_buffer_events).toBe(0);
+    expect(b.log.verify().ok).toBe(true);
+    await writer.close();
   });
 });
 
@@ -264,12 +347,12 @@ describe("repair", () => {
     const net = new TestNet();
     const hub = await net.add();
     net.connect(hub);
-    const origins = Array.from({ length: 2000 }, (_, i) => (i + 1).toString(16).padStart(16, "0"));
-    hub.log.accept_batch(origins.map((origin) => ({ origin, seq: 1, time_ms: 1, payload: enc("x") })));
+    const origins = await many_origins(2000, "x", Array.from({ length: 100 }, (_, t) => t));
+    expect(hub.log.accept_frames(origins.frames).appended).toBe(2000);
     await hub.log.durable();
     const sent_before = hub.sent.length;
     for (let t = 0; t < 100; t++) {
-      hub.log.accept({ origin: origins[t], seq: 2, time_ms: 1, payload: enc("y") }); // the vv changes all the time
+      expect(hub.log.accept_frames(origins.more(t, "y")).appended).toBe(1); // the vv changes all the time
       await hub.log.durable();
       net.publish(hub, hub.rep.tick((net.now += 100)));
     }
@@ -279,6 +362,7 @@ describe("repair", () => {
     expect(vvs.length).toBeGreaterThan(1);
     expect(vvs.length).toBeLessThanOrEqual(6);
     expect(bytes / 10).toBeLessThan(20_000);
+    await origins.close();
   });
 
   test("after an unchanged period the vv is republished, so a lost one is made good", async () => {

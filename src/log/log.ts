@@ -291,6 +291,11 @@ export class Log {
         continue;
       }
       if (events.seq[i] < expected) continue;
+      // Ranges of one origin meet only at their ends: one that straddles what is held was signed by another holder of the key.
+      if (events.seq[range_first] < expected) {
+        dropped.conflict = (dropped.conflict ?? 0) + i - range_first + 1;
+        continue;
+      }
       keep.fill(1, range_first, i + 1);
       next.set(origin, events.seq[i] + 1);
     }

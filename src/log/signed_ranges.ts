@@ -23,24 +23,26 @@ export function keep_signed_ranges(events: CheckedEvents, keys: KeyRing, dropped
   const count = events.count;
   if (keep.length < count) keep = new Uint8Array(count);
   keep.fill(0, 0, count);
-  // Open range per origin: index of its first event (-1 none).
-  const open = new Map<string, number>();
+  // Open range per origin: index of its first event and how many events it holds so far.
+  const open = new Map<string, { first: number; events: number }>();
   let kept = 0;
   for (let i = 0; i < count; i++) {
     const origin = events.origin[i];
-    let first = open.get(origin) ?? -1;
-    if (first >= 0) {
+    let range = open.get(origin);
+    if (range !== undefined) {
       const prev = i - 1;
-      const adjacent = prev >= first && events.origin[prev] === origin && events.seq[prev] + 1 === events.seq[i] && events.src[prev] === events.src[i] && frame_end(events, prev) === events.start[i] - frame_header_bytes;
-      if (!adjacent) {
-        dropped("partial_range", i - first);
-        first = -1;
+      const adjacent = events.origin[prev] === origin && events.seq[prev] + 1 === events.seq[i] && events.src[prev] === events.src[i] && frame_end(events, prev) === events.start[i] - frame_header_bytes;
+      if (adjacent) range.events++;
+      else {
+        dropped("partial_range", range.events);
+        range = undefined;
       }
     }
-    if (first < 0) {
-      first = i;
-      open.set(origin, i);
+    if (range === undefined) {
+      range = { first: i, events: 1 };
+      open.set(origin, range);
     }
+    const first = range.first;
     if ((events.flags[i] & flag_signed) === 0) continue;
     open.delete(origin);
     const bytes = events.src[i];
@@ -59,12 +61,8 @@ export function keep_signed_ranges(events: CheckedEvents, keys: KeyRing, dropped
     keep.fill(1, first, i + 1);
     kept += i - first + 1;
   }
-  for (const [, first] of open) {
-    // Frames after the last signed one of their origin (a range cut short): never appended.
-    let n = 0;
-    for (let i = first; i < count; i++) if (events.origin[i] === events.origin[first]) n++;
-    dropped("partial_range", n);
-  }
+  // Frames after the last signed one of their origin (a range cut short): never appended.
+  for (const range of open.values()) dropped("partial_range", range.events);
   if (kept < count) events.retain(keep);
   return kept;
 }

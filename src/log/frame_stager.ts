@@ -40,14 +40,15 @@ export interface StagerSink {
  *
  * It also signs this replica's own frames (proof.ts): own frames staged
  * since the last signature form the open range; `seal` patches a proof into
- * the range's last frame while it is still in the buffer, and every flush
- * seals first, so no own frame reaches the file unsigned except inside a
- * batch still being written (recovery drops those if the batch never ends).
+ * the range's last frame while it is still in the buffer. Every flush seals
+ * first, a range ends past range_seal_bytes (at a batch end, or inside a
+ * big batch), and an own frame too big for the buffer is a range of its
+ * own: no own frame ever reaches the file unsigned, and a range fits one
+ * message.
  *
  * Invariants: staged_at + staged_bytes is where the active segment's data
  * ends; the open range, if any, is a contiguous run of own frames from
- * range_start_bytes to the segment's end, and it ends at a batch end
- * whenever seal may be called.
+ * range_start_bytes to the segment's end, the last of them in staging.
  */
 export class FrameStager {
   private readonly staging = new Uint8Array(staging_bytes);
@@ -67,7 +68,7 @@ export class FrameStager {
   private range_first_seq = 0;
   /** Where in the active segment the open range begins. */
   private range_start_bytes = 0;
-  /** Offset in staging of the last staged frame when it is an own batch end (the one a seal patches); -1 otherwise. */
+  /** Offset in staging of the last staged frame when it is own (the one a seal patches); -1 otherwise. */
   private tail_at = -1;
   /** Ranges signed (a figure for stats). */
   signatures = 0;
@@ -100,53 +101,40 @@ export class FrameStager {
     this.segment = segment;
   }
 
-  /**
-   * Before an own batch of `bytes` (frames, proof room included): when it may
-   * not fit in the buffer with what is staged, flush now, so that the flushes
-   * it causes midway never carry an earlier batch end unsigned.
-   */
-  before_own_batch(bytes: number): void {
-    if (this.staged_bytes + bytes > this.staging.length) this.flush();
-  }
-
   /** Writes one frame (header + payload + padding) after the segment's last one and indexes it. */
   stage(segment: Segment, origin: string, hi: number, lo: number, seq: number, time_ms: number, flags: number, payload: Uint8Array): void {
     assert(segment === this.segment, "frames go to the active segment");
     const size = frame_size_bytes(payload.length);
-    const offset = segment.end_bytes;
     const own = hi === this.own_hi && lo === this.own_lo;
     assert(own || !this.range_open, "own frames are sealed before another origin's are staged");
-    // An own batch end may get a proof: room for it in the segment (reserve) and in staging.
-    const room = own && (flags & flag_batch_end) !== 0 ? size + proof_bytes : size;
-    assert(offset + room <= segment.size_bytes, "reserve() made room for the frame");
-    assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
-    if (own && !this.range_open) {
-      assert(this.key !== null, "a writable log has its key");
-      this.range_first_seq = seq;
-      this.range_start_bytes = offset;
-    }
+    // Any own frame may end a range and get a proof: room for it in the segment (reserve) and in staging.
+    const room = own ? size + proof_bytes : size;
     if (room <= this.staging.length) {
+      // A range travels whole in one message: past range_seal_bytes it ends before this frame, inside a batch if need be.
+      if (own && this.range_open && segment.end_bytes - this.range_start_bytes >= range_seal_bytes) this.seal();
       if (this.staged_bytes + room > this.staging.length) this.flush();
+      const offset = this.begin_frame(segment, own, seq, room);
       const at = this.staged_bytes;
       this.staging.set(payload, at + frame_header_bytes);
       this.staging.fill(0, at + frame_header_bytes + payload.length, at + size);
       write_frame_header(this.staging, this.staging_view, at, hi, lo, seq, time_ms, flags, payload);
       this.staged_bytes = at + size;
-      this.tail_at = own && (flags & flag_batch_end) !== 0 ? at : -1;
+      this.tail_at = own ? at : -1;
       segment.note_record(origin, seq, offset);
       segment.end_bytes = offset + size;
-      // A range that travels in one message: sealed at the first batch end past range_seal_bytes.
-      if (this.tail_at >= 0 && segment.end_bytes - this.range_start_bytes >= range_seal_bytes) this.seal();
+      // And it ends at the first batch end past range_seal_bytes, so the next batch starts a range of its own.
+      if (own && (flags & flag_batch_end) !== 0 && segment.end_bytes - this.range_start_bytes >= range_seal_bytes) this.seal();
       return;
     }
-    // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0.
+    // Too big for staging: payload straight to the file, header last so a crash in between leaves len = 0. An own one is a range of its own.
     this.flush();
+    const offset = this.begin_frame(segment, own, seq, room);
     const handle = this.sink.handle();
     let written = size;
     write_frame_header(this.big_header, this.big_header_view, 0, hi, lo, seq, time_ms, flags, payload);
     try {
       handle.write(payload, 0, payload.length, offset + frame_header_bytes);
-      if (own && (flags & flag_batch_end) !== 0) {
+      if (own) {
         written = this.write_big_proof(handle, offset, payload);
       } else {
         const padding = size - frame_header_bytes - payload.length;
@@ -162,6 +150,19 @@ export class FrameStager {
     this.tail_at = -1;
     segment.note_record(origin, seq, offset);
     segment.end_bytes = offset + written;
+  }
+
+  /** Where the next frame goes (after any seal or flush just made), checked; opens a range for an own frame when none is open. */
+  private begin_frame(segment: Segment, own: boolean, seq: number, room: number): number {
+    const offset = segment.end_bytes;
+    assert(offset + room <= segment.size_bytes, "reserve() made room for the frame");
+    assert(this.staged_at + this.staged_bytes === offset, "staging ends where the segment's data ends");
+    if (own && !this.range_open) {
+      assert(this.key !== null, "a writable log has its key");
+      this.range_first_seq = seq;
+      this.range_start_bytes = offset;
+    }
+    return offset;
   }
 
   /**
@@ -202,12 +203,13 @@ export class FrameStager {
   /**
    * Signs the open range: patches the proof into its last frame, still in
    * the buffer (staging and segment grow by the proof). Does nothing when no
-   * own frame waits. Call it only between batches.
+   * own frame waits. Inside a batch too: recovery keeps an own batch only
+   * once a signed frame ends it (scan.ts).
    */
   seal(): void {
     if (!this.range_open) return;
     const at = this.tail_at;
-    assert(at >= 0, "an open range ends with an own batch end in staging when sealed");
+    assert(at >= 0, "an open range ends with an own frame in staging");
     const key = this.key as ReplicaKey;
     const bytes = this.staging;
     const view = this.staging_view;

@@ -31,14 +31,13 @@ import {
   batch_too_large,
   data_dir_missing,
   log_closed,
-  own_batch_too_large,
   payload_too_large,
   read_only as read_only_error,
   replica_missing,
   seq_gap,
 } from "./log_errors.ts";
 import { LogEvent } from "./log_event.ts";
-import { type LogOptions, own_batch_bytes_max, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
+import { type LogOptions, type ResolvedLogOptions, range_seal_bytes, resolve_log_options, type SyncMode } from "./log_options.ts";
 import { type RecoveryReport, recover } from "./recovery.ts";
 import { create_replica, read_replica, refuse_old_format, type Replica } from "./replica.ts";
 import type { ReplicaKey } from "./replica_key.ts";
@@ -194,7 +193,7 @@ export class Log {
       }
       const segments_dir = path.join(dir, segments_dir_name);
       if (!read_only) await mkdir_durable(io, segments_dir);
-      const opened = await recover(io, segments_dir, options.segment_size_bytes, read_only, options.on_warning);
+      const opened = await recover(io, segments_dir, options.segment_size_bytes, read_only, options.on_warning, replica.info.id);
       const log = new Log({ options, replica, lock, ...opened });
       if (!read_only) log.files.prepare_spare();
       return log;
@@ -230,7 +229,6 @@ export class Log {
       payload_bytes += p.length;
       this.check_payload(p.length);
     }
-    if (bytes > own_batch_bytes_max) throw own_batch_too_large(bytes, own_batch_bytes_max);
     this.reserve_own(bytes);
     const first = (this.vv_map.get(this.id) ?? 0) + 1;
     const time_ms = this.options.clock.now_ms();
@@ -579,11 +577,10 @@ export class Log {
     return this.active_handle;
   }
 
-  /** reserve() for an own batch of `bytes`: with room for the proofs that may be written with it, signing what waits first when the batch may not fit in staging. */
+  /** reserve() for an own batch of `bytes`, with room for the proofs that may be written with it. */
   private reserve_own(bytes: number): void {
-    // The open range's proof, should a flush seal it first, and this batch's own.
-    this.reserve(bytes + proof_bytes + (this.stager.range_open ? proof_bytes : 0));
-    this.stager.before_own_batch(bytes + proof_bytes);
+    // The open range's proof, should it be sealed first, and those of the ranges this batch makes (one per range_seal_bytes, and its end).
+    this.reserve(bytes + (Math.ceil(bytes / range_seal_bytes) + 2) * proof_bytes);
   }
 
   /** Makes room for `bytes` of frames in the active segment, rotating when needed. Writes nothing on failure. */

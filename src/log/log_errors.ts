@@ -29,13 +29,6 @@ export function batch_too_large(batch_bytes: number, segment_size_bytes: number)
   );
 }
 
-export function own_batch_too_large(batch_bytes: number, batch_max_bytes: number): InterlogError {
-  return new InterlogError(
-    "BATCH_TOO_LARGE",
-    `a batch of ${batch_bytes} bytes exceeds the largest batch a replica writes at once (${batch_max_bytes} bytes: one signed range, which sync sends whole); split it into smaller batches`,
-  );
-}
-
 export function seq_gap(origin: string, seq: number, held: number): InterlogError {
   return new InterlogError(
     "SEQ_GAP",

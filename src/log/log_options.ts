@@ -28,17 +28,16 @@ export const inline_fsync_max_ms = 1;
 /** Frames are assembled here and written with one pwrite (mmap writes + fdatasync measured 4-5x slower; README "Storage"). */
 export const staging_bytes = 256 * 1024;
 /**
- * An origin seals its open range at the first batch end once it holds this
- * many bytes of frames (and at every flush before): ranges then fit whole in
- * one default-sized MQTT message (128 KiB; encoded events take fewer bytes
- * than their frames), and a signature's cost (sign 15 us, verify 45 us) is
- * spread over about 330 events of 256 B.
+ * An origin ends its open range once it holds this many bytes of frames (at
+ * the first batch end past it, or before the next frame inside a big batch;
+ * and at every flush before): ranges then fit whole in one default-sized
+ * MQTT message (128 KiB; encoded events take fewer bytes than their frames),
+ * and a signature's cost (sign 15 us, verify 45 us) is spread over about 330
+ * events of 256 B.
  */
 export const range_seal_bytes = 96 * 1024;
-/** Frames one own batch may take: it bounds a signed range, which travels whole (sync never cuts one). */
-export const own_batch_bytes_max = payload_max_bytes + frame_header_bytes + 64 * 1024;
-/** The most bytes of frames one signed range takes (the stager signs at every flush and before a batch that may not fit). */
-export const range_bytes_max = Math.max(staging_bytes, own_batch_bytes_max) + proof_bytes + 8;
+/** The most bytes of frames one signed range takes: range_seal_bytes, then one frame of the largest payload. */
+export const range_bytes_max = range_seal_bytes + payload_max_bytes + frame_header_bytes + proof_bytes + 8;
 /** Committed batches the durable vv may lag behind before it catches up on its own. */
 export const durable_vv_pending_max = 4096;
 /** fsync latencies kept for the metrics histogram until the caller drains them. */

@@ -45,11 +45,12 @@ export interface Recovered {
 const zero_chunk_max_bytes = 1024 * 1024;
 
 /** Opens every segment, trusting sealed summaries and scanning the rest; repairs a torn tail unless read-only. */
-export async function recover(io: FileIO, segments_dir: string, segment_size_bytes: number, read_only: boolean, on_warning: Warn): Promise<Recovered> {
+/** `own`: this replica's id, whose frames end a batch only at a signed batch end (see scan.ts). */
+export async function recover(io: FileIO, segments_dir: string, segment_size_bytes: number, read_only: boolean, on_warning: Warn, own: string): Promise<Recovered> {
   const names = io.list(segments_dir);
   if (!read_only) remove_temp_files(io, segments_dir, names);
   const durable_limit_pos = read_failure_marker(io, segments_dir);
-  const opened = open_segments(io, segments_dir, list_segments(names), durable_limit_pos ?? Number.POSITIVE_INFINITY);
+  const opened = open_segments(io, segments_dir, list_segments(names), durable_limit_pos ?? Number.POSITIVE_INFINITY, own);
   if (!read_only) {
     await zero_torn_tails(io, segments_dir, opened);
     await drop_after_cut(io, segments_dir, opened.dropped_firsts);
@@ -74,6 +75,8 @@ export async function recover(io: FileIO, segments_dir: string, segment_size_byt
 
 /** What reading the segment files decided, before anything is repaired. */
 interface OpenedSegments {
+  /** This replica's id (scan.ts: its own frames commit only at batch ends). */
+  own: string;
   /** The segments kept, in order. */
   segments: Segment[];
   vv: Map<string, number>;
@@ -108,8 +111,9 @@ function list_segments(names: readonly string[]): number[] {
  * version vector and by scanning otherwise, and decides where the log is cut.
  * Reads only: what it decides is repaired by the steps after it.
  */
-function open_segments(io: FileIO, segments_dir: string, firsts: readonly number[], pos_end_max: number): OpenedSegments {
+function open_segments(io: FileIO, segments_dir: string, firsts: readonly number[], pos_end_max: number, own: string): OpenedSegments {
   const opened: OpenedSegments = {
+    own,
     segments: [],
     vv: new Map(),
     report: { dropped_bytes: 0, dropped_segments: 0, cut_at_pos: null, bad_at_pos: null, reason: "", scanned_bytes: 0 },
@@ -178,7 +182,7 @@ function summary_follows(segment: Segment, vv: Map<string, number>): boolean {
  */
 function open_scanned(segment: Segment, is_last: boolean, opened: OpenedSegments, pos_end_max: number): Segment {
   const { report } = opened;
-  const scan = scan_segment(segment, opened.vv, pos_end_max);
+  const scan = scan_segment(segment, opened.vv, pos_end_max, opened.own);
   report.scanned_bytes += segment.end_bytes;
   opened.scanned.push(segment);
   const tail_end = last_nonzero(segment.map, segment.end_bytes, segment.size_bytes);

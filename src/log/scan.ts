@@ -1,4 +1,4 @@
-import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import { check_frame, flag_batch_end, flag_signed, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
 import { origin_from_words } from "./ids.ts";
 import type { Segment } from "./segment.ts";
 
@@ -6,8 +6,10 @@ import type { Segment } from "./segment.ts";
  * Walks a segment's records from the start, checking every crc, and indexes
  * each complete batch whose seqs follow `vv` densely. A batch here is what
  * one write made durable together: frames up to and including a signed one
- * (an origin signs at its batch ends, and a replica writes other origins'
- * events in whole signed ranges), so nothing unsigned survives a crash. Stops at the first end
+ * that, for this replica's own frames, also ends one of its batches (an
+ * origin may sign inside a big batch, and every flush signs; a replica
+ * writes other origins' events in whole signed ranges). So nothing unsigned
+ * survives a crash, and an own batch is whole or absent. Stops at the first end
  * marker, bad or torn record, seq out of order, or batch without its end.
  * Updates the segment index and `vv` for what it accepts.
  */
@@ -42,7 +44,7 @@ export class OriginCache {
  * failed fsync proves nothing past its last durable position); the first
  * batch reaching beyond it ends the scan as if torn.
  */
-export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_max = Number.POSITIVE_INFINITY): ScanResult {
+export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_max = Number.POSITIVE_INFINITY, own = ""): ScanResult {
   const { map, view } = segment;
   const limit = segment.size_bytes;
   const names = new OriginCache();
@@ -74,7 +76,8 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
     pending_seq.push(seq);
     pending_offset.push(at);
     at += size;
-    if ((frame_flags(view, at - size) & flag_signed) !== 0) {
+    const flags = frame_flags(view, at - size);
+    if ((flags & flag_signed) !== 0 && ((flags & flag_batch_end) !== 0 || origin !== own)) {
       if (segment.end_pos + pending_origin.length > pos_end_max) {
         reason = `the batch ending at offset ${at} lies past position ${pos_end_max}, the last one durable before a write or fsync failed`;
         break;

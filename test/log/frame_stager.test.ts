@@ -73,28 +73,49 @@ describe("frame stager", () => {
     expect(new KeyRing().check_range(key.id, map, view, 0, a + b)).toBe("bad_signature");
   });
 
-  test("a range never carries an earlier batch end unsigned into the file: a batch that may not fit signs what waits first", () => {
+  test("a big batch is signed in ranges of about range_seal_bytes, each of which verifies on its own", async () => {
+    const { range_seal_bytes } = await import("../../src/log/log_options.ts");
     const s = setup();
-    stage_own(s, 1, new Uint8Array(10));
-    s.stager.before_own_batch(staging_bytes);
-    expect(s.wrote.length).toBe(1);
+    const payload = new Uint8Array(1000).fill(4);
+    const count = Math.ceil((3 * range_seal_bytes) / frame_size_bytes(1000)) + 5;
+    for (let seq = 1; seq <= count; seq++) stage_own(s, seq, payload, seq === count ? flag_batch_end : 0);
+    s.stager.flush();
     const { map, view } = s.segment;
-    expect(frame_flags(view, 0) & flag_signed).toBe(flag_signed);
-    expect(new KeyRing().check_range(key.id, map, view, 0, 0)).toBeNull();
+    const ranges: [number, number][] = [];
+    let first_at = 0;
+    for (let at = 0, i = 0; i < count; i++) {
+      const size = check_frame(map, view, at, segment_bytes);
+      expect(size).toBeGreaterThan(0);
+      if ((frame_flags(view, at) & flag_signed) !== 0) {
+        ranges.push([first_at, at]);
+        first_at = at + size;
+      }
+      at += size;
+    }
+    expect(ranges.length).toBe(4);
+    for (const [first, last] of ranges) {
+      expect(last - first).toBeLessThan(range_seal_bytes);
+      expect(new KeyRing().check_range(key.id, map, view, first, last)).toBeNull();
+    }
   });
 
-  test("a frame bigger than the staging buffer goes straight to the file, signed when it is an own batch end", () => {
+  test("a frame bigger than the staging buffer goes straight to the file; an own one is a signed range of its own", () => {
     const s = setup();
     stage_other(s, 1, new Uint8Array(staging_bytes + 1).fill(9));
     expect(s.wrote.length).toBe(1);
     expect(check_frame(s.segment.map, s.segment.view, 0, segment_bytes)).toBe(frame_size_bytes(staging_bytes + 1));
     const at = s.segment.end_bytes;
-    stage_own(s, 1, new Uint8Array(100).fill(1), 0);
-    stage_own(s, 2, new Uint8Array(staging_bytes + 5).fill(2));
-    const first = check_frame(s.segment.map, s.segment.view, at, segment_bytes);
-    expect(first).toBe(frame_size_bytes(100));
-    expect(check_frame(s.segment.map, s.segment.view, at + first, segment_bytes)).toBe(frame_size_bytes(staging_bytes + 5 + proof_bytes));
-    expect(new KeyRing().check_range(key.id, s.segment.map, s.segment.view, at, at + first)).toBeNull();
+    stage_own(s, 1, new Uint8Array(100).fill(1));
+    stage_own(s, 2, new Uint8Array(100).fill(1), 0);
+    stage_own(s, 3, new Uint8Array(staging_bytes + 5).fill(2));
+    const { map, view } = s.segment;
+    const first = check_frame(map, view, at, segment_bytes);
+    const second = check_frame(map, view, at + first, segment_bytes);
+    expect([first, second]).toEqual([frame_size_bytes(100), frame_size_bytes(100 + proof_bytes)]);
+    expect(check_frame(map, view, at + first + second, segment_bytes)).toBe(frame_size_bytes(staging_bytes + 5 + proof_bytes));
+    // Frames 1 and 2 (the flush before the big frame signed them), then the big frame alone.
+    expect(new KeyRing().check_range(key.id, map, view, at, at + first)).toBeNull();
+    expect(new KeyRing().check_range(key.id, map, view, at + first + second, at + first + second)).toBeNull();
     expect(s.stager.range_open).toBe(false);
   });
 

@@ -184,28 +184,34 @@ describe("embedded log API", () => {
     await reader.close();
   });
 
-  test("a batch that fills a segment to the byte leaves room for the proof the open range gets first", async () => {
+  test("a batch that fills a segment to the byte has room for every proof it makes, and the open range's", async () => {
     const { MemFileIO } = await import("../support/mem_file_io.ts");
     const { frame_size_bytes, proof_bytes } = await import("../../src/log/frame.ts");
+    const { range_seal_bytes } = await import("../../src/log/log_options.ts");
     const io = new MemFileIO();
     const segment_bytes = 1024 * 1024;
     const open = () => Log.open({ dir: "/d", io, segment_size_bytes: segment_bytes, sync: "always" });
     const log = await open();
-    // An open range (staged, not yet signed), then a batch sized so that it and one proof fill the segment exactly:
-    // signing the open range first (the batch does not fit in staging) takes another proof's room.
+    // An open range (staged, not yet signed), then a batch whose frames and the proofs reserve() counts for it fill the segment.
     log.append(new Uint8Array(1000).fill(1));
-    const room = segment_bytes - log.bytes - proof_bytes;
-    const payloads: Uint8Array[] = [];
-    let left = room;
-    while (left > frame_size_bytes(60_000) + 64) {
-      payloads.push(new Uint8Array(60_000).fill(payloads.length + 2));
-      left -= frame_size_bytes(60_000);
+    const left = segment_bytes - log.bytes;
+    let frames = 0;
+    for (let k = 1; ; k++) {
+      frames = left - (k + 2) * proof_bytes;
+      if (Math.ceil(frames / range_seal_bytes) === k) break;
     }
-    payloads.push(new Uint8Array(left - 40).fill(9));
-    expect(payloads.reduce((n, p) => n + frame_size_bytes(p.length), 0)).toBe(room);
+    const payloads: Uint8Array[] = [];
+    for (let rest = frames; rest > 0; ) {
+      const frame = Math.min(rest, frame_size_bytes(50_000));
+      payloads.push(new Uint8Array(frame - 40).fill(payloads.length + 2));
+      rest -= frame;
+    }
+    expect(payloads.reduce((n, p) => n + frame_size_bytes(p.length), 0)).toBe(frames);
     log.append_batch(payloads);
+    expect(log.segment_count).toBe(1);
     await log.close();
     const again = await open();
+    expect(again.segment_count).toBe(1);
     expect(again.read(0, 100).map((e) => e.payload.length)).toEqual([1000, ...payloads.map((p) => p.length)]);
     expect(again.verify()).toMatchObject({ ok: true, events: payloads.length + 1 });
     await again.close();

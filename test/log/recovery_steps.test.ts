@@ -24,7 +24,7 @@ const b = "bbbbbbbbbbbbbbbb";
  * frame starts, and which events end a signed range (every third: each
  * flush signs what waits).
  */
-async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; offsets: number[]; signed: boolean[] }> {
+async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; offsets: number[]; signed: boolean[]; id: string }> {
   const io = new MemFileIO();
   const log = await Log.open({ dir, io: io.session(), segment_size_bytes, sync: "never" });
   for (let i = 0; i < 300; i++) {
@@ -34,6 +34,7 @@ async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; of
   const events = log.read(0, 300);
   const offsets = events.map((e) => e.frame.byteOffset);
   const signed = events.map((e) => e.signed);
+  const id = log.id;
   await log.close();
   const firsts = io
     .list(segments_dir)
@@ -41,7 +42,7 @@ async function several_segments(): Promise<{ io: MemFileIO; firsts: number[]; of
     .filter((n): n is number => n !== null)
     .sort((x, y) => x - y);
   expect(firsts.length).toBeGreaterThanOrEqual(4);
-  return { io, firsts, offsets, signed };
+  return { io, firsts, offsets, signed, id };
 }
 
 function segment_path(first: number): string {
@@ -81,7 +82,7 @@ function segment(first_pos: number, sealed: boolean, records: [string, number][]
 
 describe("recovery steps", () => {
   test("a sealed segment that lost its unsynced tail cuts the log at its end; read-only only reports it, a writer drops what follows durably", async () => {
-    const { io, firsts, offsets, signed } = await several_segments();
+    const { io, firsts, offsets, signed, id } = await several_segments();
     // Segment 1 kept only its first half (a power cut before its summary and fsync), ending on a whole record
     // inside a signed range: the log is cut after the last signed frame before it.
     let zeroed_pos = firsts[1] + Math.floor((firsts[2] - firsts[1]) / 2);
@@ -98,7 +99,7 @@ describe("recovery steps", () => {
     const files_before = io.list(segments_dir).sort();
     const warnings: string[] = [];
 
-    const seen = await recover(io, segments_dir, segment_size_bytes, true, (m) => warnings.push(m));
+    const seen = await recover(io, segments_dir, segment_size_bytes, true, (m) => warnings.push(m), id);
     expect(seen.recovery.cut_at_pos).toBe(cut_pos);
     // The whole but unsigned records between the cut and the lost bytes are counted as dropped.
     expect(seen.recovery.bad_at_pos).toBe(zeroed_pos);
@@ -112,11 +113,11 @@ describe("recovery steps", () => {
 
     // The unsigned frames past the cut are zeroed (the first open for writing), then the removals are fsynced
     // before anything else: power lost right after them brings back neither a dropped segment nor a dropped frame.
-    await expect(recover(power_cut_at_open(io, 2), segments_dir, segment_size_bytes, false, (m) => warnings.push(m))).rejects.toThrow("power cut");
+    await expect(recover(power_cut_at_open(io, 2), segments_dir, segment_size_bytes, false, (m) => warnings.push(m), id)).rejects.toThrow("power cut");
     expect(warnings).toEqual(["recovery dropped data that was not durable", "recovery dropped data that was not durable"]);
     for (const first of firsts.slice(2)) expect(io.exists(segment_path(first))).toBe(false);
     expect(io.map(segment_path(firsts[1])).subarray(offsets[cut_pos]).every((byte) => byte === 0)).toBe(true);
-    const again = await recover(io, segments_dir, segment_size_bytes, false, () => {});
+    const again = await recover(io, segments_dir, segment_size_bytes, false, () => {}, id);
     again.active_handle?.close();
     expect(again.recovery.cut_at_pos).toBeNull();
     expect(again.recovery.dropped_segments).toBe(0);
@@ -124,14 +125,14 @@ describe("recovery steps", () => {
   });
 
   test("stale bytes past the clean end of a sealed segment are zeroed durably, and its summary is written again", async () => {
-    const { io, firsts } = await several_segments();
+    const { io, firsts, id } = await several_segments();
     const file = segment_path(firsts[1]);
     const handle = io.open(file);
     handle.write(new Uint8Array([7]), 0, 1, segment_size_bytes - 1);
     await handle.sync();
     io.unlink(summary_path(firsts[1]));
 
-    const repaired = await recover(io, segments_dir, segment_size_bytes, false, () => {});
+    const repaired = await recover(io, segments_dir, segment_size_bytes, false, () => {}, id);
     repaired.active_handle?.close();
     const sealed = repaired.segments[1];
     expect(repaired.recovery.cut_at_pos).toBeNull();

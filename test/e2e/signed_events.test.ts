@@ -255,4 +255,20 @@ describe("signed events through a real mosquitto with the README's ACL", () => {
     expect(verify.exitCode).toBe(0);
     await stop(a);
   });
+
+  test("trust.replicas: a replica takes only the listed replicas' events; the others are refused and counted", async () => {
+    const dir = temp_dir();
+    const a = await serve(config(dir, "a"));
+    const b = await serve(config(dir, "b"));
+    const c = await serve(config(dir, "c", `trust:\n  replicas: ["${a.id}"]\n`));
+    await append(a, "from a");
+    await append(b, "from b");
+    await wait_until("C holds A's event", async () => (await events_of(c, a.id)).length === 1);
+    await wait_until("A holds B's event (it flows)", async () => (await events_of(a, b.id)).length === 1);
+    await wait_until("C refused B's", async () => (await metric(c, 'interlog_sync_messages_dropped_total{reason="event_not_trusted"}')) >= 1);
+    expect(await events_of(c, b.id)).toHaveLength(0);
+    await stop(a);
+    await stop(b);
+    await stop(c);
+  });
 });

@@ -217,6 +217,19 @@ describe("embedded log API", () => {
     await again.close();
   });
 
+  test("with trust_replicas set, only the listed origins' events are accepted, by id or by public key", async () => {
+    const trusted = await Origin.open();
+    const by_key = await Origin.open();
+    const stranger = await Origin.open();
+    const log = await Log.open({ dir: temp_dir(), trust_replicas: [trusted.id, by_key.log.public_key] });
+    expect(log.accept_frames(trusted.write("a"))).toEqual({ appended: 1, dropped: {} });
+    expect(log.accept_frames(by_key.write("b"))).toEqual({ appended: 1, dropped: {} });
+    expect(log.accept_frames(stranger.write("c"))).toEqual({ appended: 0, dropped: { not_trusted: 1 } });
+    expect(log.held(stranger.id)).toBe(0);
+    await log.close();
+    for (const o of [trusted, by_key, stranger]) await o.close();
+  });
+
   test("get finds an event by id; events_after lists what a peer lacks", async () => {
     const log = await Log.open({ dir: temp_dir() });
     const other = await Origin.open();

@@ -118,7 +118,8 @@ export function write_frame_header(
   assert(at % frame_align_bytes === 0, "frame offset is 8-byte aligned");
   assert(Number.isSafeInteger(seq) && seq >= 1, "seq is a positive safe integer");
   assert(Number.isSafeInteger(time_ms) && time_ms >= 0, "time_ms is a non-negative safe integer");
-  assert(payload.length <= payload_max_bytes, "payload within payload_max_bytes");
+  // For a signed frame received whole, `payload` holds the proof too.
+  assert(payload.length <= payload_max_bytes + ((flags & flag_signed) !== 0 ? proof_bytes : 0), "payload within payload_max_bytes");
   write_frame_fields(view, at, origin_hi, origin_lo, seq, time_ms, flags);
   let crc = crc32c_update(0, bytes, at + frame_crc_from_offset, at + frame_local_offset);
   crc = crc32c_update(crc, payload, 0, payload.length);
@@ -140,14 +141,16 @@ export function check_frame(bytes: Uint8Array, view: DataView, at: number, limit
   if (at + 4 > limit) return frame_end;
   const len = view.getUint32(at + frame_len_offset, true);
   if (len === 0) return frame_end;
-  if (len < frame_header_bytes || len - frame_header_bytes > payload_max_bytes) return frame_bad;
+  // The payload is at most payload_max_bytes; a signed frame's proof comes on top (checked with the flags below).
+  if (len < frame_header_bytes || len - frame_header_bytes > payload_max_bytes + proof_bytes) return frame_bad;
   const size = frame_size_of_len(len);
   if (at + size > limit) return frame_bad;
   const local = view.getUint32(at + frame_local_offset, true);
   if (local >>> 16 !== (local & 0xffff) || (local & 0xffff & ~local_known) !== 0) return frame_bad;
   const flags = view.getUint32(at + frame_flags_offset, true);
   if ((flags & ~frame_flags_known) !== 0) return frame_bad;
-  if ((flags & flag_signed) !== 0 && len < frame_header_bytes + proof_bytes) return frame_bad;
+  const proof = (flags & flag_signed) !== 0 ? proof_bytes : 0;
+  if (len < frame_header_bytes + proof || len - frame_header_bytes - proof > payload_max_bytes) return frame_bad;
   // seq and time are below 2^53: their high words below 2^21.
   if (view.getUint32(at + frame_seq_offset + 4, true) >= u64_safe_hi_word_limit || view.getUint32(at + frame_time_offset + 4, true) >= u64_safe_hi_word_limit) {
     return frame_bad;

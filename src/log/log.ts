@@ -37,7 +37,7 @@ import {
   seq_gap,
 } from "./log_errors.ts";
 import { LogEvent } from "./log_event.ts";
-import { type LogOptions, type ResolvedLogOptions, range_seal_bytes, resolve_log_options, type SyncMode } from "./log_options.ts";
+import { type LogOptions, own_batch_room_bytes, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
 import { type RecoveryReport, recover } from "./recovery.ts";
 import { create_replica, read_replica, refuse_old_format, type Replica } from "./replica.ts";
 import type { ReplicaKey } from "./replica_key.ts";
@@ -324,7 +324,7 @@ export class Log {
     for (let i = 0; i < events.count; i++) {
       assert(events.origin[i] !== this.id, "own events are never accepted from peers");
       assert((events.flags[i] & ~(flag_batch_end | flag_signed | flag_rejected)) === 0, "incoming flags are batch-end, signed and rejected only");
-      this.check_payload(events.end[i] - events.start[i]);
+      this.check_payload(events.end[i] - events.start[i] - ((events.flags[i] & flag_signed) !== 0 ? proof_bytes : 0));
       if (!this.take_seq(next, events.origin[i], events.seq[i])) {
         skip[i] = 1;
         continue;
@@ -579,8 +579,7 @@ export class Log {
 
   /** reserve() for an own batch of `bytes`, with room for the proofs that may be written with it. */
   private reserve_own(bytes: number): void {
-    // The open range's proof, should it be sealed first, and those of the ranges this batch makes (one per range_seal_bytes, and its end).
-    this.reserve(bytes + (Math.ceil(bytes / range_seal_bytes) + 2) * proof_bytes);
+    this.reserve(own_batch_room_bytes(bytes));
   }
 
   /** Makes room for `bytes` of frames in the active segment, rotating when needed. Writes nothing on failure. */

@@ -36,6 +36,15 @@ export const staging_bytes = 256 * 1024;
  * events of 256 B.
  */
 export const range_seal_bytes = 96 * 1024;
+/**
+ * What an own batch of `frames_bytes` may take in a segment with its proofs:
+ * the open range's, one per range_seal_bytes, one per staging flush inside
+ * it (between two flushes the buffer took more than half its size), and its
+ * end's.
+ */
+export function own_batch_room_bytes(frames_bytes: number): number {
+  return frames_bytes + (Math.ceil(frames_bytes / range_seal_bytes) + Math.ceil(frames_bytes / (staging_bytes / 2)) + 3) * proof_bytes;
+}
 /** The most bytes of frames one signed range takes: range_seal_bytes, then one frame of the largest payload. */
 export const range_bytes_max = range_seal_bytes + payload_max_bytes + frame_header_bytes + proof_bytes + 8;
 /** Committed batches the durable vv may lag behind before it catches up on its own. */

@@ -116,6 +116,16 @@ export class Merger {
    */
   merge(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): number {
     assert(this.batch.count === 0 && this.next.size === 0, "no merge in progress");
+    try {
+      return this.merge_runs(d, from, now_ms, note);
+    } finally {
+      // Whatever happened, the next message starts clean.
+      this.batch.clear();
+      this.next.clear();
+    }
+  }
+
+  private merge_runs(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): number {
     const me = this.log.id;
     const appended_before = this.counters.events_appended;
     this.failed = false;
@@ -171,12 +181,12 @@ export class Merger {
       }
     } else {
       for (let j = i; j <= k; j++) this.stage(origin, d.origin_hi[j], d.origin_lo[j], d.seq[j], d.time_ms[j], d.flags[j], d.crc[j], d.src[j], d.start[j], d.end[j], from);
-      this.drain(origin, from);
+      this.drain(origin, from, now_ms);
     }
   }
 
   /** Appends parked frames that now continue origin's chain, whole ranges only (the rest of a cut one is fetched again). */
-  private drain(origin: string, from: string): void {
+  private drain(origin: string, from: string, now_ms: number): void {
     const range: Uint8Array[] = [];
     for (;;) {
       const seq = (this.next.get(origin) as number) + range.length;
@@ -188,9 +198,20 @@ export class Merger {
       range.push(frame);
       const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
       if ((frame_flags(view, 0) & flag_signed) === 0) continue;
-      // Parked frames are verified ranges, but maybe of two holders of one key (a clone): append only a range that begins where its proof says.
-      if (proof_first_seq(view, proof_at(0, frame_len(view, 0))) !== (this.next.get(origin) as number)) {
-        this.counters.events_dropped.partial_range += range.length;
+      // Parked frames came in verified ranges, but perhaps of two holders of one key (a clone) with parts refused by the
+      // buffer's limits: the frames joined here are checked again as the range they now make.
+      const joined = new Uint8Array(Buffer.concat(range));
+      const jview = new DataView(joined.buffer);
+      const last_at = joined.length - frame.length;
+      const problem =
+        proof_first_seq(jview, proof_at(last_at, frame_len(jview, last_at))) !== (this.next.get(origin) as number)
+          ? "partial_range"
+          : this.log.keys.check_range(origin, joined, jview, 0, last_at);
+      if (problem !== null) {
+        if (problem === "bad_signature") {
+          this.counters.events_dropped.conflict += range.length;
+          this.conflict(origin, seq, from, now_ms, `parked events ${origin}:${this.next.get(origin)}..${seq} do not make one signed range`);
+        } else this.counters.events_dropped.partial_range += range.length;
         return;
       }
       for (const f of range) {

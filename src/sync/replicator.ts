@@ -408,9 +408,9 @@ export class Replicator {
         if (!want.ranges.some((r) => r.origin === decoded.origin[first])) throw new Malformed("unsolicited_answer", `an answer from ${peer.id} with events of ${decoded.origin[first]}, not asked of it`);
       }
     }
-    const received = decoded.count;
     const kept = keep_signed_ranges(decoded, this.log.keys, this.count_refused);
-    if (kept < received) decoded.reindex_runs();
+    // Runs as the merge reads them (one origin's consecutive seqs): a sender may cut a range into two wire runs.
+    decoded.reindex_runs();
     if (kept === 0) return;
     this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
   }

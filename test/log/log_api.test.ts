@@ -186,8 +186,8 @@ describe("embedded log API", () => {
 
   test("a batch that fills a segment to the byte has room for every proof it makes, and the open range's", async () => {
     const { MemFileIO } = await import("../support/mem_file_io.ts");
-    const { frame_size_bytes, proof_bytes } = await import("../../src/log/frame.ts");
-    const { range_seal_bytes } = await import("../../src/log/log_options.ts");
+    const { frame_size_bytes } = await import("../../src/log/frame.ts");
+    const { own_batch_room_bytes } = await import("../../src/log/log_options.ts");
     const io = new MemFileIO();
     const segment_bytes = 1024 * 1024;
     const open = () => Log.open({ dir: "/d", io, segment_size_bytes: segment_bytes, sync: "always" });
@@ -195,11 +195,8 @@ describe("embedded log API", () => {
     // An open range (staged, not yet signed), then a batch whose frames and the proofs reserve() counts for it fill the segment.
     log.append(new Uint8Array(1000).fill(1));
     const left = segment_bytes - log.bytes;
-    let frames = 0;
-    for (let k = 1; ; k++) {
-      frames = left - (k + 2) * proof_bytes;
-      if (Math.ceil(frames / range_seal_bytes) === k) break;
-    }
+    let frames = left - 8;
+    while (own_batch_room_bytes(frames) > left) frames -= 8;
     const payloads: Uint8Array[] = [];
     for (let rest = frames; rest > 0; ) {
       const frame = Math.min(rest, frame_size_bytes(50_000));
@@ -214,6 +211,25 @@ describe("embedded log API", () => {
     expect(again.segment_count).toBe(1);
     expect(again.read(0, 100).map((e) => e.payload.length)).toEqual([1000, ...payloads.map((p) => p.length)]);
     expect(again.verify()).toMatchObject({ ok: true, events: payloads.length + 1 });
+    await again.close();
+  });
+
+  test("an event of the largest payload is signed, survives a reopen with what follows, and travels to another log", async () => {
+    const { payload_max_bytes } = await import("../../src/log/frame.ts");
+    const dir = temp_dir();
+    const log = await Log.open({ dir });
+    const big = new Uint8Array(payload_max_bytes).fill(0x5a);
+    await log.write(big);
+    await log.write(enc("after"));
+    const frames = new Uint8Array(Buffer.concat([...log.events_after(log.id, 0)].map((e) => e.frame)));
+    await log.close();
+    const again = await Log.open({ dir });
+    expect(again.count).toBe(2);
+    expect(again.get(again.id, 1)?.payload.length).toBe(payload_max_bytes);
+    expect(again.verify().ok).toBe(true);
+    const other = await Log.open({ dir: temp_dir() });
+    expect(other.accept_frames(frames)).toEqual({ appended: 2, dropped: {} });
+    await other.close();
     await again.close();
   });
 

@@ -301,3 +301,47 @@ describe("forged and unsolicited answers", () => {
     await c.close();
   });
 });
+
+describe("ranges cut and stitched by a peer", () => {
+  test("a signed range a sender cut into two wire runs still merges, and the next message merges too", async () => {
+    const net = new TestNet();
+    const a = await net.add({ max_packet_bytes: 8192 });
+    const b = await net.add({ max_packet_bytes: 8192 });
+    net.connect(a);
+    net.connect(b);
+    const evil = await mem_log();
+    const r1 = write_range(evil, "e1", "e2");
+    const r2 = write_range(evil, "e3", "e4", "e5");
+    const view = new DataView(r2.buffer, r2.byteOffset, r2.byteLength);
+    const cut = frame_size_of_len(view.getUint32(0, true)) + frame_size_of_len(view.getUint32(frame_size_of_len(view.getUint32(0, true)), true));
+    // Its own valid ranges, the second sent as runs [3..4] and [5]: the frames are the same, only the wire runs differ.
+    const region = new Uint8Array(Buffer.concat([encode_frames(r1), encode_frames(r2.subarray(0, cut)), encode_frames(r2.subarray(cut))]));
+    b.rep.on_message(`t/${evil.id}/events`, encode_message({ kind: "events", from: evil.id, events: region, part: null }), net.now);
+    expect(b.log.held(evil.id)).toBe(5);
+    for (let i = 1; i <= 5; i++) a.log.append(enc(`a-${i}`));
+    await net.run();
+    expect(b.log.held(a.id)).toBe(5);
+    expect(b.log.verify().ok).toBe(true);
+  });
+
+  test("parked frames of two holders of one key are never stitched into one stored range", async () => {
+    const { clone_replica } = await import("../support/forgery.ts");
+    const net = new TestNet();
+    const b = await net.add({ max_packet_bytes: 16384, gap_buffer_max_bytes: 4000, gap_buffer_per_peer_max_bytes: 2000 });
+    net.connect(b);
+    const o = await mem_log();
+    const c = await clone_replica((o as unknown as { options: { io: Parameters<typeof clone_replica>[0] } }).options.io, "/origin");
+    expect(c.id).toBe(o.id);
+    const r1 = write_range(o, "x1");
+    const range_a = write_range(o, "o2", "o".repeat(2500), "o4");
+    write_range(c, "c1");
+    const range_b = write_range(c, "c2", "c3");
+    const push = (frames: Uint8Array) => b.rep.on_message(`t/${o.id}/events`, encode_message({ kind: "events", from: o.id, events: encode_frames(frames), part: null }), net.now);
+    push(range_a); // o2 parked, o3 refused (the sender's share of the gap buffer), o4 parked
+    push(range_b); // c2's seq is taken, c3 parked
+    push(r1); // seq 1 appended; the drain finds o2 then c3
+    expect([...b.log.events_after(o.id, 0)].map((e) => dec(e.payload))).toEqual(["x1"]);
+    expect(b.rep.counters.conflicts).toBeGreaterThanOrEqual(1);
+    expect(b.log.verify().ok).toBe(true);
+  });
+});

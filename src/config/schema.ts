@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { format_bytes } from "../lib/units.ts";
 import { is_origin } from "../log/ids.ts";
-import { segment_size_max_bytes, segment_size_min_bytes, sync_interval_max_ms, sync_modes } from "../log/log_options.ts";
+import { segment_size_config_min_bytes, segment_size_max_bytes, sync_interval_max_ms, sync_modes } from "../log/log_options.ts";
 import { type SyncLimits, resolve_sync_limits, sync_defaults, sync_limit_problems } from "../sync/sync_options.ts";
 import { prefix_default } from "../sync/topics.ts";
 import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
@@ -57,8 +57,8 @@ export function is_loopback_host(host: string): boolean {
 const log_section = z
   .strictObject({
     segment_size: size("size of each preallocated segment file; a multiple of 4 KiB")
-      .refine((bytes) => bytes >= segment_size_min_bytes && bytes % segment_page_bytes === 0, {
-        error: `expected a multiple of 4KiB of at least ${segment_size_min_bytes / 1024}KiB, e.g. 64MiB`,
+      .refine((bytes) => bytes >= segment_size_config_min_bytes && bytes % segment_page_bytes === 0, {
+        error: `expected a multiple of 4KiB of at least ${segment_size_config_min_bytes / 2 ** 20}MiB (a segment holds whole signed ranges of peers' events), e.g. 64MiB`,
       })
       .refine((bytes) => bytes <= segment_size_max_bytes, { error: `expected at most ${segment_size_max_bytes / 2 ** 30}GiB (one segment is mapped whole)` })
       .prefault("64MiB"),

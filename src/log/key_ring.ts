@@ -6,11 +6,17 @@ import { id_of_public_key, public_key_bytes, public_key_object, signature_bytes,
 /** Why a signed range was refused (counted by these names in /metrics). */
 export type ProofProblem = "bad_signature" | "unknown_key" | "not_trusted" | "unsigned";
 
+/** Keys kept at most (about 760 B each); the least recently used goes first, and comes back by its id's hash. */
+export const keys_cached_max = 10_000;
+
 /**
  * The public keys of the origins this replica has seen, pinned on first use
  * (design.md section 3): a key is taken for an origin only when its SHA-256
- * begins with the origin's id, and then kept; the optional allowlist
- * (config `trust.replicas`) refuses every other origin.
+ * begins with the origin's id, and kept once a range signed with it
+ * verified; the optional allowlist (config `trust.replicas`) refuses every
+ * other origin. The id is the key's hash, so forgetting a key (past
+ * keys_cached_max) loses nothing: the same key is the only one that can come
+ * back for that id.
  */
 export class KeyRing {
   private readonly pinned = new Map<string, { bytes: Uint8Array; key: KeyObject }>();
@@ -24,7 +30,12 @@ export class KeyRing {
   /** Pins a key known to be origin's (this replica's own, or one read from its own log). */
   pin(origin: string, public_key: Uint8Array): void {
     if (id_of_public_key(public_key) !== origin) throw new Error(`the public key does not belong to ${origin}`);
-    if (!this.pinned.has(origin)) this.pinned.set(origin, { bytes: public_key.slice(), key: public_key_object(public_key) });
+    if (!this.pinned.has(origin)) this.remember(origin, { bytes: public_key.slice(), key: public_key_object(public_key) });
+  }
+
+  /** Whether origin's events may be accepted at all (the allowlist, when set). */
+  trusts(origin: string): boolean {
+    return this.allowed === null || this.allowed.has(origin);
   }
 
   get size(): number {
@@ -52,9 +63,18 @@ export class KeyRing {
     const candidate = bytes.slice(at, at + public_key_bytes);
     // The id is the key's hash: any other key for this id is a forgery (or a 2^64 collision).
     if (id_of_public_key(candidate) !== origin) return "unknown_key";
-    const pinned = { bytes: candidate, key: public_key_object(candidate) };
-    this.pinned.set(origin, pinned);
-    return pinned.key;
+    const key = public_key_object(candidate);
+    this.candidate = { origin, bytes: candidate, key };
+    return key;
+  }
+
+  /** The key key_for made for an origin not pinned yet, pinned once a range signed with it verified. */
+  private candidate: { origin: string; bytes: Uint8Array; key: KeyObject } | null = null;
+
+  private remember(origin: string, entry: { bytes: Uint8Array; key: KeyObject }): void {
+    this.pinned.delete(origin);
+    this.pinned.set(origin, entry);
+    if (this.pinned.size > keys_cached_max) this.pinned.delete(this.pinned.keys().next().value as string);
   }
 
   /**
@@ -71,6 +91,10 @@ export class KeyRing {
     hash.add(bytes, first_at, last_at);
     hash.add_last_frame(bytes, view, last_at);
     const signature = bytes.subarray(proof + proof_signature_offset, proof + proof_signature_offset + signature_bytes);
-    return verify_signature(key, hash.message(), signature) ? null : "bad_signature";
+    const candidate = this.candidate;
+    this.candidate = null;
+    if (!verify_signature(key, hash.message(), signature)) return "bad_signature";
+    if (candidate !== null && candidate.key === key) this.remember(origin, candidate);
+    return null;
   }
 }

@@ -14,6 +14,14 @@ export const sync_modes: readonly SyncMode[] = ["always", "interval", "never"];
 
 export const segment_size_default_bytes = 64 * 1024 * 1024;
 export const segment_size_min_bytes = 64 * 1024;
+/**
+ * The smallest segment a config may set (the API allows segment_size_min_bytes,
+ * for tests): a replica takes other origins' events in whole signed ranges,
+ * which one segment must hold. A range of ordinary events takes up to
+ * range_seal_bytes plus one staged frame (about 352 KiB); one of the largest
+ * single event needs a segment its size, as before signatures.
+ */
+export const segment_size_config_min_bytes = 1024 * 1024;
 /** A segment is mapped whole, and positions in it are plain numbers: 4 GiB keeps both far from any limit. */
 export const segment_size_max_bytes = 4 * 1024 * 1024 * 1024;
 /** Segments are mapped and written in whole pages. */

@@ -5,8 +5,9 @@ import { public_key_bytes, signature_bytes } from "./replica_key.ts";
 
 /**
  * The proof of a signed range (design.md section 3, "Trust"). An origin
- * signs what it wrote in ranges of consecutive seqs, each ending at a batch
- * end, so a signature costs one Ed25519 operation per range, not per event.
+ * signs what it wrote in ranges of consecutive seqs (frame_stager.ts says
+ * where they end), so a signature costs one Ed25519 operation per range,
+ * not per event.
  * The last frame of a range carries the proof after its payload:
  *
  *   u64 first_seq | 32-byte public key | 64-byte Ed25519 signature

@@ -56,7 +56,7 @@ import {
 } from "./sync_options.ts";
 import { type SyncStatus, sync_status } from "./sync_status.ts";
 import { Topics } from "./topics.ts";
-import { DecodedEvents, EventsChunker, EventsEncoder, decode_events } from "./wire_events.ts";
+import { DecodedEvents, EventsChunker, EventsEncoder, decode_events, region_events_max } from "./wire_events.ts";
 import { keep_signed_ranges, type RangeProblem } from "../log/signed_ranges.ts";
 import { Conflicts } from "./conflicts.ts";
 import { RejectionMessages } from "./rejections.ts";
@@ -174,9 +174,9 @@ export class Replicator {
     );
   }
 
-  /** Whether events of `origin` are stored here (own events always are, but never taken from peers). */
+  /** Whether events of `origin` are stored here (own events always are, but never taken from peers; an origin outside trust.replicas never is). */
   pulls(origin: string): boolean {
-    return origin !== this.id && (this.pull_set === null || this.pull_set.has(origin));
+    return origin !== this.id && (this.pull_set === null || this.pull_set.has(origin)) && this.log.keys.trusts(origin);
   }
 
   /** Topic filters the transport subscribes to (with no-local where the broker supports it); see Topics.subscriptions. */
@@ -396,7 +396,8 @@ export class Replicator {
     }
     if (region.length === 0) return;
     const decoded = this.decoded;
-    decode_events(region, decoded);
+    // A reassembled region is one signed range: a region of many tiny events would only inflate memory and time.
+    decode_events(region, decoded, part === null ? Number.POSITIVE_INFINITY : region_events_max);
     if (kind === "events") {
       // Live pushes carry only the publisher's own events.
       for (const first of decoded.run_first) {
@@ -411,8 +412,8 @@ export class Replicator {
     const kept = keep_signed_ranges(decoded, this.log.keys, this.count_refused);
     // Runs as the merge reads them (one origin's consecutive seqs): a sender may cut a range into two wire runs.
     decoded.reindex_runs();
-    if (kept === 0) return;
-    this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
+    if (kept > 0) this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
+    if (part !== null) decoded.shrink();
   }
 
   private readonly count_refused = (problem: RangeProblem, events: number): void => {
@@ -508,10 +509,10 @@ export class Replicator {
   /**
    * Feeds origin's events after seq `after` to the chunker, up to seq `upto`
    * and below position `pos_end`, in whole signed ranges (a receiver takes
-   * nothing else): a range goes when it fits budget_bytes, and the first one
-   * also when larger if take_first, but never beyond room_bytes (what the
-   * outbound queue takes without dropping). A range begun at or below upto
-   * is finished past it.
+   * nothing else): a range goes when it fits budget_bytes and room_bytes
+   * (what the outbound queue takes without dropping); the first one whatever
+   * its size if take_first, or a range bigger than the room would never go.
+   * A range begun at or below upto is finished past it.
    */
   private encode_run(
     chunker: EventsChunker,
@@ -532,8 +533,9 @@ export class Replicator {
       if (range.count === 0 && seq > upto) return false;
       range.add(map, view, at, frame_size_at(view, at));
       if ((frame_flags(view, at) & flag_signed) === 0) return true;
-      const fits = run.bytes + range.bytes <= budget_bytes || (run.events === 0 && take_first);
-      if (!fits || run.bytes + range.bytes > room_bytes) {
+      const first = run.events === 0 && take_first;
+      // The first range goes whatever its size (else a range bigger than the room would never go); later ones only within the room.
+      if (!first && (run.bytes + range.bytes > budget_bytes || run.bytes + range.bytes > room_bytes)) {
         run.out_of_budget = true;
         return false;
       }

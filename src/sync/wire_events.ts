@@ -21,7 +21,7 @@ import {
   proof_bytes,
   write_frame_fields,
 } from "../log/frame.ts";
-import { range_bytes_max } from "../log/log_options.ts";
+import { range_bytes_max, range_seal_bytes } from "../log/log_options.ts";
 import { origin_from_words } from "../log/ids.ts";
 import { CheckedEvents } from "../log/checked_events.ts";
 import { Malformed } from "./malformed.ts";
@@ -295,6 +295,16 @@ export class EventsChunker {
  * (parallel arrays, no object per event, payloads left in the received
  * message) plus where each run starts. Reused from message to message.
  */
+/** DecodedEvents keeps buffers up to this size from message to message. */
+const shrink_above_bytes = 1024 * 1024;
+
+/**
+ * Events a reassembled region may hold: one signed range, whose frames
+ * before its last take less than range_seal_bytes (an origin ends a range
+ * before the next frame past that), each at least a 40-byte header.
+ */
+export const region_events_max = Math.ceil(range_seal_bytes / frame_header_bytes) + 1;
+
 export class DecodedEvents extends CheckedEvents {
   /** Index of each run's first event. */
   readonly run_first: number[] = [];
@@ -314,6 +324,15 @@ export class DecodedEvents extends CheckedEvents {
     this.frames.set(old.subarray(0, used));
     this.frames_view = new DataView(this.frames.buffer);
     for (let i = 0; i < this.count; i++) this.src[i] = this.frames;
+  }
+
+  /** Lets go of buffers a big message grew (a fragmented range), so one such message does not keep its memory. */
+  shrink(): void {
+    if (this.frames.length <= shrink_above_bytes) return;
+    this.frames = new Uint8Array(64 * 1024);
+    this.frames_view = new DataView(this.frames.buffer);
+    this.clear();
+    for (const a of [this.origin, this.origin_hi, this.origin_lo, this.seq, this.time_ms, this.flags, this.crc, this.start, this.end]) a.length = 0;
   }
 
   /** Recomputes run_first after events were removed (retain): a run is one origin's consecutive seqs. */
@@ -349,9 +368,10 @@ function read_varint(bytes: Uint8Array, at: number, end: number, max_bytes: numb
  * whole, crc-valid, seq in 1..2^53, origin not zero, known flags. Each
  * event's frame is rebuilt as its origin wrote it into out.frames (one
  * contiguous buffer, so signed ranges hash in bulk: signed_ranges.ts). One
- * bad event drops the whole message. Returns the number of events.
+ * bad event drops the whole message, as do more than events_max events (a
+ * reassembled region holds one range). Returns the number of events.
  */
-export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
+export function decode_events(bytes: Uint8Array, out: DecodedEvents, events_max = Number.POSITIVE_INFINITY): number {
   out.clear();
   let frames = out.frames;
   let fview = out.frames_view;
@@ -372,6 +392,7 @@ export function decode_events(bytes: Uint8Array, out: DecodedEvents): number {
     // Not first_seq + count - 1 > seq_max: that sum rounds (2^53 - 1 + 2 is 2^53 in a double) and let seq 2^53 through.
     if (count - 1 > seq_max - first_seq) throw new Malformed("seq_overflow", "a run reaching beyond seq 2^53");
     if (count > (end - at) / 6) throw new Malformed("bad_frame", `a run of ${count} events in ${end - at} bytes`);
+    if (out.count + count > events_max) throw new Malformed("bad_part", `more than ${events_max} events where at most that many may be`);
     at += run_header_bytes;
     const origin = origin_from_words(hi, lo);
     out.run_first.push(out.count);

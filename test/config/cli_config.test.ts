@@ -54,7 +54,7 @@ describe("interlog serve with a good config", () => {
       name: bench-truck
       data_dir: ./serve-data
       log:
-        segment_size: 256KiB
+        segment_size: 1MiB
         sync: interval
         sync_interval: 5ms
       admin:

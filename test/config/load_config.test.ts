@@ -198,9 +198,11 @@ describe("config errors name the file, line and key path and say what was expect
     expect(message).toContain(`${file}:4:3: log.sync_interval: expected at least 1ms`);
   });
 
-  test("segment_size must be a multiple of 4KiB and at least 64KiB", () => {
+  test("segment_size must be a multiple of 4KiB and at least 1MiB", () => {
     const file = write_config("data_dir: d\nlog: { segment_size: 100000 }\n");
-    expect(config_error(() => load_config(file, {}))).toBe(`${file}:2:8: log.segment_size: expected a multiple of 4KiB of at least 64KiB, e.g. 64MiB`);
+    expect(config_error(() => load_config(file, {}))).toBe(
+      `${file}:2:8: log.segment_size: expected a multiple of 4KiB of at least 1MiB (a segment holds whole signed ranges of peers' events), e.g. 64MiB`,
+    );
   });
 
   test("missing secret environment variable", () => {

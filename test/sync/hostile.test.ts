@@ -344,4 +344,27 @@ describe("ranges cut and stitched by a peer", () => {
     expect(b.rep.counters.conflicts).toBeGreaterThanOrEqual(1);
     expect(b.log.verify().ok).toBe(true);
   });
+
+  test("a fragmented region holds one range: one of many tiny events is refused before it is decoded, and nothing is stored", async () => {
+    const { make_frame } = await import("../sim/hostile.ts");
+    const { region_events_max } = await import("../../src/sync/wire_events.ts");
+    const net = new TestNet();
+    const b = await net.add({ max_packet_bytes: 8192 });
+    net.connect(b);
+    const evil = "00000000000000ee";
+    const count = region_events_max * 20;
+    const frames = new Uint8Array(Buffer.concat(Array.from({ length: count }, (_, i) => make_frame(evil, i + 1, new Uint8Array(0)))));
+    const region = encode_frames(frames);
+    const piece = 6000;
+    const started = performance.now();
+    for (let at = 0; at < region.length; at += piece) {
+      const events = region.subarray(at, Math.min(region.length, at + piece));
+      b.rep.on_message(`t/${evil}/events`, encode_message({ kind: "events", from: evil, events, part: { at, total: region.length, id: 7 } }), net.now);
+    }
+    const ms = performance.now() - started;
+    expect(b.rep.counters.dropped.bad_part).toBe(1);
+    expect(b.log.held(evil)).toBe(0);
+    console.log(`a reassembled region of ${count} tiny events refused in ${ms.toFixed(0)} ms`);
+  });
 });
+

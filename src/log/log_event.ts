@@ -62,6 +62,11 @@ export class LogEvent {
     return (this.flags & flag_rejected) !== 0;
   }
 
+  /** The frame's crc32c, as its origin wrote it. */
+  get crc(): number {
+    return new DataView(this.map.buffer, this.map.byteOffset, this.map.byteLength).getUint32(this.offset + 4, true);
+  }
+
   /** Whether the frame ends a signed range (carries the origin's proof). */
   get signed(): boolean {
     return (this.flags & flag_signed) !== 0;

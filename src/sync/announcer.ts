@@ -169,6 +169,8 @@ export class Announcer {
     assert(vv.size <= entries_max && vv.get(this.id) === own, "a published vv fits in one message and keeps the own entry");
     this.last_vv_entries = vv.size;
     const pull = s.pull_set === null ? "*" : [...s.pull_set];
-    this.host.publish(out, topics.vv(this.id), { kind: "vv", from: this.id, name: log.name, vv, pull });
+    const head_event = own === undefined ? null : log.get(this.id, own);
+    const head = head_event === null ? null : { seq: head_event.seq, crc: head_event.crc };
+    this.host.publish(out, topics.vv(this.id), { kind: "vv", from: this.id, name: log.name, vv, pull, head });
   }
 }

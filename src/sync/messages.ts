@@ -39,6 +39,12 @@ export interface VvMessage {
   /** Durable version vector: origin -> highest seq held durably. */
   vv: Map<string, number>;
   pull: "*" | string[];
+  /**
+   * The crc32c of the sender's own event at its own vv entry (its newest
+   * durable one): a replica holding that seq with another crc sees a clone
+   * of the sender's data directory. Absent when it holds none.
+   */
+  head?: { seq: number; crc: number } | null;
 }
 
 /**
@@ -109,6 +115,7 @@ export function encode_message(m: SyncMessage, buffer: Uint8Array | null = null)
   switch (m.kind) {
     case "vv":
       envelope = { ...base, name: m.name, vv: encode_vv(m.vv), pull: m.pull === "*" ? "*" : encode_ids(m.pull) };
+      if (m.head !== undefined && m.head !== null) envelope.head = [m.head.seq, m.head.crc];
       break;
     case "entry":
       envelope = { ...base, name: m.name, seq: m.seq, pulls: m.pulls };
@@ -155,6 +162,15 @@ export function assemble_message(
 }
 
 const decode_options = { maxDepth: 4, rejectDuplicateKeys: true, ignoreGlobalTags: true } as const;
+
+function decode_head(value: unknown): { seq: number; crc: number } | null {
+  if (value === undefined) return null;
+  if (!Array.isArray(value) || value.length !== 2) throw new Malformed("bad_shape", "field head is not [seq, crc]");
+  const [seq, crc] = value as unknown[];
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) throw new Malformed("bad_shape", "field head has no valid seq");
+  if (typeof crc !== "number" || !Number.isInteger(crc) || crc < 0 || crc > 0xffffffff) throw new Malformed("bad_shape", "field head has no valid crc");
+  return { seq, crc };
+}
 
 function bytes_field(body: Record<string, unknown>, key: string): Uint8Array {
   const value = body[key];
@@ -223,7 +239,7 @@ export function decode_message(bytes: Uint8Array, topic: ParsedTopic): SyncMessa
       const name = body.name;
       if (typeof name !== "string" || name.length > name_max_chars) throw new Malformed("bad_shape", "field name is not a short text");
       const pull = body.pull === "*" ? "*" : decode_ids(bytes_field(body, "pull"));
-      return { kind: "vv", from, name, vv: decode_vv(bytes_field(body, "vv")), pull };
+      return { kind: "vv", from, name, vv: decode_vv(bytes_field(body, "vv")), pull, head: decode_head(body.head) };
     }
     case "entry": {
       const name = body.name;

@@ -349,7 +349,32 @@ export class Replicator {
     // Only what matters here: origins this replica pulls (sources) and its own (the peer's acknowledgement).
     for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.planner.raise(peer, origin, seq, now_ms);
     this.check_own_claim(peer, m.vv.get(this.id) ?? 0);
+    this.check_head(peer, m, now_ms);
   }
+
+  /**
+   * A peer's own newest event, as its vv names it: held here with another
+   * crc, it was signed by another holder of the peer's key (a copied data
+   * directory), even when nobody ever sends it here.
+   */
+  private check_head(peer: Peer, m: VvMessage, now_ms: number): void {
+    const head = m.head ?? null;
+    if (head === null || head.seq > this.log.held(peer.id) || this.heads_reported.get(peer.id) === head.seq) return;
+    const held = this.log.get(peer.id, head.seq);
+    if (held === null || held.crc === head.crc) return;
+    if (this.heads_reported.size >= this.settings.peers_max) this.heads_reported.clear();
+    this.heads_reported.set(peer.id, head.seq);
+    this.counters.conflicts++;
+    if (this.conflicts.note(peer.id, head.seq, peer.id, now_ms)) {
+      this.settings.on_warning(
+        `replica-id conflict: replica ${peer.id} announces its event ${peer.id}:${head.seq} with content other than the one held here; two devices hold its key and write different events (was its data directory copied, e.g. an SD card cloned?). Keep one of them; give the other a new data directory (interlog init)`,
+        { origin: peer.id, seq: head.seq },
+      );
+    }
+  }
+
+  /** Per peer, the head seq already reported as a conflict (so a repeated vv counts once). */
+  private readonly heads_reported = new Map<string, number>();
 
   private handle_entry(peer: Peer, m: EntryMessage, now_ms: number): void {
     peer.name = m.name;

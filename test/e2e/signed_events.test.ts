@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
@@ -29,8 +29,12 @@ beforeAll(async () => {
   broker = await Mosquitto.start({ config: [`acl_file ${write_acl()}`] });
 });
 
+// A test that fails leaves no replica running into the next one (they share the broker and its prefix).
+afterEach(async () => {
+  for (const p of running.splice(0)) await p.stop().catch(() => 0);
+});
+
 afterAll(async () => {
-  for (const p of running) await p.stop().catch(() => 0);
   await broker.stop();
 });
 

@@ -366,5 +366,28 @@ describe("ranges cut and stitched by a peer", () => {
     expect(b.log.held(evil)).toBe(0);
     console.log(`a reassembled region of ${count} tiny events refused in ${ms.toFixed(0)} ms`);
   });
+
+  test("a clone that only announces its vv is found: its head event's crc differs from the one held, counted once", async () => {
+    const { clone_replica } = await import("../support/forgery.ts");
+    const net = new TestNet();
+    const b = await net.add();
+    net.connect(b);
+    const o = await mem_log();
+    const c = await clone_replica((o as unknown as { options: { io: Parameters<typeof clone_replica>[0] } }).options.io, "/origin");
+    b.rep.on_message(`t/${o.id}/events`, encode_message({ kind: "events", from: o.id, events: encode_frames(write_range(o, "original")), part: null }), net.now);
+    expect(b.log.held(o.id)).toBe(1);
+    write_range(c, "the copy's");
+    const head = c.get(c.id, 1);
+    if (head === null) throw new Error("the clone holds its event");
+    const vv = encode_message({ kind: "vv", from: c.id, name: "clone", vv: new Map([[c.id, 1]]), pull: "*", head: { seq: 1, crc: head.crc } });
+    b.rep.on_message(`t/${c.id}/vv`, vv, net.now);
+    b.rep.on_message(`t/${c.id}/vv`, vv, net.now);
+    expect(b.rep.counters.conflicts).toBe(1);
+    expect(b.rep.conflicts.list().map((x) => x.origin)).toEqual([o.id]);
+    // The original's own vv names the event held: no conflict.
+    const original = b.log.get(o.id, 1);
+    b.rep.on_message(`t/${o.id}/vv`, encode_message({ kind: "vv", from: o.id, name: "o", vv: new Map([[o.id, 1]]), pull: "*", head: { seq: 1, crc: original?.crc ?? 0 } }), net.now);
+    expect(b.rep.counters.conflicts).toBe(1);
+  });
 });
 

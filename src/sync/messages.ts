@@ -239,7 +239,8 @@ export function decode_message(bytes: Uint8Array, topic: ParsedTopic): SyncMessa
       const name = body.name;
       if (typeof name !== "string" || name.length > name_max_chars) throw new Malformed("bad_shape", "field name is not a short text");
       const pull = body.pull === "*" ? "*" : decode_ids(bytes_field(body, "pull"));
-      return { kind: "vv", from, name, vv: decode_vv(bytes_field(body, "vv")), pull, head: decode_head(body.head) };
+      const head = decode_head(body.head);
+      return head === null ? { kind: "vv", from, name, vv: decode_vv(bytes_field(body, "vv")), pull } : { kind: "vv", from, name, vv: decode_vv(bytes_field(body, "vv")), pull, head };
     }
     case "entry": {
       const name = body.name;

@@ -17,6 +17,7 @@ describe("wire format", () => {
     const cases: [string, SyncMessage][] = [
       [topics.vv(a), { kind: "vv", from: a, name: "truck 7", vv: new Map([[a, 42], [b, 2 ** 53 - 1]]), pull: [b] }],
       [topics.vv(a), { kind: "vv", from: a, name: "", vv: new Map(), pull: "*" }],
+      [topics.vv(a), { kind: "vv", from: a, name: "head", vv: new Map([[a, 9]]), pull: "*", head: { seq: 9, crc: 0xfedcba98 } }],
       [topics.entry(a, b), { kind: "entry", from: a, name: "hub", origin: b, seq: 2 ** 53 - 1, pulls: true }],
       [topics.entry(a, a), { kind: "entry", from: a, name: "", origin: a, seq: 0, pulls: false }],
       [topics.status(a), { kind: "status", from: a, online: false, session: 1_700_000_000_000 }],

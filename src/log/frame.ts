@@ -194,3 +194,23 @@ export function frame_flags(view: DataView, at: number): number {
 export function frame_crc(view: DataView, at: number): number {
   return view.getUint32(at + frame_crc_offset, true);
 }
+
+/**
+ * `region` (whole frames, concatenated) with every frame's local word
+ * zeroed, as their origins wrote them: a copy when any frame carries a mark,
+ * else `region` itself. Stops at a len word too short for a frame.
+ */
+export function without_local_marks(region: Uint8Array): Uint8Array {
+  const view = new DataView(region.buffer, region.byteOffset, region.byteLength);
+  let copy: Uint8Array | null = null;
+  for (let at = 0; at + frame_header_bytes <= region.length; ) {
+    const len = frame_len(view, at);
+    if (len < frame_header_bytes) break;
+    if (frame_local(view, at) !== 0) {
+      copy ??= region.slice();
+      new DataView(copy.buffer).setUint32(at + frame_local_offset, 0, true);
+    }
+    at += frame_size_of_len(len);
+  }
+  return copy ?? region;
+}

@@ -13,16 +13,14 @@ import {
   frame_flags,
   frame_header_bytes,
   frame_len,
-  frame_local,
-  frame_local_offset,
   frame_origin_hi,
   frame_origin_lo,
   frame_seq,
   frame_size_bytes,
-  frame_size_of_len,
   frame_time_ms,
   payload_max_bytes,
   proof_bytes,
+  without_local_marks,
 } from "./frame.ts";
 import { KeyRing } from "./key_ring.ts";
 import { keep_signed_ranges } from "./signed_ranges.ts";
@@ -635,20 +633,4 @@ export class Log {
     this.seal_jobs.add(run);
     void run.finally(() => this.seal_jobs.delete(run));
   }
-}
-
-/** `region` with every frame's local word zeroed (a copy, when any is set). */
-function without_local_marks(region: Uint8Array): Uint8Array {
-  const view = new DataView(region.buffer, region.byteOffset, region.byteLength);
-  let copy: Uint8Array | null = null;
-  for (let at = 0; at + frame_header_bytes <= region.length; ) {
-    const len = frame_len(view, at);
-    if (len < frame_header_bytes) break;
-    if (frame_local(view, at) !== 0) {
-      copy ??= region.slice();
-      new DataView(copy.buffer).setUint32(at + frame_local_offset, 0, true);
-    }
-    at += frame_size_of_len(len);
-  }
-  return copy ?? region;
 }

@@ -1,4 +1,4 @@
-import { flag_signed, frame_header_bytes, frame_len_offset } from "./frame.ts";
+import { flag_signed, frame_header_bytes, frame_len_offset, frame_size_of_len } from "./frame.ts";
 import type { CheckedEvents } from "./checked_events.ts";
 import type { KeyRing, ProofProblem } from "./key_ring.ts";
 import { proof_at, proof_first_seq } from "./proof.ts";
@@ -69,5 +69,5 @@ export function keep_signed_ranges(events: CheckedEvents, keys: KeyRing, dropped
 
 /** End of event i's frame, padding included (the next adjacent frame starts there). */
 function frame_end(events: CheckedEvents, i: number): number {
-  return events.start[i] - frame_header_bytes + (((frame_header_bytes + events.end[i] - events.start[i]) + 7) & ~7);
+  return events.start[i] - frame_header_bytes + frame_size_of_len(frame_header_bytes + events.end[i] - events.start[i]);
 }

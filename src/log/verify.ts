@@ -1,4 +1,4 @@
-import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_len, frame_local, frame_local_offset, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_len, frame_local, frame_origin_hi, frame_origin_lo, frame_seq, frame_size_at, without_local_marks } from "./frame.ts";
 import type { KeyRing } from "./key_ring.ts";
 import { proof_at, proof_first_seq } from "./proof.ts";
 import { OriginCache } from "./scan.ts";
@@ -108,9 +108,6 @@ function check_stored_range(keys: KeyRing, origin: string, map: Uint8Array, firs
   const first_seq = proof_first_seq(view, proof_at(last_at, frame_len(view, last_at)));
   if (first_seq !== frame_seq(view, first_at)) return `its proof covers seqs from ${first_seq}, the range here begins at ${frame_seq(view, first_at)}`;
   if (!marked) return keys.check_range(origin, map, view, first_at, last_at);
-  const end = last_at + ((view.getUint32(last_at, true) + 7) & ~7);
-  const copy = map.slice(first_at, end);
-  const cview = new DataView(copy.buffer);
-  for (let at = 0; at < copy.length; at += (cview.getUint32(at, true) + 7) & ~7) cview.setUint32(at + frame_local_offset, 0, true);
-  return keys.check_range(origin, copy, cview, 0, last_at - first_at);
+  const canonical = without_local_marks(map.subarray(first_at, last_at + frame_size_at(view, last_at)));
+  return keys.check_range(origin, canonical, new DataView(canonical.buffer, canonical.byteOffset, canonical.byteLength), 0, last_at - first_at);
 }

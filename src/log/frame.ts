@@ -12,10 +12,12 @@ import { crc32c_update } from "../lib/crc32c.ts";
  *  16  u64 seq
  *  24  u64 time_ms
  *  32  u32 flags      the origin's: batch-end, signed
- *  36  u32 local      this replica's own marks (rejected), in the low half and
- *                     again in the high half; covered by neither the crc nor
- *                     the signature, so a relay stores the origin's bytes as
- *                     they are and marks them without breaking the proof
+ *  36  u32 local      this replica's own word: its marks (rejected) in the low
+ *                     half, marks XOR the write epoch in the high half (see
+ *                     frame_epoch); covered by neither the crc nor the
+ *                     signature, so a relay stores the origin's bytes as they
+ *                     are and marks them without breaking the proof. 0 on the
+ *                     wire and in every signed hash
  *  40  payload
  *      proof          when flags & signed (see proof.ts): u64 first_seq |
  *                     32-byte Ed25519 public key | 64-byte signature, over the
@@ -62,10 +64,23 @@ assert(frame_header_bytes === frame_local_offset + 4 && frame_header_bytes % fra
 assert(payload_max_bytes + frame_header_bytes + proof_bytes < 2 ** 32, "len fits in its u32");
 assert((frame_flags_known & local_known) === 0, "origin flags and local marks use different bits");
 
-/** The local word for marks: the bits in the low half and again in the high half, so one flipped bit shows. */
-export function local_word(marks: number): number {
-  return ((marks << 16) | marks) >>> 0;
+/**
+ * The local word: marks in the low half, marks XOR epoch in the high half.
+ * The epoch (a 16-bit counter the log bumps at every writable open) tells
+ * this incarnation's frames from stale ones: recycled segment files are not
+ * zeroed, and a frame left by an earlier run or an earlier use of the file
+ * must never continue the log (scan.ts). Frames written before epochs
+ * existed (high half equal to the low half) read as epoch 0.
+ */
+export function local_word(marks: number, epoch = 0): number {
+  return ((((marks ^ epoch) & 0xffff) << 16) | marks) >>> 0;
 }
+
+/** Epochs compare as serial numbers (RFC 1982): `a` is not before `b` when fewer than 2^15 bumps lie from b to a. */
+export function epoch_not_before(a: number, b: number): boolean {
+  return ((a - b) & 0xffff) < 0x8000;
+}
+export const epoch_mask = 0xffff;
 
 /** The crc32c of the frame at `at` in bytes (its len word already written): [8, 36) and [40, len). */
 export function frame_crc_compute(bytes: Uint8Array, at: number, len: number): number {
@@ -145,8 +160,7 @@ export function check_frame(bytes: Uint8Array, view: DataView, at: number, limit
   if (len < frame_header_bytes || len - frame_header_bytes > payload_max_bytes + proof_bytes) return frame_bad;
   const size = frame_size_of_len(len);
   if (at + size > limit) return frame_bad;
-  const local = view.getUint32(at + frame_local_offset, true);
-  if (local >>> 16 !== (local & 0xffff) || (local & 0xffff & ~local_known) !== 0) return frame_bad;
+  if ((view.getUint32(at + frame_local_offset, true) & 0xffff & ~local_known) !== 0) return frame_bad;
   const flags = view.getUint32(at + frame_flags_offset, true);
   if ((flags & ~frame_flags_known) !== 0) return frame_bad;
   const proof = (flags & flag_signed) !== 0 ? proof_bytes : 0;
@@ -176,6 +190,19 @@ export function frame_payload_end(view: DataView, at: number): number {
 export function frame_local(view: DataView, at: number): number {
   return view.getUint32(at + frame_local_offset, true) & 0xffff;
 }
+/** The write epoch of the frame at `at` (see local_word). */
+export function frame_epoch(view: DataView, at: number): number {
+  const local = view.getUint32(at + frame_local_offset, true);
+  return ((local >>> 16) ^ local) & epoch_mask;
+}
+/** Sets the epoch of the frame at `at`, keeping its marks. */
+export function set_frame_epoch(view: DataView, at: number, epoch: number): void {
+  view.setUint32(at + frame_local_offset, local_word(view.getUint32(at + frame_local_offset, true) & 0xffff, epoch), true);
+}
+/** Whether the frame at `at` carries anything in its local word (marks or an epoch): such a frame is not as its origin wrote it. */
+export function frame_has_local(view: DataView, at: number): boolean {
+  return view.getUint32(at + frame_local_offset, true) !== 0;
+}
 export function frame_origin_hi(view: DataView, at: number): number {
   return view.getUint32(at + frame_origin_hi_offset, true);
 }
@@ -197,7 +224,7 @@ export function frame_crc(view: DataView, at: number): number {
 
 /**
  * `region` (whole frames, concatenated) with every frame's local word
- * zeroed, as their origins wrote them: a copy when any frame carries a mark,
+ * zeroed, as their origins wrote them: a copy when any frame carries a mark or epoch,
  * else `region` itself. Stops at a len word too short for a frame.
  */
 export function without_local_marks(region: Uint8Array): Uint8Array {
@@ -206,7 +233,7 @@ export function without_local_marks(region: Uint8Array): Uint8Array {
   for (let at = 0; at + frame_header_bytes <= region.length; ) {
     const len = frame_len(view, at);
     if (len < frame_header_bytes) break;
-    if (frame_local(view, at) !== 0) {
+    if (frame_has_local(view, at)) {
       copy ??= region.slice();
       new DataView(copy.buffer).setUint32(at + frame_local_offset, 0, true);
     }

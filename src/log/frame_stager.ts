@@ -14,6 +14,7 @@ import {
   frame_size_bytes,
   frame_size_of_len,
   proof_bytes,
+  set_frame_epoch,
   write_frame_fields,
   write_frame_header,
 } from "./frame.ts";
@@ -72,8 +73,11 @@ export class FrameStager {
   private tail_at = -1;
   /** Ranges signed (a figure for stats). */
   signatures = 0;
+  /** This run's write epoch, stamped into every frame's local word as it goes to the file (frame.ts local_word). */
+  private readonly epoch: number;
 
-  constructor(sink: StagerSink, segment: Segment, key: ReplicaKey | null, own_hi: number, own_lo: number) {
+  constructor(sink: StagerSink, segment: Segment, key: ReplicaKey | null, own_hi: number, own_lo: number, epoch = 0) {
+    this.epoch = epoch;
     this.sink = sink;
     this.segment = segment;
     this.staged_at = segment.end_bytes;
@@ -140,6 +144,8 @@ export class FrameStager {
         const padding = size - frame_header_bytes - payload.length;
         if (padding > 0) handle.write(new Uint8Array(padding), 0, padding, offset + frame_header_bytes + payload.length);
       }
+      // The epoch is stamped after signing: neither the crc nor the proof covers the local word.
+      set_frame_epoch(this.big_header_view, 0, this.epoch);
       handle.write(this.big_header, 0, frame_header_bytes, offset);
     } catch (err) {
       throw this.sink.fail(err);
@@ -183,8 +189,9 @@ export class FrameStager {
     write_proof_head(tail, tail_view, 0, this.range_first_seq, key.public_key);
     view.setUint32(frame_flags_offset, view.getUint32(frame_flags_offset, true) | flag_signed, true);
     view.setUint32(frame_len_offset, len, true);
+    // flush() sealed what came before, so this frame is the whole range (the file's frames carry epochs, never hashed).
+    assert(this.range_start_bytes === offset, "a big own frame is a range of its own");
     const hash = new RangeHash();
-    hash.add(this.segment.map, this.range_start_bytes, offset);
     hash.add(header, 0, frame_crc_offset);
     hash.add(header, frame_crc_offset + 4, frame_header_bytes);
     hash.add(payload, 0, payload.length);
@@ -224,9 +231,9 @@ export class FrameStager {
     view.setUint32(at + frame_flags_offset, view.getUint32(at + frame_flags_offset, true) | flag_signed, true);
     view.setUint32(at + frame_len_offset, len, true);
     const hash = new RangeHash();
-    // The range's frames already in the file, then those in staging up to the last frame.
-    if (this.range_start_bytes < this.staged_at) hash.add(this.segment.map, this.range_start_bytes, this.staged_at);
-    hash.add(bytes, Math.max(0, this.range_start_bytes - this.staged_at), at);
+    // Every flush seals first, so the whole range is still in staging (without epochs in its local words).
+    assert(this.range_start_bytes >= this.staged_at, "an open range lies in staging");
+    hash.add(bytes, this.range_start_bytes - this.staged_at, at);
     hash.add_last_frame(bytes, view, at);
     bytes.set(key.sign(hash.message()), proof + proof_signature_offset);
     view.setUint32(at + frame_crc_offset, frame_crc_compute(bytes, at, len), true);
@@ -276,6 +283,13 @@ export class FrameStager {
   flush(): void {
     if (this.tail_at >= 0) this.seal();
     if (this.staged_bytes === 0) return;
+    // Stamped here, after every seal: the range hashes saw the local words as the origin's (0).
+    if (this.epoch !== 0) {
+      const view = this.staging_view;
+      for (let at = 0; at < this.staged_bytes; at += frame_size_of_len(view.getUint32(at + frame_len_offset, true))) {
+        set_frame_epoch(view, at, this.epoch);
+      }
+    }
     const handle = this.sink.handle();
     try {
       handle.write(this.staging, 0, this.staged_bytes, this.staged_at);

@@ -32,6 +32,7 @@ import {
   batch_too_large,
   data_dir_missing,
   log_closed,
+  log_full_budget,
   payload_too_large,
   read_only as read_only_error,
   replica_missing,
@@ -39,17 +40,57 @@ import {
 } from "./log_errors.ts";
 import { LogEvent } from "./log_event.ts";
 import { type LogOptions, own_batch_room_bytes, type ResolvedLogOptions, resolve_log_options, type SyncMode } from "./log_options.ts";
+import { type PrunedState, type PrunedTotals, write_pruned_state } from "./pruned_state.ts";
 import { type RecoveryReport, recover } from "./recovery.ts";
+import { type AckBlocker, type AckSource, describe_blocker, no_acks, plan_prune, type RetentionPolicy, segment_blocker } from "./retention.ts";
 import { create_replica, read_replica, refuse_old_format, type Replica } from "./replica.ts";
 import type { ReplicaKey } from "./replica_key.ts";
 import { Segment } from "./segment.ts";
 import { SegmentFiles, segments_dir_name, write_failure_marker } from "./segment_files.ts";
+import { summary_file_name } from "./segment.ts";
 import { type FrameVisitor, SegmentList } from "./segment_list.ts";
 import { type VerifyReport, verify_segments, verify_unrepaired } from "./verify.ts";
 
 export { type LogOptions, type SyncMode, segment_size_default_bytes, segment_size_min_bytes, sync_interval_default_ms, sync_modes } from "./log_options.ts";
 export type { LogStats } from "./group_commit.ts";
 export type { RecoveryReport } from "./recovery.ts";
+export type { AckSource, RetentionOptions, RetentionPolicy } from "./retention.ts";
+
+/** What retention did and where the budget stands (status, metrics, the prune command). */
+export interface RetentionStatus {
+  policy: RetentionPolicy | null;
+  /** null without a budget. */
+  max_bytes: number | null;
+  /** Segment files, the spare included. */
+  used_bytes: number;
+  reserve_own_bytes: number;
+  /** The first position held (events before it were pruned). */
+  first_pos: number;
+  pruned: PrunedTotals;
+  /** The origin's time of the oldest event held, or null when none is. */
+  oldest_held_time_ms: number | null;
+  /** Why pruning is held back while the budget needs room, or null. */
+  blocked: string | null;
+  /** Per upstream: record bytes of the segments it does not hold wholly. */
+  unacked_bytes_by_upstream: Record<string, number>;
+}
+
+/** One segment a prune removed or would remove. */
+export interface PrunedSegment {
+  file: string;
+  first_pos: number;
+  end_pos: number;
+  events: number;
+  record_bytes: number;
+  acked: boolean;
+}
+
+export interface PruneResult {
+  segments: PrunedSegment[];
+  /** When the plan stopped at a segment that is not acknowledged (drop-acked). */
+  blocked: string | null;
+  dry_run: boolean;
+}
 
 /**
  * The durable local log: one replica's append-only sequence of events in
@@ -111,6 +152,13 @@ export class Log {
   private failure_recorded: Promise<void> = Promise.resolve();
   private closing = false;
   private closed = false;
+  /** What retention pruned: the first position held and per origin the highest seq pruned. */
+  private pruned_state: PrunedState;
+  private acks: AckSource = no_acks;
+  /** The budget's job (pruning or making the spare), one at a time. */
+  private maintaining: Promise<void> | null = null;
+  private maintain_again = false;
+  private blocked: string | null = null;
 
   private constructor(init: {
     options: ResolvedLogOptions;
@@ -120,6 +168,8 @@ export class Log {
     vv: Map<string, number>;
     recovery: RecoveryReport;
     active_handle: FileHandle | null;
+    pruned: PrunedState;
+    epoch: number;
   }) {
     const { options } = init;
     this.options = options;
@@ -141,6 +191,7 @@ export class Log {
     this.active_handle = init.active_handle;
     this.vv_map = init.vv;
     this.recovery = init.recovery;
+    this.pruned_state = init.pruned;
     this.next_pos = this.segments.end_pos;
     const segments_dir = path.join(options.dir, segments_dir_name);
     this.files = new SegmentFiles({ ...options, segments_dir });
@@ -150,6 +201,7 @@ export class Log {
       init.replica.key,
       this.origin_hi,
       this.origin_lo,
+      init.epoch,
     );
     this.commit = new GroupCommit({
       mode: options.sync,
@@ -196,7 +248,7 @@ export class Log {
       if (!read_only) await mkdir_durable(io, segments_dir);
       const opened = await recover(io, segments_dir, options.segment_size_bytes, read_only, options.on_warning, replica.info.id);
       const log = new Log({ options, replica, lock, ...opened });
-      if (!read_only) log.files.prepare_spare();
+      if (!read_only) void log.maintain();
       return log;
     } catch (err) {
       lock?.release();
@@ -409,19 +461,34 @@ export class Log {
     return out;
   }
 
-  /** Events from `from_pos` up to the current end, lazily. */
+  /** Events from `from_pos` (or the first position held, when retention pruned the ones before) up to the current end, lazily. */
   iterate(from_pos = 0): Generator<LogEvent> {
     this.check_open();
     if (!Number.isSafeInteger(from_pos) || from_pos < 0) throw bad_argument(`position ${from_pos} is not a non-negative integer`);
-    return this.segments.iterate(from_pos);
+    return this.segments.iterate(Math.max(from_pos, this.first_pos));
   }
 
-  /** The event `origin:seq`, or null when this log does not hold it. */
+  /** The event `origin:seq`, or null when this log does not hold it (see `is_pruned` for one retention removed). */
   get(origin: string, seq: number): LogEvent | null {
     this.check_open();
     assert_origin(origin);
-    if (!Number.isSafeInteger(seq) || seq < 1 || seq > (this.vv_map.get(origin) ?? 0)) return null;
+    if (!Number.isSafeInteger(seq) || seq <= this.pruned_through(origin) || seq > (this.vv_map.get(origin) ?? 0)) return null;
     return this.segments.find(origin, seq);
+  }
+
+  /** The first position held: 0 unless retention pruned events before it. */
+  get first_pos(): number {
+    return this.pruned_state.first_pos;
+  }
+
+  /** The highest seq of `origin` that retention pruned (0 when none): those still count as held in the vv, but are not stored. */
+  pruned_through(origin: string): number {
+    return this.pruned_state.floor.get(origin) ?? 0;
+  }
+
+  /** Whether origin:seq was held and pruned. */
+  is_pruned(origin: string, seq: number): boolean {
+    return Number.isSafeInteger(seq) && seq >= 1 && seq <= this.pruned_through(origin);
   }
 
   /** Events of `origin` with seq > after_seq in seq order (what a peer that holds up to after_seq lacks), lazily. */
@@ -447,11 +514,13 @@ export class Log {
     this.scan_frames(origin, after_seq, (segment, offset, pos) => visit(segment.map, segment.view, offset, pos));
   }
 
+  /** Pruned events are not stored: the walk starts after them (callers that must know compare with pruned_through). */
   private scan_frames(origin: string, after_seq: number, visit: FrameVisitor): void {
     this.check_open();
     assert_origin(origin);
-    if (after_seq >= (this.vv_map.get(origin) ?? 0)) return;
-    this.segments.visit_origin(origin, after_seq, visit);
+    const from = Math.max(after_seq, this.pruned_through(origin));
+    if (from >= (this.vv_map.get(origin) ?? 0)) return;
+    this.segments.visit_origin(origin, from, visit);
   }
 
   /**
@@ -505,9 +574,9 @@ export class Log {
   verify(): VerifyReport {
     this.check_open();
     // A key ring of its own: pins only by the id-key binding, so the check depends on nothing seen before.
-    if (this.read_only) return verify_unrepaired(this.segments.all(), this.recovery, new KeyRing());
+    if (this.read_only) return verify_unrepaired(this.segments.all(), this.recovery, new KeyRing(), this.pruned_state.floor);
     this.commit.flush();
-    return verify_segments(this.segments.all(), new KeyRing());
+    return verify_segments(this.segments.all(), new KeyRing(), this.pruned_state.floor);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -518,6 +587,7 @@ export class Log {
     this.closing = true;
     // A spare being made is abandoned at once; the next open removes its temp file.
     const spare_stopped = this.files.stop();
+    await this.maintaining;
     try {
       // A clean shutdown is durable in every mode.
       await this.commit.close_durably(this.active_handle);
@@ -597,7 +667,7 @@ export class Log {
   private rotate(): void {
     this.commit.flush();
     const first_pos = this.next_pos;
-    const file = this.files.make_next(first_pos);
+    const file = this.files.make_next(first_pos, () => this.check_may_grow());
     let handle: FileHandle;
     let map: Uint8Array;
     try {
@@ -615,7 +685,7 @@ export class Log {
     this.stager.start_segment(next);
     this.commit.retire(old_handle);
     this.start_seal(old);
-    this.files.prepare_spare();
+    void this.maintain();
   }
 
   /** Once a sealed segment is durable, persist its summary so the next open need not scan it. */
@@ -632,5 +702,221 @@ export class Log {
     })();
     this.seal_jobs.add(run);
     void run.finally(() => this.seal_jobs.delete(run));
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /** Where upstreams' acknowledgements come from (sync wires this); until then nothing is acknowledged. */
+  set_acks(acks: AckSource): void {
+    this.acks = acks;
+  }
+
+  /** Segment files on disk, the spare included: what the budget counts. */
+  get used_bytes(): number {
+    return this.segments.file_bytes + (this.files.spare_exists ? this.options.segment_size_bytes : 0);
+  }
+
+  /** Throws LOG_FULL when a new segment file would break the budget (a rotation without a spare). */
+  private check_may_grow(): void {
+    const retention = this.options.retention;
+    if (retention === null) return;
+    const used = this.used_bytes;
+    if (used + this.options.segment_size_bytes <= retention.max_bytes) return;
+    void this.maintain();
+    throw log_full_budget(retention.max_bytes, used, this.blocked ?? this.blocked_now() ?? "retention is making room; try again shortly");
+  }
+
+  private blocked_now(): string | null {
+    const retention = this.options.retention;
+    if (retention === null) return null;
+    if (retention.policy === "reject") return "retention.policy is reject";
+    const plan = plan_prune(this.prunable(), this.acks, retention.policy, 1);
+    if (plan.blocker !== null) return describe_blocker(plan.blocker);
+    return plan.segments.length === 0 ? "only the active segment is left" : null;
+  }
+
+  /** Sealed segments whose events are all durable and summarized, oldest first: what may be pruned. */
+  private prunable(): Segment[] {
+    const out: Segment[] = [];
+    const durable = this.durable_count;
+    for (const segment of this.segments.all()) {
+      if (!segment.sealed || segment.end_pos > durable) break;
+      out.push(segment);
+    }
+    return out;
+  }
+
+  /**
+   * Keeps the budget: makes sure a spare is ready for the next rotation, from
+   * a new file while the budget allows one, else by pruning the oldest
+   * segment the policy lets go and recycling its file. Call it when acks
+   * change; rotation calls it. Runs in the background, one at a time.
+   */
+  maintain(): Promise<void> {
+    if (this.read_only || this.closed) return Promise.resolve();
+    if (this.maintaining !== null) {
+      this.maintain_again = true;
+      return this.maintaining;
+    }
+    const run = async () => {
+      do {
+        this.maintain_again = false;
+        await this.maintain_once();
+      } while (this.maintain_again && !this.closing);
+    };
+    this.maintaining = run()
+      .catch((err: unknown) => {
+        if (!is_interlog_error(err)) this.options.on_warning("retention could not prune", { error: String(err) });
+      })
+      .finally(() => {
+        this.maintaining = null;
+      });
+    return this.maintaining;
+  }
+
+  private async maintain_once(): Promise<void> {
+    if (this.closing || this.commit.failed !== null) return;
+    const retention = this.options.retention;
+    const size = this.options.segment_size_bytes;
+    if (retention === null) {
+      this.files.prepare_spare();
+      return;
+    }
+    if (this.files.has_spare) {
+      this.files.prepare_spare(() => false);
+      this.blocked = null;
+      return;
+    }
+    if (this.used_bytes + size <= retention.max_bytes) {
+      this.files.prepare_spare(() => this.used_bytes + size <= retention.max_bytes);
+      this.blocked = null;
+      return;
+    }
+    await Promise.all(this.seal_jobs);
+    const plan = plan_prune(this.prunable(), this.acks, retention.policy, 1);
+    if (plan.segments.length === 0) {
+      this.blocked = plan.blocker !== null ? describe_blocker(plan.blocker) : retention.policy === "reject" ? "retention.policy is reject" : "only the active segment is left";
+      return;
+    }
+    this.blocked = null;
+    await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), true);
+  }
+
+  /**
+   * Prunes by the policy (retention's, or `policy`): under drop-acked every
+   * acknowledged segment from the front; under drop-oldest as many as it
+   * takes to get one segment under the budget. `dry_run` only says what
+   * would go. The prune command calls this.
+   */
+  async prune(options: { policy?: RetentionPolicy; dry_run?: boolean } = {}): Promise<PruneResult> {
+    this.check_writable();
+    const policy = options.policy ?? this.options.retention?.policy ?? "drop-acked";
+    await this.maintaining;
+    await Promise.all(this.seal_jobs);
+    const prunable = this.prunable();
+    let count = prunable.length;
+    if (policy === "drop-oldest") {
+      const max = this.options.retention?.max_bytes ?? 0;
+      const size = this.options.segment_size_bytes;
+      count = Math.max(0, Math.ceil((this.used_bytes + size - max) / size));
+    }
+    const plan = plan_prune(prunable, this.acks, policy, count);
+    const segments = plan.segments.map(({ segment, acked }) => ({
+      file: segment.file,
+      first_pos: segment.first_pos,
+      end_pos: segment.end_pos,
+      events: segment.count,
+      record_bytes: segment.end_bytes,
+      acked,
+    }));
+    const blocked = plan.blocker === null ? null : describe_blocker(plan.blocker);
+    if (!options.dry_run && plan.segments.length > 0) {
+      await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), true);
+    }
+    return { segments, blocked, dry_run: options.dry_run === true };
+  }
+
+  /**
+   * Removes `victims` (a durable, sealed prefix of the log) durably: the
+   * pruned state first (the next open finishes an interrupted prune), then
+   * the files, the first recycled as the spare when `recycle`, then the
+   * directory fsync.
+   */
+  private async prune_segments(victims: readonly Segment[], acked: readonly boolean[], recycle: boolean): Promise<void> {
+    const all = this.segments.all();
+    assert(victims.length > 0 && victims.length < all.length, "a prune leaves the active segment");
+    victims.forEach((v, i) => assert(all[i] === v && v.sealed, "a prune takes sealed segments from the front"));
+    const next: PrunedState = {
+      first_pos: victims[victims.length - 1].end_pos,
+      floor: new Map(this.pruned_state.floor),
+      newest_pruned_time_ms: this.pruned_state.newest_pruned_time_ms,
+      totals: { ...this.pruned_state.totals },
+    };
+    for (let i = 0; i < victims.length; i++) {
+      const v = victims[i];
+      for (const [origin, range] of v.origins) next.floor.set(origin, Math.max(next.floor.get(origin) ?? 0, range.seq_last));
+      next.totals.segments++;
+      next.totals.events += v.count;
+      next.totals.bytes += v.size_bytes;
+      if (acked[i]) {
+        next.totals.acked_events += v.count;
+        next.totals.acked_bytes += v.end_bytes;
+      } else {
+        next.totals.unacked_events += v.count;
+        next.totals.unacked_bytes += v.end_bytes;
+      }
+      if (v.count > 0) {
+        const last = LogEvent.at(v, v.offset_of(v.end_pos - 1), v.end_pos - 1);
+        next.newest_pruned_time_ms = Math.max(next.newest_pruned_time_ms ?? 0, last.time_ms);
+      }
+    }
+    const segments_dir = this.files.segments_dir;
+    await write_pruned_state(this.io, segments_dir, next);
+    // From here the log starts later: readers and sync see it at once.
+    this.segments.drop_first(victims.length);
+    this.pruned_state = next;
+    for (let i = 0; i < victims.length; i++) {
+      const v = victims[i];
+      this.io.unlink(path.join(segments_dir, summary_file_name(v.first_pos)));
+      if (!(recycle && i === 0 && this.files.recycle(v.file))) this.io.unlink(v.file);
+    }
+    await this.io.sync_dir(segments_dir);
+  }
+
+  /** Where the budget stands and what retention did. */
+  retention_status(): RetentionStatus {
+    this.check_open();
+    const retention = this.options.retention;
+    const upstreams = this.acks.upstreams();
+    const unacked: Record<string, number> = {};
+    for (const u of upstreams) unacked[u] = 0;
+    for (const segment of this.segments.all()) {
+      for (const u of upstreams) {
+        for (const [origin, range] of segment.origins) {
+          if (this.acks.upstreams_of(origin).includes(u) && this.acks.held_by(u, origin) < range.seq_last) {
+            unacked[u] += segment.end_bytes;
+            break;
+          }
+        }
+      }
+    }
+    let oldest: number | null = null;
+    if (this.next_pos > this.first_pos) oldest = this.segments.iterate(this.first_pos).next().value?.time_ms ?? null;
+    return {
+      policy: retention?.policy ?? null,
+      max_bytes: retention?.max_bytes ?? null,
+      used_bytes: this.used_bytes,
+      reserve_own_bytes: retention?.reserve_own_bytes ?? 0,
+      first_pos: this.first_pos,
+      pruned: { ...this.pruned_state.totals },
+      oldest_held_time_ms: oldest,
+      blocked: retention === null ? null : this.blocked,
+      unacked_bytes_by_upstream: unacked,
+    };
+  }
+
+  /** Why a segment cannot go under drop-acked (null when it can): for tests and the prune command. */
+  segment_blocker(index: number): AckBlocker | null {
+    return segment_blocker(this.segments.all()[index], this.acks);
   }
 }

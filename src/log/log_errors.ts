@@ -48,6 +48,15 @@ export function log_full(segment_size_bytes: number, segments_dir: string, free_
   );
 }
 
+/** The disk budget (retention.max_bytes) is reached and retention may free nothing: `why` says what holds it back. */
+export function log_full_budget(max_bytes: number, used_bytes: number, why: string): InterlogError {
+  return new InterlogError(
+    "LOG_FULL",
+    `the log is full: its segments take ${used_bytes} of the ${max_bytes}-byte budget (retention.max_bytes) and none may be pruned: ${why}. Nothing was written`,
+    { max_bytes, used_bytes },
+  );
+}
+
 /** A write or fsync failed: the page cache can no longer be trusted, so the log stops. */
 export function log_failed(cause: unknown): InterlogError {
   return new InterlogError(

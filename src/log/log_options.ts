@@ -3,6 +3,7 @@ import { type Clock, type Timers, system_clock, system_timers } from "../lib/clo
 import { type FileIO, node_file_io } from "./file_io.ts";
 import { frame_header_bytes, payload_max_bytes, proof_bytes } from "./frame.ts";
 import { bad_argument } from "./log_errors.ts";
+import { type RetentionOptions, retention_policies } from "./retention.ts";
 
 /**
  * The log's options, limits and defaults in one place (design.md section 2),
@@ -85,6 +86,8 @@ export interface LogOptions {
   trust_replicas?: readonly string[] | null;
   /** Called with recovery reports and background problems a technician should see. */
   on_warning?: (message: string, details: Record<string, unknown>) => void;
+  /** The disk budget and what may be pruned to keep it (retention.ts); unset: the log only grows. */
+  retention?: RetentionOptions | null;
 }
 
 export type Warn = (message: string, details: Record<string, unknown>) => void;
@@ -105,6 +108,7 @@ export interface ResolvedLogOptions {
   fill_random: ((bytes: Uint8Array) => void) | undefined;
   trust_replicas: readonly string[] | null;
   on_warning: Warn;
+  retention: RetentionOptions | null;
 }
 
 export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
@@ -142,8 +146,26 @@ export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
     fill_random: options.fill_random,
     trust_replicas: options.trust_replicas ?? null,
     on_warning: options.on_warning ?? (() => {}),
+    retention: check_retention(options.retention ?? null, segment_size_bytes),
   };
 }
+
+/** A budget must hold the active segment, one sealed one and the spare, or nothing could ever be pruned. */
+function check_retention(retention: RetentionOptions | null, segment_size_bytes: number): RetentionOptions | null {
+  if (retention === null) return null;
+  const min = retention_segments_min * segment_size_bytes;
+  if (!Number.isSafeInteger(retention.max_bytes) || retention.max_bytes < min) {
+    throw bad_argument(`retention max_bytes ${retention.max_bytes} is too small; with ${segment_size_bytes}-byte segments it must be at least ${min} (${retention_segments_min} segments)`);
+  }
+  if (!retention_policies.includes(retention.policy)) throw bad_argument(`retention policy "${retention.policy}" is invalid; use ${retention_policies.join(", ")}`);
+  if (!Number.isSafeInteger(retention.reserve_own_bytes) || retention.reserve_own_bytes < 0 || retention.reserve_own_bytes > retention.max_bytes) {
+    throw bad_argument(`retention reserve_own ${retention.reserve_own_bytes} must lie between 0 and max_bytes ${retention.max_bytes}`);
+  }
+  return retention;
+}
+
+/** Segments a budget holds at least: the active one, one that can be pruned, and the spare. */
+export const retention_segments_min = 3;
 
 /** Timers from an embedder written before `soon` existed get setImmediate for it, so group commit still runs. */
 function with_soon(timers: Timers): Timers {

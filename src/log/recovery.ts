@@ -6,7 +6,8 @@ import type { Warn } from "./log_options.ts";
 import { scan_segment } from "./scan.ts";
 import { Segment, parse_segment_file_name, segment_file_name, summary_file_name } from "./segment.ts";
 import { create_first_segment, read_failure_marker, remove_failure_marker } from "./segment_files.ts";
-import { last_nonzero } from "./zero.ts";
+import { check_frame, epoch_not_before, frame_epoch } from "./frame.ts";
+import { type PrunedState, read_epoch, read_pruned_state, write_epoch } from "./pruned_state.ts";
 
 /**
  * What an open trusts, scans and repairs (design.md section 2): sealed
@@ -18,7 +19,7 @@ import { last_nonzero } from "./zero.ts";
  */
 
 export interface RecoveryReport {
-  /** Bytes after the last whole record (torn tail, garbage) that were zeroed. */
+  /** Bytes of the unfinished batch that was cut away (up to and including the bad record's len word). */
   dropped_bytes: number;
   /** Whole segment files removed because they came after a torn segment. */
   dropped_segments: number;
@@ -39,10 +40,16 @@ export interface Recovered {
   recovery: RecoveryReport;
   /** The active segment, opened for writing; null when read-only. */
   active_handle: FileHandle | null;
+  /** What retention removed (the vv above already counts its floor). */
+  pruned: PrunedState;
+  /** This run's write epoch (frame.ts local_word), durable before any frame is written; the last run's when read-only. */
+  epoch: number;
 }
 
-/** Torn tails are overwritten with zeros this many bytes per write at most. */
-const zero_chunk_max_bytes = 1024 * 1024;
+/** Bytes zeroed where the data ends: the len and crc words of whatever record lies there. */
+const end_clear_bytes = 8;
+/** How far past the end the last run's whole leftover records get their len words zeroed too. */
+const leftover_clear_max_bytes = 4 * 1024 * 1024;
 
 /** Opens every segment, trusting sealed summaries and scanning the rest; repairs a torn tail unless read-only. */
 /** `own`: this replica's id, whose frames end a batch only at a signed batch end (see scan.ts). */
@@ -50,27 +57,38 @@ export async function recover(io: FileIO, segments_dir: string, segment_size_byt
   const names = io.list(segments_dir);
   if (!read_only) remove_temp_files(io, segments_dir, names);
   const durable_limit_pos = read_failure_marker(io, segments_dir);
-  const opened = open_segments(io, segments_dir, list_segments(names), durable_limit_pos ?? Number.POSITIVE_INFINITY, own);
+  const pruned = read_pruned_state(io, segments_dir);
+  const epoch_last_run = read_epoch(io, segments_dir);
+  const firsts = list_segments(names);
+  // A prune interrupted by a power cut: the state says the log starts later; the files it names go now.
+  const leftover = firsts.filter((first) => first < pruned.first_pos);
+  const opened = open_segments(io, segments_dir, firsts.slice(leftover.length), durable_limit_pos ?? Number.POSITIVE_INFINITY, own, pruned, epoch_last_run);
   if (!read_only) {
-    await zero_torn_tails(io, segments_dir, opened);
-    await drop_after_cut(io, segments_dir, opened.dropped_firsts);
+    await drop_segment_files(io, segments_dir, leftover);
+    await clear_ends(io, segments_dir, opened);
+    await drop_segment_files(io, segments_dir, opened.dropped_firsts);
   }
   warn_if_dropped(opened.report, on_warning);
   const { segments, vv, report } = opened;
-  if (segments.length === 0) segments.push(await ensure_first_segment(io, segments_dir, segment_size_bytes, read_only));
+  if (segments.length === 0) segments.push(await ensure_first_segment(io, segments_dir, segment_size_bytes, read_only, pruned.first_pos));
   const active = segments[segments.length - 1];
   // Sealed when the segments after it were dropped: as the last one it takes appends again.
   active.sealed = false;
   // Checked before anything is written from these segments: a broken invariant must not reach a summary or a peer.
-  check_recovered(segments, vv);
+  check_recovered(segments, vv, pruned);
   let active_handle: FileHandle | null = null;
+  // The new epoch follows every epoch written so far, even if the epoch file was lost.
+  let epoch = epoch_last_run;
+  if (opened.epoch_seen >= 0 && !epoch_not_before(epoch, opened.epoch_seen)) epoch = opened.epoch_seen;
   if (!read_only) {
+    epoch = (epoch + 1) & 0xffff;
     active_handle = io.open(active.file);
     await make_scanned_durable(io, segments_dir, opened.scanned, active, active_handle);
     await write_pending_summaries(io, segments_dir, opened.pending_summaries, active);
     if (durable_limit_pos !== null) await remove_failure_marker(io, segments_dir);
+    await write_epoch(io, segments_dir, epoch);
   }
-  return { segments, vv, recovery: report, active_handle };
+  return { segments, vv, recovery: report, active_handle, pruned, epoch };
 }
 
 /** What reading the segment files decided, before anything is repaired. */
@@ -83,8 +101,10 @@ interface OpenedSegments {
   report: RecoveryReport;
   /** Kept segments read record by record: their data may exist only in the page cache (after a process crash). */
   scanned: Segment[];
-  /** Scanned segments with bytes past their last whole batch, and the offset where those bytes end. */
-  torn_tails: { segment: Segment; tail_end_bytes: number }[];
+  /** The write epoch of the last run (stale bytes are told from torn ones by it). */
+  epoch_last_run: number;
+  /** The latest epoch of the batches kept in scanned segments (-1: none). */
+  epoch_seen: number;
   /** The scanned segment whose scan stopped at a record that is not whole: the log is cut at its end. */
   cut_segment: Segment | null;
   /** First positions of the segment files after the cut. */
@@ -111,20 +131,30 @@ function list_segments(names: readonly string[]): number[] {
  * version vector and by scanning otherwise, and decides where the log is cut.
  * Reads only: what it decides is repaired by the steps after it.
  */
-function open_segments(io: FileIO, segments_dir: string, firsts: readonly number[], pos_end_max: number, own: string): OpenedSegments {
+function open_segments(
+  io: FileIO,
+  segments_dir: string,
+  firsts: readonly number[],
+  pos_end_max: number,
+  own: string,
+  pruned: PrunedState,
+  epoch_last_run: number,
+): OpenedSegments {
   const opened: OpenedSegments = {
     own,
     segments: [],
-    vv: new Map(),
+    // Pruned events still count as held: the segments continue the floor.
+    vv: new Map(pruned.floor),
     report: { dropped_bytes: 0, dropped_segments: 0, cut_at_pos: null, bad_at_pos: null, reason: "", scanned_bytes: 0 },
     scanned: [],
-    torn_tails: [],
+    epoch_last_run,
+    epoch_seen: -1,
     cut_segment: null,
     dropped_firsts: [],
     pending_summaries: [],
   };
   const { report } = opened;
-  let expected_first = 0;
+  let expected_first = pruned.first_pos;
   let previous_scanned = false;
   for (let i = 0; i < firsts.length; i++) {
     const first = firsts[i];
@@ -176,26 +206,22 @@ function summary_follows(segment: Segment, vv: Map<string, number>): boolean {
 
 /**
  * Scans the segment, keeping its whole batches that continue the version
- * vector. Torn records, a batch without its end, or stale bytes past the end
- * become a torn tail to zero so they can never resurface; a scan that did not
- * end cleanly cuts the log here.
+ * vector (stale bytes of a recycled file past them end it cleanly, scan.ts);
+ * a scan that did not end cleanly (a torn record, a batch without its end)
+ * cuts the log here.
  */
 function open_scanned(segment: Segment, is_last: boolean, opened: OpenedSegments, pos_end_max: number): Segment {
   const { report } = opened;
-  const scan = scan_segment(segment, opened.vv, pos_end_max, opened.own);
+  const scan = scan_segment(segment, opened.vv, pos_end_max, opened.own, opened.epoch_last_run);
   report.scanned_bytes += segment.end_bytes;
   opened.scanned.push(segment);
-  const tail_end = last_nonzero(segment.map, segment.end_bytes, segment.size_bytes);
-  if (!scan.clean || tail_end >= 0) {
-    const tail_end_bytes = tail_end >= 0 ? tail_end + 1 : segment.end_bytes;
-    report.dropped_bytes += tail_end_bytes - segment.end_bytes;
-    opened.torn_tails.push({ segment, tail_end_bytes });
-    if (!scan.clean) {
-      report.cut_at_pos = segment.end_pos;
-      report.bad_at_pos = segment.end_pos + scan.pending_events;
-      report.reason = scan.reason;
-      opened.cut_segment = segment;
-    }
+  if (scan.epoch_last >= 0) opened.epoch_seen = scan.epoch_last;
+  if (!scan.clean) {
+    report.dropped_bytes += Math.min(scan.stop_bytes + end_clear_bytes, segment.size_bytes) - segment.end_bytes;
+    report.cut_at_pos = segment.end_pos;
+    report.bad_at_pos = segment.end_pos + scan.pending_events;
+    report.reason = scan.reason;
+    opened.cut_segment = segment;
   }
   segment.sealed = !is_last && scan.clean;
   if (segment.sealed) opened.pending_summaries.push(segment);
@@ -203,37 +229,55 @@ function open_scanned(segment: Segment, is_last: boolean, opened: OpenedSegments
 }
 
 /**
- * Overwrites each torn tail with zeros and fsyncs it before anything else is
- * written: appends continue right after the last whole batch, and a stale
- * record there must never be read as one of theirs. The segment the log is
- * cut in loses its summary first, which counts records past the cut.
+ * Zeroes the len word where the data of the segment that takes appends next
+ * ends (the last one, or the one the log was cut in), fsynced before
+ * anything else is written. Whatever record lies there (the start of a cut
+ * batch, a stale frame of the file's earlier use) could otherwise be read
+ * as the next append's should that append's page be lost in a power cut.
+ * Records further on cannot continue the log (scan.ts: epochs), so nothing
+ * else is rewritten: no wear beyond one page. The cut segment loses its
+ * summary first, which counts records past the cut.
  */
-async function zero_torn_tails(io: FileIO, segments_dir: string, opened: OpenedSegments): Promise<void> {
-  for (const { segment, tail_end_bytes } of opened.torn_tails) {
-    if (segment === opened.cut_segment) io.unlink(path.join(segments_dir, summary_file_name(segment.first_pos)));
-    const dropped_bytes = tail_end_bytes - segment.end_bytes;
-    if (dropped_bytes === 0) continue;
-    const handle = io.open(segment.file);
-    const zeros = new Uint8Array(Math.min(dropped_bytes, zero_chunk_max_bytes));
-    for (let at = segment.end_bytes; at < tail_end_bytes; at += zeros.length) {
-      handle.write(zeros, 0, Math.min(zeros.length, tail_end_bytes - at), at);
-    }
+async function clear_ends(io: FileIO, segments_dir: string, opened: OpenedSegments): Promise<void> {
+  const last = opened.dropped_firsts.length === 0 ? opened.segments[opened.segments.length - 1] : opened.cut_segment;
+  if (opened.cut_segment !== null) io.unlink(path.join(segments_dir, summary_file_name(opened.cut_segment.first_pos)));
+  if (last === undefined || last === null) return;
+  // The record at the end, and the whole records of the last run that follow it (a cut batch's): none may
+  // reappear when a later append's frame happens to end exactly where one of them begins.
+  const { map, view } = last;
+  const offsets: number[] = [];
+  for (let at = last.end_bytes; at < Math.min(last.end_bytes + leftover_clear_max_bytes, last.size_bytes); ) {
+    if (offsets.length > 0 && (frame_epoch(view, at) !== opened.epoch_last_run)) break;
+    const size = check_frame(map, view, at, last.size_bytes);
+    let dirty = false;
+    for (let i = at; i < Math.min(at + end_clear_bytes, last.size_bytes); i++) if (map[i] !== 0) dirty = true;
+    if (dirty) offsets.push(at);
+    if (size <= 0) break;
+    at += size;
+  }
+  if (offsets.length === 0) return;
+  const handle = io.open(last.file);
+  try {
+    const zeros = new Uint8Array(end_clear_bytes);
+    for (const at of offsets) handle.write(zeros, 0, Math.min(end_clear_bytes, last.size_bytes - at), at);
     await handle.sync();
+  } finally {
     handle.close();
   }
 }
 
 /**
- * Removes the segment files after the cut with their summaries, and makes the
- * removals durable before anything new is written, or a power cut could bring
- * a dropped segment back after new events took its positions.
+ * Removes segment files with their summaries (after a cut, or left by an
+ * interrupted prune), and makes the removals durable before anything new is
+ * written, or a power cut could bring one back after new events took its
+ * positions.
  */
-async function drop_after_cut(io: FileIO, segments_dir: string, dropped_firsts: readonly number[]): Promise<void> {
-  for (const first of dropped_firsts) {
+async function drop_segment_files(io: FileIO, segments_dir: string, firsts: readonly number[]): Promise<void> {
+  for (const first of firsts) {
     io.unlink(path.join(segments_dir, segment_file_name(first)));
     io.unlink(path.join(segments_dir, summary_file_name(first)));
   }
-  if (dropped_firsts.length > 0) await io.sync_dir(segments_dir);
+  if (firsts.length > 0) await io.sync_dir(segments_dir);
 }
 
 /** Dropped data means events some writer may have seen written were not durable: a technician should know. */
@@ -244,10 +288,10 @@ function warn_if_dropped(report: RecoveryReport, on_warning: Warn): void {
 }
 
 /** A log opened for writing the first time gets segment 0; a read-only open of such a log has nothing to read. */
-async function ensure_first_segment(io: FileIO, segments_dir: string, segment_size_bytes: number, read_only: boolean): Promise<Segment> {
+async function ensure_first_segment(io: FileIO, segments_dir: string, segment_size_bytes: number, read_only: boolean, first_pos: number): Promise<Segment> {
   if (read_only) throw no_segments(segments_dir);
-  const file = await create_first_segment(io, segments_dir, segment_size_bytes);
-  return new Segment(0, file, io.map(file));
+  const file = await create_first_segment(io, segments_dir, segment_size_bytes, first_pos);
+  return new Segment(first_pos, file, io.map(file));
 }
 
 /**
@@ -292,14 +336,15 @@ async function write_pending_summaries(io: FileIO, segments_dir: string, pending
 
 /**
  * The invariants the rest of the log builds on: segments contiguous from
- * position 0, every one sealed but the last (which takes appends, also when
- * the log was cut in it or is read-only), each origin's seqs dense across
- * the segments, and `vv` exactly each origin's last seq.
+ * the first position held (0 unless pruned), every one sealed but the last
+ * (which takes appends, also when the log was cut in it or is read-only),
+ * each origin's seqs dense across the segments from the pruned floor, and
+ * `vv` exactly each origin's last seq.
  */
-export function check_recovered(segments: readonly Segment[], vv: ReadonlyMap<string, number>): void {
+export function check_recovered(segments: readonly Segment[], vv: ReadonlyMap<string, number>, pruned: Pick<PrunedState, "first_pos" | "floor"> = { first_pos: 0, floor: new Map() }): void {
   assert(segments.length > 0, "recovery leaves at least one segment");
-  const seq_last = new Map<string, number>();
-  let expected_first = 0;
+  const seq_last = new Map<string, number>(pruned.floor);
+  let expected_first = pruned.first_pos;
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i];
     const name = segment_file_name(segment.first_pos);

@@ -1,4 +1,19 @@
-import { check_frame, flag_batch_end, flag_signed, frame_bad, frame_end, frame_flags, frame_origin_hi, frame_origin_lo, frame_seq } from "./frame.ts";
+import {
+  check_frame,
+  epoch_not_before,
+  flag_batch_end,
+  flag_signed,
+  frame_bad,
+  frame_end,
+  frame_epoch,
+  frame_flags,
+  frame_header_bytes,
+  frame_len,
+  frame_origin_hi,
+  frame_origin_lo,
+  frame_seq,
+  frame_size_of_len,
+} from "./frame.ts";
 import { origin_from_words } from "./ids.ts";
 import type { Segment } from "./segment.ts";
 
@@ -12,6 +27,14 @@ import type { Segment } from "./segment.ts";
  * survives a crash, and an own batch is whole or absent. Stops at the first end
  * marker, bad or torn record, seq out of order, or batch without its end.
  * Updates the segment index and `vv` for what it accepts.
+ *
+ * Segment files are recycled without zeroing, and a run that crashed may
+ * leave frames past where the next run cut the log. Neither may continue
+ * it: frames of one batch carry one write epoch, and epochs never go back
+ * along a segment (frame.ts local_word); a whole frame whose seq is already
+ * held is an earlier use's. Where nothing is pending, stale bytes end the
+ * data cleanly; only a frame of the last run (`epoch_last_run`) that is not
+ * whole counts as torn.
  */
 export interface ScanResult {
   /** Whether the scan ended at a clean end marker on a batch boundary. */
@@ -22,6 +45,10 @@ export interface ScanResult {
   reason: string;
   /** Records of the unfinished batch before the bad one (the bad record's pos is the segment end pos plus this). */
   pending_events: number;
+  /** Where the scan stopped (the unfinished batch lies between cut_bytes and here). */
+  stop_bytes: number;
+  /** Epoch of the last batch kept, or -1 when none was. */
+  epoch_last: number;
 }
 
 /** Turns (hi, lo) into the id string, reusing the last one: runs of one origin allocate nothing. */
@@ -44,7 +71,7 @@ export class OriginCache {
  * failed fsync proves nothing past its last durable position); the first
  * batch reaching beyond it ends the scan as if torn.
  */
-export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_max = Number.POSITIVE_INFINITY, own = ""): ScanResult {
+export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_max = Number.POSITIVE_INFINITY, own = "", epoch_last_run = 0): ScanResult {
   const { map, view } = segment;
   const limit = segment.size_bytes;
   const names = new OriginCache();
@@ -54,6 +81,9 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
   const batch_next = new Map<string, number>();
   let at = 0;
   let reason = "";
+  /** Epoch of the last committed batch in this segment (-1: none yet), and of the pending one. */
+  let epoch_committed = -1;
+  let epoch_batch = -1;
   for (;;) {
     const size = check_frame(map, view, at, limit);
     if (size === frame_end) {
@@ -61,16 +91,27 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
       break;
     }
     if (size === frame_bad) {
-      reason = `torn or corrupt record at offset ${at}`;
+      if (pending_origin.length > 0 || torn_by_last_run(view, at, limit, epoch_last_run)) reason = `torn or corrupt record at offset ${at}`;
       break;
     }
+    const epoch = frame_epoch(view, at);
     const origin = names.get(frame_origin_hi(view, at), frame_origin_lo(view, at));
     const seq = frame_seq(view, at);
     const expected = batch_next.get(origin) ?? (vv.get(origin) ?? 0) + 1;
-    if (seq !== expected) {
-      reason = `record ${origin}:${seq} at offset ${at} does not follow seq ${expected - 1}`;
+    if (pending_origin.length === 0 ? epoch_committed >= 0 && !epoch_not_before(epoch, epoch_committed) : epoch !== epoch_batch) {
+      // Stale: before a batch it ends the data, silently only when its seq is held (an earlier use of the file); a
+      // frame that would continue the log is a crashed run's leftover or a flipped bit in a local word: reported.
+      if (pending_origin.length > 0 || seq === expected) {
+        reason = `record ${origin}:${seq} at offset ${at} was written in epoch ${epoch}, after records of epoch ${pending_origin.length > 0 ? epoch_batch : epoch_committed}`;
+      }
       break;
     }
+    if (seq !== expected) {
+      // A held seq where a batch would begin is an earlier use's frame (a recycled file): the data ends here.
+      if (pending_origin.length > 0 || seq > (vv.get(origin) ?? 0)) reason = `record ${origin}:${seq} at offset ${at} does not follow seq ${expected - 1}`;
+      break;
+    }
+    if (pending_origin.length === 0) epoch_batch = epoch;
     batch_next.set(origin, seq + 1);
     pending_origin.push(origin);
     pending_seq.push(seq);
@@ -87,11 +128,23 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
         vv.set(pending_origin[i], pending_seq[i]);
       }
       segment.end_bytes = at;
+      epoch_committed = epoch_batch;
       pending_origin.length = 0;
       pending_seq.length = 0;
       pending_offset.length = 0;
       batch_next.clear();
     }
   }
-  return { clean: reason === "", cut_bytes: segment.end_bytes, reason, pending_events: pending_origin.length };
+  return { clean: reason === "", cut_bytes: segment.end_bytes, reason, pending_events: pending_origin.length, stop_bytes: at, epoch_last: epoch_committed };
+}
+
+/**
+ * Whether a record that is not whole, where a batch would begin, is a torn
+ * write of the last run (its header names that run's epoch and a length that
+ * fits) rather than stale bytes of the file's earlier use.
+ */
+function torn_by_last_run(view: DataView, at: number, limit: number, epoch_last_run: number): boolean {
+  if (at + frame_header_bytes > limit) return false;
+  const len = frame_len(view, at);
+  return len >= frame_header_bytes && at + frame_size_of_len(len) <= limit && frame_epoch(view, at) === epoch_last_run;
 }

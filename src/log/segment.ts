@@ -49,6 +49,8 @@ export class Segment {
   end_bytes = 0;
   count = 0;
   sealed = false;
+  /** Retention removed it: its file may hold another segment's frames by now. */
+  pruned = false;
   /** pos_offsets[k]: offset of the record at first_pos + k * stride. */
   pos_offsets: number[] = [];
   origins = new Map<string, OriginRange>();

@@ -6,7 +6,6 @@ import type { FileIO } from "./file_io.ts";
 import { io_error, log_full } from "./log_errors.ts";
 import type { Warn } from "./log_options.ts";
 import { type Segment, segment_file_name, summary_file_name } from "./segment.ts";
-import { first_nonzero } from "./zero.ts";
 
 /**
  * The segment files of one log directory: creating them (really zero-filled,
@@ -33,8 +32,8 @@ export function segment_create_error(io: FileIO, segments_dir: string, file: str
 }
 
 /** Creates segment `first_pos` (zero-filled, fsynced, directory fsynced) when the directory holds none. */
-export async function create_first_segment(io: FileIO, segments_dir: string, segment_size_bytes: number): Promise<string> {
-  const file = path.join(segments_dir, segment_file_name(0));
+export async function create_first_segment(io: FileIO, segments_dir: string, segment_size_bytes: number, first_pos = 0): Promise<string> {
+  const file = path.join(segments_dir, segment_file_name(first_pos));
   const tmp = `${file}.tmp`;
   try {
     await io.create_zeroed(tmp, segment_size_bytes);
@@ -115,18 +114,20 @@ export class SegmentFiles {
    * renamed into place, or a new file made right now when none is ready.
    * Throws LOG_FULL (and leaves nothing behind) when no segment can be made.
    */
-  make_next(first_pos: number): string {
+  make_next(first_pos: number, may_grow: () => void = () => {}): string {
     const file = path.join(this.segments_dir, segment_file_name(first_pos));
-    this.take_spare_as(file);
+    this.take_spare_as(file, may_grow);
     return file;
   }
 
-  private take_spare_as(file: string): void {
+  /** `may_grow` throws when a new file would break the disk budget. */
+  private take_spare_as(file: string, may_grow: () => void): void {
     if (this.spare_ready) {
       this.spare_ready = false;
       this.io.rename(this.spare_file, file);
       return;
     }
+    may_grow();
     if (this.clock.now_ms() - this.failed_at_ms < this.segment_retry_interval_ms) {
       throw log_full(this.segment_size_bytes, this.segments_dir, this.io.free_bytes(this.segments_dir));
     }
@@ -142,23 +143,47 @@ export class SegmentFiles {
     this.failed_at_ms = Number.NEGATIVE_INFINITY;
   }
 
-  /** Prepares the next segment file in the background so rotation only renames it. */
-  prepare_spare(): void {
+  /** Whether a spare is ready or being made. */
+  get has_spare(): boolean {
+    return this.spare_ready || this.spare_job !== null || (!this.stopping && this.io.exists(this.spare_file));
+  }
+
+  /** Whether a spare file exists (ready, or left by the last run), for the disk budget. */
+  get spare_exists(): boolean {
+    return this.spare_ready || this.io.exists(this.spare_file);
+  }
+
+  /**
+   * Takes a pruned segment file as the spare, without writing to it: its
+   * frames are stale (every seq in it is held, and recovery ends the data at
+   * them, scan.ts). Returns false when a spare exists already (the caller
+   * removes the file). The rename is made durable by the caller's directory fsync.
+   */
+  recycle(file: string): boolean {
+    if (this.has_spare || this.stopping) return false;
+    if (this.io.size_bytes(file) !== this.segment_size_bytes) return false;
+    this.io.rename(file, this.spare_file);
+    this.spare_ready = true;
+    return true;
+  }
+
+  /**
+   * Prepares the next segment file in the background so rotation only
+   * renames it. `may_grow` says whether a new file fits the disk budget;
+   * when it does not, a spare comes only from recycle().
+   */
+  prepare_spare(may_grow: () => boolean = () => true): void {
     if (this.spare_ready || this.spare_job !== null || this.stopping) return;
-    // A spare left by the last run is reused only when it is still all zeros: a power cut can revert a
-    // rotation's rename but keep the frames written into the file, which a reused spare would revive.
+    // A spare left by the last run may hold frames a power cut kept while it reverted a rotation's rename:
+    // frames of the log's own newest seqs, which would continue it. Its first len word is zeroed (durably)
+    // before it is used; any frame after the next append's belongs to an older epoch and ends the scan.
     if (this.io.exists(this.spare_file)) {
-      if (this.leftover_spare_is_clean()) {
-        this.spare_ready = true;
-        return;
-      }
-      try {
-        this.io.unlink(this.spare_file);
-      } catch (err) {
-        // create_zeroed below replaces it; should that fail too, appends get LOG_FULL at the next rotation.
-        this.on_warning("could not remove the old spare segment", { error: String(err) });
-      }
+      this.spare_job = this.clear_leftover_spare().finally(() => {
+        this.spare_job = null;
+      });
+      return;
     }
+    if (!may_grow()) return;
     const tmp = `${this.spare_file}.tmp`;
     this.spare_job = (async () => {
       try {
@@ -188,22 +213,28 @@ export class SegmentFiles {
     })();
   }
 
-  private leftover_spare_is_clean(): boolean {
-    let dirty_at: number;
+  private async clear_leftover_spare(): Promise<void> {
     try {
-      if (this.io.size_bytes(this.spare_file) !== this.segment_size_bytes) return false;
-      const map = this.io.map(this.spare_file);
-      dirty_at = first_nonzero(map, 0, map.length);
+      if (this.io.size_bytes(this.spare_file) !== this.segment_size_bytes) {
+        this.io.unlink(this.spare_file);
+        return;
+      }
+      const handle = this.io.open(this.spare_file);
+      try {
+        handle.write(new Uint8Array(8), 0, 8, 0);
+        await handle.sync();
+      } finally {
+        handle.close();
+      }
+      if (!this.stopping) this.spare_ready = true;
     } catch (err) {
       this.on_warning("could not check the spare segment left by the last run; it is made anew", { error: String(err) });
-      return false;
+      try {
+        this.io.unlink(this.spare_file);
+      } catch {
+        // The next open tries again.
+      }
     }
-    if (dirty_at < 0) return true;
-    this.on_warning("the spare segment left by the last run holds data (a rotation interrupted by a power cut); it is discarded and made anew", {
-      file: this.spare_file,
-      first_nonzero_offset: dirty_at,
-    });
-    return false;
   }
 
   /** Persists a sealed, durable segment's summary so the next open need not scan it. */

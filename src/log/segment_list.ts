@@ -46,6 +46,17 @@ export class SegmentList {
     this.segments.push(segment);
   }
 
+  /** The first position held. */
+  get first_pos(): number {
+    return this.segments[0].first_pos;
+  }
+
+  /** Removes the `count` oldest segments (retention pruned them); readers still inside one move on to the first held. */
+  drop_first(count: number): void {
+    assert(count > 0 && count < this.segments.length, "a prune leaves the active segment");
+    for (const segment of this.segments.splice(0, count)) segment.pruned = true;
+  }
+
   /** Bytes of records written (without preallocated free space). */
   get data_bytes(): number {
     let total = 0;
@@ -80,21 +91,22 @@ export class SegmentList {
 
   /** Events from `from_pos` to the end, lazily; events appended meanwhile are included. */
   *iterate(from_pos: number): Generator<LogEvent> {
-    let pos = from_pos;
-    let index = this.index_of(pos);
-    while (index >= 0 && pos < this.end_pos) {
-      const segment = this.segments[index];
+    let pos = Math.max(from_pos, this.first_pos);
+    let segment: Segment | undefined = this.segments[this.index_of(pos)];
+    while (segment !== undefined && pos < this.end_pos) {
       this.before_read(pos + 1);
       let offset = segment.offset_of(pos);
-      while (pos < segment.end_pos) {
+      while (pos < segment.end_pos && !segment.pruned) {
         this.before_read(pos + 1);
         const event = LogEvent.at(segment, offset, pos);
         yield event;
         offset += event.frame_bytes;
         pos++;
       }
-      index++;
-      if (index >= this.segments.length) break;
+      // Pruned while a reader was in it (its file may be recycled): go on from the first position held.
+      if (segment.pruned) pos = Math.max(pos, this.first_pos);
+      const index = this.index_of(pos);
+      segment = index < 0 ? undefined : this.segments[index];
     }
   }
 

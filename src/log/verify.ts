@@ -1,10 +1,9 @@
-import { check_frame, flag_signed, frame_bad, frame_end, frame_flags, frame_len, frame_local, frame_origin_hi, frame_origin_lo, frame_seq, frame_size_at, without_local_marks } from "./frame.ts";
+import { check_frame, epoch_not_before, flag_signed, frame_bad, frame_end, frame_flags, frame_epoch, frame_has_local, frame_len, frame_origin_hi, frame_origin_lo, frame_seq, frame_size_at, without_local_marks } from "./frame.ts";
 import type { KeyRing } from "./key_ring.ts";
 import { proof_at, proof_first_seq } from "./proof.ts";
 import { OriginCache } from "./scan.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import type { Segment } from "./segment.ts";
-import { first_nonzero } from "./zero.ts";
 
 export interface VerifyProblem {
   /** Position of the first bad record, or of the record after which bad bytes were found. */
@@ -23,15 +22,15 @@ export interface VerifyReport {
 }
 
 /**
- * Re-checks every record (crc, padding, seq order, signed range ends), every
- * signed range's proof against its origin's key (`keys`), and that every
- * byte past the data is zero. The first range of an origin whose start lies
- * before the first segment held (retention pruned it) cannot be checked and
- * is skipped; any other range that does not verify is reported at its first
- * event.
+ * Re-checks every record (crc, padding, seq order from `floor`, the seqs
+ * retention pruned, signed range ends) and every signed range's proof
+ * against its origin's key (`keys`); any range that does not verify is
+ * reported at its first event. Bytes past a segment's data are not looked
+ * at: a recycled segment file holds stale frames there, which recovery
+ * tells apart by seq and epoch (scan.ts).
  */
-export function verify_segments(segments: readonly Segment[], keys: KeyRing | null = null): VerifyReport {
-  const vv = new Map<string, number>();
+export function verify_segments(segments: readonly Segment[], keys: KeyRing | null = null, floor: ReadonlyMap<string, number> = new Map()): VerifyReport {
+  const vv = new Map<string, number>(floor);
   const names = new OriginCache();
   let events = 0;
   let bytes = 0;
@@ -49,6 +48,8 @@ export function verify_segments(segments: readonly Segment[], keys: KeyRing | nu
     let last_flags = flag_signed;
     // Per origin: the offset and position where its open range began in this segment.
     const range_at = new Map<string, { at: number; pos: number; marked: boolean }>();
+    // Epochs never go back along a segment (scan.ts); a flipped bit in a local word shows here.
+    let epoch_last = -1;
     while (pos < segment.end_pos) {
       const size = check_frame(map, view, at, segment.end_bytes);
       if (size === frame_end || size === frame_bad) {
@@ -59,10 +60,13 @@ export function verify_segments(segments: readonly Segment[], keys: KeyRing | nu
       const expected = (vv.get(origin) ?? 0) + 1;
       if (seq !== expected) return bad(pos, segment, at, `seq ${seq} of ${origin} where ${expected} was expected`);
       vv.set(origin, seq);
+      const epoch = frame_epoch(view, at);
+      if (epoch_last >= 0 && !epoch_not_before(epoch, epoch_last)) return bad(pos, segment, at, `record written in epoch ${epoch} after one of epoch ${epoch_last} (a flipped bit in its local word or the one before)`);
+      epoch_last = epoch;
       last_flags = frame_flags(view, at);
       let range = range_at.get(origin);
       if (range === undefined) range_at.set(origin, (range = { at, pos, marked: false }));
-      if (frame_local(view, at) !== 0) range.marked = true;
+      if (frame_has_local(view, at)) range.marked = true;
       if ((last_flags & flag_signed) !== 0) {
         range_at.delete(origin);
         if (keys !== null) {
@@ -76,8 +80,6 @@ export function verify_segments(segments: readonly Segment[], keys: KeyRing | nu
     }
     if (at !== segment.end_bytes) return bad(pos, segment, at, `records end at offset ${at}, index says ${segment.end_bytes}`);
     if (segment.count > 0 && (last_flags & flag_signed) === 0) return bad(pos - 1, segment, at, "last record does not end a signed range");
-    const stray = first_nonzero(map, at, segment.size_bytes);
-    if (stray >= 0) return bad(pos, segment, stray, `non-zero byte past the last record (at offset ${stray})`);
     bytes += at;
   }
   return { ok: true, events, segments: segments.length, bytes, first_bad: null };
@@ -88,8 +90,8 @@ export function verify_segments(segments: readonly Segment[], keys: KeyRing | nu
  * damage recovery would cut away (a torn tail, stray bytes) is the first
  * problem, unless something earlier is bad too.
  */
-export function verify_unrepaired(segments: readonly Segment[], recovery: RecoveryReport, keys: KeyRing | null = null): VerifyReport {
-  const report = verify_segments(segments, keys);
+export function verify_unrepaired(segments: readonly Segment[], recovery: RecoveryReport, keys: KeyRing | null = null, floor: ReadonlyMap<string, number> = new Map()): VerifyReport {
+  const report = verify_segments(segments, keys, floor);
   if (recovery.cut_at_pos === null && recovery.dropped_bytes === 0) return report;
   const active = segments[segments.length - 1];
   if (!report.ok && report.first_bad !== null && report.first_bad.pos < (recovery.cut_at_pos ?? active.end_pos)) return report;
@@ -100,8 +102,8 @@ export function verify_unrepaired(segments: readonly Segment[], recovery: Recove
 
 /**
  * Checks a stored signed range (frames [first_at, end of last_at's frame)
- * of one segment): as stored when no frame carries a local mark, else on a
- * copy with the local words zeroed (marks are this replica's, not signed).
+ * of one segment): as stored when no frame carries a local word, else on a
+ * copy with the local words zeroed (marks and epochs are this replica's, not signed).
  */
 function check_stored_range(keys: KeyRing, origin: string, map: Uint8Array, first_at: number, last_at: number, marked: boolean): string | null {
   const view = new DataView(map.buffer, map.byteOffset, map.byteLength);

@@ -111,12 +111,12 @@ describe("recovery steps", () => {
     expect(seen.active_handle).toBeNull();
     expect(io.list(segments_dir).sort()).toEqual(files_before);
 
-    // The unsigned frames past the cut are zeroed (the first open for writing), then the removals are fsynced
-    // before anything else: power lost right after them brings back neither a dropped segment nor a dropped frame.
+    // The len word at the cut is zeroed (the first open for writing), then the removals are fsynced before anything
+    // else: power lost right after them brings back neither a dropped segment nor a dropped frame.
     await expect(recover(power_cut_at_open(io, 2), segments_dir, segment_size_bytes, false, (m) => warnings.push(m), id)).rejects.toThrow("power cut");
     expect(warnings).toEqual(["recovery dropped data that was not durable", "recovery dropped data that was not durable"]);
     for (const first of firsts.slice(2)) expect(io.exists(segment_path(first))).toBe(false);
-    expect(io.map(segment_path(firsts[1])).subarray(offsets[cut_pos]).every((byte) => byte === 0)).toBe(true);
+    expect(io.map(segment_path(firsts[1])).subarray(offsets[cut_pos], offsets[cut_pos] + 8).every((byte) => byte === 0)).toBe(true);
     const again = await recover(io, segments_dir, segment_size_bytes, false, () => {}, id);
     again.active_handle?.close();
     expect(again.recovery.cut_at_pos).toBeNull();
@@ -124,7 +124,7 @@ describe("recovery steps", () => {
     expect(again.segments[again.segments.length - 1].end_pos).toBe(cut_pos);
   });
 
-  test("stale bytes past the clean end of a sealed segment are zeroed durably, and its summary is written again", async () => {
+  test("stale bytes past the clean end of a sealed segment are left alone (no wear, nothing dropped), and its summary is written again", async () => {
     const { io, firsts, id } = await several_segments();
     const file = segment_path(firsts[1]);
     const handle = io.open(file);
@@ -136,12 +136,13 @@ describe("recovery steps", () => {
     repaired.active_handle?.close();
     const sealed = repaired.segments[1];
     expect(repaired.recovery.cut_at_pos).toBeNull();
-    expect(repaired.recovery.dropped_bytes).toBe(segment_size_bytes - sealed.end_bytes);
+    expect(repaired.recovery.dropped_bytes).toBe(0);
     expect(sealed.sealed).toBe(true);
+    expect(sealed.end_pos).toBe(firsts[2]);
     expect(repaired.segments.length).toBe(firsts.length);
     expect(io.exists(summary_path(firsts[1]))).toBe(true);
     io.power_cut(new Random(2));
-    expect(io.map(file)[segment_size_bytes - 1]).toBe(0);
+    expect(io.map(file)[segment_size_bytes - 1]).toBe(7);
   });
 
   test("check_recovered accepts contiguous segments, sealed but the last, with dense seqs and the matching vv", () => {

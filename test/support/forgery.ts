@@ -9,6 +9,7 @@ import {
   frame_origin_lo_offset,
   frame_payload_end,
   frame_size_at,
+  without_local_marks,
 } from "../../src/log/frame.ts";
 import { origin_hi, origin_lo } from "../../src/log/ids.ts";
 import { Log, type LogOptions } from "../../src/log/log.ts";
@@ -46,7 +47,8 @@ export function frames_of_log(log: Log, origin: string = log.id, after = 0, upto
     if (e.seq > upto) break;
     parts.push(e.frame);
   }
-  return new Uint8Array(Buffer.concat(parts));
+  // As the origin wrote them: the local words (this log's marks and write epochs) are not the origin's.
+  return without_local_marks(new Uint8Array(Buffer.concat(parts)));
 }
 
 /**

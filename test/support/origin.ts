@@ -1,3 +1,4 @@
+import { without_local_marks } from "../../src/log/frame.ts";
 import { Log, type LogOptions } from "../../src/log/log.ts";
 import { temp_dir } from "./temp_dir.ts";
 
@@ -37,7 +38,8 @@ export class Origin {
       if (e.seq > upto) break;
       parts.push(e.frame);
     }
-    return new Uint8Array(Buffer.concat(parts));
+    // As the origin wrote them: the local words (write epochs) are this log's, not the origin's.
+    return without_local_marks(new Uint8Array(Buffer.concat(parts)));
   }
 
   close(): Promise<void> {

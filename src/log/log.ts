@@ -159,6 +159,8 @@ export class Log {
   private maintaining: Promise<void> | null = null;
   private maintain_again = false;
   private blocked: string | null = null;
+  /** Prunes run one at a time, each planned inside its turn (the budget's job and the prune command share it). */
+  private prune_turn: Promise<unknown> = Promise.resolve();
 
   private constructor(init: {
     options: ResolvedLogOptions;
@@ -588,6 +590,7 @@ export class Log {
     // A spare being made is abandoned at once; the next open removes its temp file.
     const spare_stopped = this.files.stop();
     await this.maintaining;
+    await this.prune_turn;
     try {
       // A clean shutdown is durable in every mode.
       await this.commit.close_durably(this.active_handle);
@@ -792,14 +795,22 @@ export class Log {
       this.blocked = null;
       return;
     }
-    await Promise.all(this.seal_jobs);
-    const plan = plan_prune(this.prunable(), this.acks, retention.policy, 1);
-    if (plan.segments.length === 0) {
-      this.blocked = plan.blocker !== null ? describe_blocker(plan.blocker) : retention.policy === "reject" ? "retention.policy is reject" : "only the active segment is left";
-      return;
-    }
-    this.blocked = null;
-    await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), true);
+    await this.in_prune_turn(async () => {
+      await Promise.all(this.seal_jobs);
+      const plan = plan_prune(this.prunable(), this.acks, retention.policy, 1);
+      if (plan.segments.length === 0) {
+        this.blocked = plan.blocker !== null ? describe_blocker(plan.blocker) : retention.policy === "reject" ? "retention.policy is reject" : "only the active segment is left";
+        return;
+      }
+      this.blocked = null;
+      await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), true);
+    });
+  }
+
+  private in_prune_turn<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.prune_turn.then(job, job);
+    this.prune_turn = run.catch(() => {});
+    return run;
   }
 
   /**
@@ -811,7 +822,11 @@ export class Log {
   async prune(options: { policy?: RetentionPolicy; dry_run?: boolean } = {}): Promise<PruneResult> {
     this.check_writable();
     const policy = options.policy ?? this.options.retention?.policy ?? "drop-acked";
-    await this.maintaining;
+    return this.in_prune_turn(() => this.prune_in_turn(policy, options.dry_run === true));
+  }
+
+  private async prune_in_turn(policy: RetentionPolicy, dry_run: boolean): Promise<PruneResult> {
+    this.check_writable();
     await Promise.all(this.seal_jobs);
     const prunable = this.prunable();
     let count = prunable.length;
@@ -830,10 +845,10 @@ export class Log {
       acked,
     }));
     const blocked = plan.blocker === null ? null : describe_blocker(plan.blocker);
-    if (!options.dry_run && plan.segments.length > 0) {
+    if (!dry_run && plan.segments.length > 0) {
       await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), true);
     }
-    return { segments, blocked, dry_run: options.dry_run === true };
+    return { segments, blocked, dry_run };
   }
 
   /**

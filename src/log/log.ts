@@ -719,14 +719,22 @@ export class Log {
     return this.segments.file_bytes + (this.files.spare_exists ? this.options.segment_size_bytes : 0);
   }
 
-  /** Throws LOG_FULL when a new segment file would break the budget (a rotation without a spare). */
+  /**
+   * Throws LOG_FULL when a new segment file would break the budget (a
+   * rotation without a spare). While something may be pruned, a rotation
+   * may go one segment over: the background job is making room, and the
+   * device must not stop recording meanwhile; maintain() brings it back.
+   */
   private check_may_grow(): void {
     const retention = this.options.retention;
     if (retention === null) return;
     const used = this.used_bytes;
-    if (used + this.options.segment_size_bytes <= retention.max_bytes) return;
+    const size = this.options.segment_size_bytes;
+    if (used + size <= retention.max_bytes) return;
     void this.maintain();
-    throw log_full_budget(retention.max_bytes, used, this.blocked ?? this.blocked_now() ?? "retention is making room; try again shortly");
+    const why = this.blocked_now();
+    if (why === null && used + size <= retention.max_bytes + size) return;
+    throw log_full_budget(retention.max_bytes, used, why ?? "retention is making room; try again shortly");
   }
 
   private blocked_now(): string | null {
@@ -785,6 +793,10 @@ export class Log {
       this.files.prepare_spare();
       return;
     }
+    // Over the budget (a rotation went one over, or the budget was lowered): prune without recycling.
+    while (this.used_bytes > retention.max_bytes && !this.closing) {
+      if (!(await this.prune_one(retention.policy, false))) return;
+    }
     if (this.files.has_spare) {
       this.files.prepare_spare(() => false);
       this.blocked = null;
@@ -795,15 +807,21 @@ export class Log {
       this.blocked = null;
       return;
     }
-    await this.in_prune_turn(async () => {
+    await this.prune_one(retention.policy, true);
+  }
+
+  /** Prunes the oldest segment the policy lets go (its file becomes the spare when `recycle`); false, with `blocked` set, when none may go. */
+  private prune_one(policy: RetentionPolicy, recycle: boolean): Promise<boolean> {
+    return this.in_prune_turn(async () => {
       await Promise.all(this.seal_jobs);
-      const plan = plan_prune(this.prunable(), this.acks, retention.policy, 1);
+      const plan = plan_prune(this.prunable(), this.acks, policy, 1);
       if (plan.segments.length === 0) {
-        this.blocked = plan.blocker !== null ? describe_blocker(plan.blocker) : retention.policy === "reject" ? "retention.policy is reject" : "only the active segment is left";
-        return;
+        this.blocked = plan.blocker !== null ? describe_blocker(plan.blocker) : policy === "reject" ? "retention.policy is reject" : "only the active segment is left";
+        return false;
       }
       this.blocked = null;
-      await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), true);
+      await this.prune_segments(plan.segments.map((p) => p.segment), plan.segments.map((p) => p.acked), recycle);
+      return true;
     });
   }
 

@@ -150,7 +150,7 @@ export class SegmentFiles {
 
   /** Whether a spare file exists (ready, or left by the last run), for the disk budget. */
   get spare_exists(): boolean {
-    return this.spare_ready || this.io.exists(this.spare_file);
+    return this.spare_ready || this.spare_job !== null || this.io.exists(this.spare_file);
   }
 
   /**

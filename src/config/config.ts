@@ -5,6 +5,7 @@
  * imports nothing from it); the file format is in ./schema.ts.
  */
 import type { SyncMode } from "../log/log_options.ts";
+import type { RetentionPolicy } from "../log/retention.ts";
 import type { ValidatorSpec } from "../validators/registry.ts";
 import type { SyncLimits } from "../sync/sync_options.ts";
 import type { MqttPreset, replication_limit_keys } from "./schema.ts";
@@ -26,6 +27,18 @@ export interface Config {
   admin: AdminConfig;
   validators: ValidatorsConfig;
   trust: TrustConfig;
+  /** null: no `retention:` section, the log only grows. */
+  retention: RetentionConfig | null;
+}
+
+/** The disk budget (issue 13; src/log/retention.ts). */
+export interface RetentionConfig {
+  max_bytes: number;
+  policy: RetentionPolicy;
+  /** Replica ids whose durable vv acknowledges events; null: every peer that pulls the origin. */
+  upstreams: readonly string[] | null;
+  /** Of max_bytes, what synced events may not take (default reserve_own_share_default of it). */
+  reserve_own_bytes: number;
 }
 
 export interface TrustConfig {

@@ -5,7 +5,7 @@ import type { z } from "zod";
 import { InterlogError } from "../lib/errors.ts";
 import type { Config } from "./config.ts";
 import { config_error_map } from "./messages.ts";
-import { config_file_schema, config_sections, type ConfigFile, parse_listen, replication_limit_keys, tls_protocols } from "./schema.ts";
+import { config_file_schema, config_sections, type ConfigFile, parse_listen, replication_limit_keys, reserve_own_share_default, tls_protocols } from "./schema.ts";
 import { parse_yaml, type SourcePosition, type YamlSource } from "./yaml_source.ts";
 
 /** One thing wrong with a config file, where it is and what was expected. */
@@ -153,5 +153,14 @@ function resolve(file: string, raw: ConfigFile, env: Environment, report: Report
     },
     validators: { append: raw.validators.append, sync: raw.validators.sync },
     trust: { replicas: raw.trust.replicas ?? null },
+    retention:
+      raw.retention === undefined
+        ? null
+        : {
+            max_bytes: raw.retention.max_bytes,
+            policy: raw.retention.policy,
+            upstreams: raw.retention.upstreams === undefined ? null : [...new Set(raw.retention.upstreams)],
+            reserve_own_bytes: raw.retention.reserve_own ?? Math.floor(raw.retention.max_bytes * reserve_own_share_default),
+          },
   };
 }

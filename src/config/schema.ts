@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { format_bytes } from "../lib/units.ts";
 import { is_origin } from "../log/ids.ts";
-import { segment_size_config_min_bytes, segment_size_max_bytes, sync_interval_max_ms, sync_modes } from "../log/log_options.ts";
+import { retention_segments_min, segment_size_config_min_bytes, segment_size_max_bytes, sync_interval_max_ms, sync_modes } from "../log/log_options.ts";
+import { retention_policies } from "../log/retention.ts";
 import { type SyncLimits, resolve_sync_limits, sync_defaults, sync_limit_problems } from "../sync/sync_options.ts";
 import { prefix_default } from "../sync/topics.ts";
 import { type ValidatorSpec, validator_registry } from "../validators/registry.ts";
@@ -207,6 +208,45 @@ const replication_section = z
   })
   .meta({ description: "which replicas' events to hold, and the limits on what peers can make this replica hold or send" });
 
+/** reserve_own when retention leaves it out: this share of max_bytes is kept for the replica's own events. */
+export const reserve_own_share_default = 0.1;
+
+const retention_section = z
+  .strictObject({
+    max_bytes: size(
+      `disk budget for the data directory's segment files (the spare included); at least ${retention_segments_min} segments (log.segment_size). At the budget the oldest segments go as the policy allows`,
+    ),
+    policy: z.enum(retention_policies).default("drop-acked").meta({
+      description:
+        "drop-acked: delete the oldest segments whose events every upstream holds, and refuse appends (LOG_FULL, naming the upstream) when none may go; drop-oldest: delete the oldest segment even if no upstream holds it (counted as lost); reject: never delete, LOG_FULL at the budget",
+    }),
+    upstreams: z
+      .array(
+        z.string().regex(/^[0-9a-f]{16}$/, {
+          error: (issue) => `expected a replica id (16 lowercase hex digits, as interlog status shows), got ${describe_value(issue.input)}`,
+        }),
+      )
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          "replica ids whose durable version vector counts as the acknowledgement drop-acked waits for; default: every peer that pulls the origin (as its vv says), so a peer that pulls but stays offline holds pruning back",
+      }),
+    reserve_own: size(
+      `share of max_bytes that other replicas' synced events may not use (replication.peer_events_max becomes at most max_bytes minus this); default ${reserve_own_share_default * 100}% of max_bytes`,
+    ).optional(),
+  })
+  .superRefine((retention, ctx) => {
+    if (retention.reserve_own !== undefined && retention.reserve_own > retention.max_bytes) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["reserve_own"],
+        message: `expected at most max_bytes (${format_bytes(retention.max_bytes)}); got ${format_bytes(retention.reserve_own)}`,
+      });
+    }
+  })
+  .meta({ description: "a disk budget and what may be deleted to keep it; leave out and the log only grows" });
+
 const admin_section = z
   .strictObject({
     listen: z
@@ -320,8 +360,18 @@ export const config_file_schema = z
     admin: admin_section.prefault({}),
     validators: validators_section.prefault({}),
     trust: trust_section.prefault({}),
+    retention: retention_section.optional(),
   })
   .superRefine((config, ctx) => {
+    const retention = config.retention;
+    const min_bytes = retention_segments_min * config.log.segment_size;
+    if (retention !== undefined && retention.max_bytes < min_bytes) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["retention", "max_bytes"],
+        message: `expected at least ${format_bytes(min_bytes)} (${retention_segments_min} segments of log.segment_size ${format_bytes(config.log.segment_size)}: the active one, one that can be pruned and the spare); got ${format_bytes(retention.max_bytes)}`,
+      });
+    }
     // Sync publishes what the log calls durable; with `never` that is only in the page cache, and a power cut
     // would take back events peers already hold: the replica would then reissue their seqs with other content.
     if (config.mqtt !== undefined && config.log.sync === "never") {
@@ -335,6 +385,6 @@ export const config_file_schema = z
   .meta({ title: "InterLog replica configuration" });
 
 /** Sections that may be written as an empty key (`log:`) to mean "all defaults" (mqtt: "offline"). */
-export const config_sections = ["log", "mqtt", "replication", "admin", "validators", "trust"] as const;
+export const config_sections = ["log", "mqtt", "replication", "admin", "validators", "trust", "retention"] as const;
 
 export type ConfigFile = z.output<typeof config_file_schema>;

@@ -23,7 +23,7 @@ describe("the JSON Schema for editors", () => {
       additionalProperties: boolean;
       definitions: { validator: { anyOf: Array<{ enum?: string[]; required?: string[] }> } };
     };
-    expect(Object.keys(schema.properties)).toEqual(["name", "data_dir", "log", "mqtt", "replication", "admin", "validators", "trust"]);
+    expect(Object.keys(schema.properties)).toEqual(["name", "data_dir", "log", "mqtt", "replication", "admin", "validators", "trust", "retention"]);
     expect(schema.required).toEqual(["data_dir"]);
     expect(schema.additionalProperties).toBe(false);
     const [bare, ...with_options] = schema.definitions.validator.anyOf;

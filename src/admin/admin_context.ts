@@ -4,6 +4,7 @@ import type { AdminDeps, AdminLimits, AppendValidator, Readiness, SyncView } fro
 import type { AdminMetrics } from "./metrics.ts";
 import type { NewEvents } from "./new_events.ts";
 import type { QuarantineIndex } from "./quarantine.ts";
+import type { RetentionView } from "./retention_view.ts";
 
 /** What the route modules share: the injected deps plus the app's own state. */
 export interface AdminContext {
@@ -18,4 +19,5 @@ export interface AdminContext {
   metrics: AdminMetrics;
   quarantine: QuarantineIndex;
   new_events: NewEvents;
+  retention: RetentionView;
 }

@@ -10,9 +10,11 @@ import { error_response, log_error_response } from "./http_errors.ts";
 import { create_metrics } from "./metrics.ts";
 import { NewEvents } from "./new_events.ts";
 import { QuarantineIndex } from "./quarantine.ts";
+import { RetentionView } from "./retention_view.ts";
 import { mount_append_route } from "./routes/append.ts";
 import { mount_health_routes } from "./routes/health.ts";
-import { mount_read_route } from "./routes/read.ts";
+import { mount_prune_route } from "./routes/prune.ts";
+import { mount_event_route, mount_read_route } from "./routes/read.ts";
 import { mount_status_routes } from "./routes/status.ts";
 import { mount_stream_route } from "./routes/stream.ts";
 
@@ -25,6 +27,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
   assert(Number.isSafeInteger(deps.body_limit_bytes) && deps.body_limit_bytes > 0, "body_limit_bytes is a positive integer");
   assert(limits.page_events_default >= 1 && limits.page_events_default <= limits.page_events_max, "default page size within the maximum");
   assert(limits.sse_streams_max >= 1 && limits.sse_poll_interval_ms > 0 && limits.sse_heartbeat_interval_ms > 0, "SSE limits are positive");
+  assert(limits.retention_rate_window_ms >= 1000, "the fill rate window is at least a second");
   assert(limits.sse_per_client_max >= 1 && limits.batch_events_max >= 1 && limits.batch_body_max_bytes >= 1, "per-client and batch limits are positive");
   const quarantine = new QuarantineIndex(
     deps.log,
@@ -34,6 +37,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
     limits.quarantine_payload_max_bytes,
     deps.explain_rejection ?? null,
   );
+  const retention = new RetentionView(deps.log, deps.clock, limits.retention_rate_window_ms);
   const ctx: AdminContext = {
     log: deps.log,
     sync: deps.sync,
@@ -43,9 +47,10 @@ export function create_admin_app(deps: AdminDeps): Hono {
     ready: deps.ready,
     warn: deps.on_warning ?? (() => {}),
     limits,
-    metrics: create_metrics(deps.log, deps.sync, quarantine, deps.clock),
+    metrics: create_metrics(deps.log, deps.sync, quarantine, deps.clock, retention),
     quarantine,
     new_events: new NewEvents(limits.sse_streams_max),
+    retention,
   };
 
   const app = new Hono();
@@ -70,6 +75,8 @@ export function create_admin_app(deps: AdminDeps): Hono {
   mount_append_route(app, ctx);
   mount_read_route(app, ctx);
   mount_stream_route(app, ctx);
+  mount_event_route(app, ctx);
+  mount_prune_route(app, ctx);
 
   app.notFound((c) => error_response(c, 404, "NOT_FOUND", `no such route: ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

@@ -139,6 +139,8 @@ export interface AdminLimits {
   quarantine_message_max_bytes: number;
   /** Bytes of a rejected event's original payload shown (base64) in /api/quarantine; the log keeps it whole. */
   quarantine_payload_max_bytes: number;
+  /** The fill rate behind retention's "full in" (status, metrics, dashboard) is measured over this much of the clock's time. */
+  retention_rate_window_ms: number;
 }
 
 export const admin_limits_default: AdminLimits = {
@@ -155,4 +157,5 @@ export const admin_limits_default: AdminLimits = {
   quarantine_scan_step_max_events: 20_000,
   quarantine_message_max_bytes: 1024,
   quarantine_payload_max_bytes: 64 * 1024,
+  retention_rate_window_ms: 10 * 60 * 1000,
 };

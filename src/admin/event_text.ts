@@ -28,14 +28,14 @@ export function* event_json_pieces(event: LogEvent): Generator<string> {
   yield tail;
 }
 
-/** `{"events":[...],"next":N}`, in pieces. */
-export function* page_json_pieces(events: readonly LogEvent[], next: number): Generator<string> {
+/** `{"events":[...],"next":N}` (and `"pruned_before":P` when P > 0), in pieces. */
+export function* page_json_pieces(events: readonly LogEvent[], next: number, pruned_before = 0): Generator<string> {
   yield `{"events":[`;
   for (let i = 0; i < events.length; i++) {
     if (i > 0) yield ",";
     yield* event_json_pieces(events[i]);
   }
-  yield `],"next":${next}}`;
+  yield pruned_before > 0 ? `],"next":${next},"pruned_before":${pruned_before}}` : `],"next":${next}}`;
 }
 
 function base64(bytes: Uint8Array): string {
@@ -71,4 +71,9 @@ export function text_stream(pieces: Iterable<string>): ReadableStream<Uint8Array
       controller.enqueue(encoder.encode(text));
     },
   });
+}
+
+/** Why a held event is gone, for a technician (the API's 410 and the CLI's get). */
+export function pruned_message(name: string, origin: string, pruned_through: number, first_pos: number): string {
+  return `event ${name} was pruned by retention: this replica no longer stores origin ${origin} up to seq ${pruned_through} (nor any position before ${first_pos}); ask an upstream that holds it`;
 }

@@ -3,6 +3,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { Log } from "../log/log.ts";
 import type { SyncView } from "./deps.ts";
 import type { QuarantineIndex } from "./quarantine.ts";
+import { type RetentionJson, type RetentionView, unacked_upstreams_listed_max } from "./retention_view.ts";
 
 /** fsync latency buckets in seconds: eMMC and SD cards range from under a millisecond to seconds. */
 const fsync_buckets_s = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -21,7 +22,7 @@ export interface AdminMetrics {
  * kept in step; the fsync latencies the log records are drained into the
  * histogram on each scrape.
  */
-export function create_metrics(log: Log, sync: SyncView | undefined, quarantine: QuarantineIndex, clock: Clock): AdminMetrics {
+export function create_metrics(log: Log, sync: SyncView | undefined, quarantine: QuarantineIndex, clock: Clock, retention: RetentionView): AdminMetrics {
   const registry = new Registry();
   const registers = [registry];
   const total = (name: string, help: string, value: () => number) =>
@@ -71,6 +72,79 @@ export function create_metrics(log: Log, sync: SyncView | undefined, quarantine:
     registers,
   });
   const sse_streams = new Gauge({ name: "interlog_admin_sse_streams", help: "Open SSE tails of the admin API.", registers });
+
+  // Retention (issue 13). One view per scrape (retention_view.ts); none while the log is closed.
+  const r = () => retention.view();
+  gauge("interlog_retention_budget_bytes", "The disk budget retention.max_bytes (0 without one: the log only grows).", () => r()?.max_bytes ?? null);
+  gauge("interlog_retention_used_bytes", "Bytes of segment files, the spare included: what the budget counts.", () => r()?.used_bytes ?? null);
+  const pruned_total = (name: string, help: string, acked: (v: RetentionJson) => number, unacked: (v: RetentionJson) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ["acked"],
+      registers,
+      collect() {
+        this.reset();
+        const v = r();
+        if (v === null) return;
+        this.inc({ acked: "true" }, acked(v));
+        this.inc({ acked: "false" }, unacked(v));
+      },
+    });
+  pruned_total(
+    "interlog_pruned_bytes_total",
+    'Record bytes retention pruned since the data directory was made; acked="false": no upstream acknowledged them (drop-oldest), lost unless a peer held them.',
+    (v) => v.pruned.acked_bytes,
+    (v) => v.pruned.unacked_bytes,
+  );
+  pruned_total(
+    "interlog_pruned_events_total",
+    'Events retention pruned since the data directory was made; acked="false": no upstream acknowledged them (drop-oldest).',
+    (v) => v.pruned.acked_events,
+    (v) => v.pruned.unacked_events,
+  );
+  total("interlog_pruned_segments_total", "Segment files retention pruned since the data directory was made.", () => r()?.pruned.segments ?? 0);
+  gauge(
+    "interlog_oldest_event_age_seconds",
+    "Age of the oldest event held (its origin's time, by this replica's clock); 0 when none is held.",
+    () => {
+      const ms = r()?.oldest_event_age_ms ?? null;
+      return ms === null ? null : ms / 1000;
+    },
+  );
+  new Gauge({
+    name: "interlog_unacked_bytes",
+    help: `Record bytes of the segments an upstream does not hold wholly (what drop-acked may not prune); the ${unacked_upstreams_listed_max} upstreams holding back the most.`,
+    labelNames: ["upstream"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [upstream, bytes] of Object.entries(r()?.unacked_bytes_by_upstream ?? {})) this.set({ upstream }, bytes);
+    },
+  });
+  gauge("interlog_retention_upstreams", "Upstreams whose acknowledgements retention counts (interlog_unacked_bytes lists at most 50).", () => r()?.upstreams_total ?? null);
+  gauge(
+    "interlog_retention_fill_rate_bytes_per_second",
+    "Record bytes written to the log per second (own appends and accepted sync), over the last retention_rate_window_ms of the replica's clock (admin limit, default 10 minutes).",
+    () => r()?.fill_rate_bytes_per_s ?? null,
+  );
+  gauge(
+    "interlog_retention_full_in_seconds",
+    "Seconds until the records held fill the budget at interlog_retention_fill_rate_bytes_per_second ((budget - record bytes held) / rate; 0 when full). " +
+      "Under drop-acked and drop-oldest pruning then makes room: appends fail only if nothing may be pruned (interlog_retention_blocked). +Inf without a budget or while nothing is written.",
+    () => {
+      const v = r();
+      return v === null ? null : (v.full_in_s ?? Number.POSITIVE_INFINITY);
+    },
+  );
+  gauge(
+    "interlog_retention_blocked",
+    "1 while the budget needs room and nothing may be pruned (un-acknowledged data, or policy reject): appends fail with LOG_FULL once the segment being written is full.",
+    () => {
+      const v = r();
+      return v === null ? null : v.blocked === null ? 0 : 1;
+    },
+  );
 
   if (sync !== undefined) {
     gauge("interlog_sync_connected", "1 while the broker connection is up.", () => (sync.connected ? 1 : 0));

@@ -36,6 +36,26 @@ describe("status, peers, readiness", () => {
       sync: { configured: false, connected: false, peers: [] },
       disk: { used_bytes: 64 * 1024, free_bytes: io.free_bytes() },
       conflicts: [],
+      // Without a budget: nothing pruned, no "full in", no warning.
+      retention: {
+        configured: false,
+        policy: null,
+        max_bytes: null,
+        used_bytes: t.log.used_bytes,
+        used_ratio: null,
+        reserve_own_bytes: 0,
+        first_pos: 0,
+        pruned: { segments: 0, events: 0, bytes: 0, acked_events: 0, acked_bytes: 0, unacked_events: 0, unacked_bytes: 0 },
+        oldest_held_time_ms: t.log.read(0)[0].time_ms,
+        oldest_event_age_ms: Math.max(0, 1_700_000_000_500 - t.log.read(0)[0].time_ms),
+        unacked_bytes_by_upstream: {},
+        upstreams_total: 0,
+        fill_rate_bytes_per_s: null,
+        rate_window_ms: 0,
+        full_in_s: null,
+        blocked: null,
+        warning: null,
+      },
     });
   });
 

@@ -1,6 +1,7 @@
 import type { Hono } from "hono";
 import type { AdminContext } from "../admin_context.ts";
 import type { ConflictStatus, PeerStatus } from "../deps.ts";
+import type { RetentionJson } from "../retention_view.ts";
 
 export interface StatusJson {
   id: string;
@@ -18,6 +19,8 @@ export interface StatusJson {
   disk: { used_bytes: number; free_bytes: number | null };
   /** Origins whose key two devices use (a copied data directory): seen signing different events for one seq. */
   conflicts: ConflictStatus[];
+  /** The disk budget, what retention pruned, the fill rate and time until full, and a warning while pruning is blocked (retention_view.ts). */
+  retention: RetentionJson | null;
 }
 
 export function status_json(ctx: AdminContext): StatusJson {
@@ -35,6 +38,7 @@ export function status_json(ctx: AdminContext): StatusJson {
     sync: { configured: sync !== undefined, connected: sync?.connected ?? false, peers: sync?.peers() ?? [] },
     disk: { used_bytes: log.disk_bytes, free_bytes: log.free_disk_bytes() },
     conflicts: sync?.conflicts() ?? [],
+    retention: ctx.retention.view(),
   };
 }
 

@@ -113,8 +113,9 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
       stream.onAbort(() => wait?.stop());
       try {
         // Bun sends the response head with the first body bytes: say something now so the client sees the stream open.
-        await stream.write(`: tail from position ${from}\n\n`);
-        let pos = from;
+        const start = Math.max(from, log.first_pos);
+        await stream.write(start > from ? `: events before position ${start} were pruned by retention; tail from position ${start}\n\n` : `: tail from position ${from}\n\n`);
+        let pos = start;
         let idle_since = performance.now();
         const turn = { started: performance.now() };
         while (!stream.aborted && !log.is_closed) {

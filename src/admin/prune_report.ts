@@ -79,6 +79,7 @@ export function prune_report_text(report: PruneReport): string {
   if (report.dry_run && last !== undefined) lines.push(`first position held: ${report.first_pos} now, ${last.end_pos} after the prune`);
   else lines.push(`first position held: ${report.first_pos}`);
   lines.push(`blocked: ${report.blocked ?? "no"}`);
-  if (report.note !== null) lines.push(report.note);
+  // A blocked plan's note only repeats the blocked line.
+  if (report.note !== null && report.blocked === null) lines.push(report.note);
   return `${lines.join("\n")}\n`;
 }

@@ -15,6 +15,8 @@ export const commands: readonly CommandEntry[] = [
   { name: "read", summary: "print events as JSON lines, in this log's order", load: async () => (await import("./commands/read.ts")).read_command },
   { name: "tail", summary: "follow a running replica's new events (JSON lines)", load: async () => (await import("./commands/tail.ts")).tail_command },
   { name: "status", summary: "print a data directory's id, size and version vector as JSON", load: async () => (await import("./commands/status.ts")).status_command },
+  { name: "get", summary: "print one event by id (ORIGIN:SEQ) as JSON; says so when retention pruned it", load: async () => (await import("./commands/get.ts")).get_command },
+  { name: "prune", summary: "delete the oldest segments as retention would (--dry-run: show what would go)", load: async () => (await import("./commands/prune.ts")).prune_command },
   { name: "provision", summary: "make a replica's MQTT login (username = its id) for config/mosquitto/", load: async () => (await import("./commands/provision.ts")).provision_command },
   { name: "verify", summary: "re-check every record's checksum; exit 1 at the first bad one", load: async () => (await import("./commands/verify.ts")).verify_command },
   { name: "verify-manifest", summary: "check a firmware bundle's MANIFEST.sig with the release key (install.sh uses it)", load: async () => (await import("./commands/verify_manifest.ts")).verify_manifest_command },

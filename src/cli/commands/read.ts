@@ -8,7 +8,9 @@ export const read_command: Command = {
 
 Prints one JSON object per event: {"pos","id","origin","seq","time","payload"}
 with payload in base64 (and "rejected":true for quarantined synced events).
-Works next to a running replica (opens read-only).`,
+A --from below the first position held (retention pruned the events before
+it) starts there, with a note on stderr. Works next to a running replica
+(opens read-only).`,
   options: { "data-dir": { type: "string" }, from: { type: "string" }, limit: { type: "string" } },
   async run(values, _positionals, io) {
     const dir = required_string(values, "data-dir");
@@ -16,6 +18,8 @@ Works next to a running replica (opens read-only).`,
     const limit = optional_int(values, "limit", 0) ?? Number.POSITIVE_INFINITY;
     const log = await Log.open({ dir, read_only: true });
     try {
+      // stdout stays JSON lines; the gap goes to stderr.
+      if (from < log.first_pos) io.err(`interlog read: events before position ${log.first_pos} were pruned by retention; reading from ${log.first_pos}\n`);
       let lines: string[] = [];
       let n = 0;
       for (const event of log.iterate(from)) {

@@ -1,0 +1,203 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import path from "node:path";
+import { create_admin_app } from "../../src/admin/app.ts";
+import { type AdminServer, start_admin_server } from "../../src/admin/server.ts";
+import { system_clock } from "../../src/lib/clock.ts";
+import { Log } from "../../src/log/log.ts";
+import type { AckSource } from "../../src/log/retention.ts";
+import { interlog_command } from "../support/serve_process.ts";
+import { temp_dir } from "../support/temp_dir.ts";
+
+/**
+ * `interlog prune`, `read --from` and `get` as an operator sees them: offline
+ * on a data directory, and through a running replica's admin API when one
+ * holds the directory (here the test process holds it, with a real server).
+ */
+
+const segment = 64 * 1024;
+const token = "prune-cli-token";
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs the CLI in a child process without blocking this one (which may be the replica it talks to). */
+async function run(args: string[]): Promise<Run> {
+  const proc = Bun.spawn([...interlog_command(), ...args], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "", INTERLOG_ADMIN_TOKEN: token },
+  });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, out, err };
+}
+
+/** Appends `events` events of 1000 bytes, in batches of ten. */
+async function fill(log: Log, events: number): Promise<void> {
+  for (let i = 0; i < events; i += 10) await log.write(Array.from({ length: Math.min(10, events - i) }, () => new Uint8Array(1000).fill(i % 251)));
+}
+
+/** A data directory with 64 KiB segments holding ~5 segments of events, closed. */
+async function data_dir(): Promise<{ dir: string; id: string }> {
+  const dir = path.join(temp_dir(), "data");
+  const log = await Log.open({ dir, name: "truck-9", segment_size_bytes: segment });
+  await fill(log, 300);
+  const id = log.id;
+  await log.close();
+  return { dir, id };
+}
+
+async function read_only<T>(dir: string, look: (log: Log) => T): Promise<T> {
+  const log = await Log.open({ dir, read_only: true });
+  try {
+    return look(log);
+  } finally {
+    await log.close();
+  }
+}
+
+const servers: AdminServer[] = [];
+const open_logs: Log[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.stop();
+  for (const l of open_logs) await l.close();
+});
+
+/** A running replica in this process: its log holds the directory's lock; its upstream holds every durable event. */
+async function running_replica(): Promise<{ dir: string; log: Log; server: AdminServer }> {
+  const dir = path.join(temp_dir(), "data");
+  const log = await Log.open({ dir, name: "hub-feed", segment_size_bytes: segment, retention: { max_bytes: 16 * segment, policy: "drop-acked", reserve_own_bytes: 0 } });
+  open_logs.push(log);
+  const upstream = "00000000000000cc";
+  const acks: AckSource = { upstreams_of: () => [upstream], held_by: (_u, origin) => log.durable_held(origin), upstreams: () => [upstream] };
+  log.set_acks(acks);
+  await fill(log, 300);
+  const server = start_admin_server({ app: create_admin_app({ log, token, body_limit_bytes: 64 * 1024, clock: system_clock }), listen: "127.0.0.1:0" });
+  servers.push(server);
+  return { dir, log, server };
+}
+
+describe("interlog prune offline", () => {
+  test("drop-acked prunes nothing without sync, and says why; the log is left as it was", async () => {
+    const { dir, id } = await data_dir();
+    const before = await read_only(dir, (log) => [log.first_pos, log.count, log.segment_count]);
+    for (const args of [["--dry-run"], []]) {
+      const r = await run(["prune", "--data-dir", dir, ...args]);
+      expect(r.code).toBe(0);
+      const lines = r.out.split("\n");
+      expect(lines[0]).toBe(`offline prune of ${dir} (no replica runs on it)`);
+      expect(lines[1]).toBe(`${args.length > 0 ? "dry run, " : ""}policy drop-acked: ${args.length > 0 ? "would prune" : "pruned"} 0 segment(s), 0 event(s), 0 record bytes`);
+      expect(r.out).toContain(`blocked: no upstream pulls origin ${id}, so nothing acknowledges its events up to seq`);
+      expect(r.out).toContain("offline: sync is not running, so no upstream's acknowledgement is known here and drop-acked prunes nothing (as expected)");
+    }
+    expect(await read_only(dir, (log) => [log.first_pos, log.count, log.segment_count])).toEqual(before);
+  });
+
+  test("drop-oldest --max-bytes: the dry run lists what would go, the prune removes exactly that; read, get and verify then say what is gone", async () => {
+    const { dir, id } = await data_dir();
+    const dry = await run(["prune", "--data-dir", dir, "--policy", "drop-oldest", "--max-bytes", String(4 * segment), "--dry-run", "--json"]);
+    expect(dry.code).toBe(0);
+    const plan = JSON.parse(dry.out) as { dry_run: boolean; segments: { file: string; first_pos: number; end_pos: number; events: number; acked: boolean }[]; total: { events: number; unacked_events: number }; first_pos: number; via: string };
+    expect(plan.dry_run).toBe(true);
+    expect(plan.via).toBe(`offline prune of ${dir} (no replica runs on it)`);
+    expect(plan.segments.length).toBeGreaterThan(0);
+    expect(plan.segments[0]).toMatchObject({ file: "00000000000000000000.seg", first_pos: 0, acked: false });
+    expect(plan.total.unacked_events).toBe(plan.total.events);
+    expect(plan.first_pos).toBe(0);
+    expect(await read_only(dir, (log) => log.first_pos)).toBe(0);
+
+    const real = await run(["prune", "--data-dir", dir, "--policy", "drop-oldest", "--max-bytes", String(4 * segment)]);
+    expect(real.code).toBe(0);
+    const end = plan.segments[plan.segments.length - 1].end_pos;
+    expect(real.out).toContain(`policy drop-oldest: pruned ${plan.segments.length} segment(s), ${plan.total.events} event(s)`);
+    for (const s of plan.segments) expect(real.out).toContain(`  ${s.file}  positions ${s.first_pos}..${s.end_pos - 1}  ${s.events} events`);
+    expect(real.out).toContain("NOT acked");
+    expect(real.out).toContain(`${plan.total.events} event(s) no upstream acknowledged were deleted (drop-oldest): lost unless a peer holds them`);
+    expect(real.out).toContain(`first position held: ${end}\n`);
+    expect(real.out).toContain("blocked: no\n");
+    expect(await read_only(dir, (log) => [log.first_pos, log.pruned_through(id)])).toEqual([end, end]);
+
+    // read --from below the first held position: a note on stderr, JSON lines on stdout from the first held one.
+    const read = await run(["read", "--data-dir", dir, "--from", "0", "--limit", "2"]);
+    expect(read.code).toBe(0);
+    expect(read.err).toBe(`interlog read: events before position ${end} were pruned by retention; reading from ${end}\n`);
+    expect(read.out.trim().split("\n").map((l) => (JSON.parse(l) as { pos: number }).pos)).toEqual([end, end + 1]);
+    const held_read = await run(["read", "--data-dir", dir, "--from", String(end + 1), "--limit", "1"]);
+    expect(held_read.err).toBe("");
+
+    const gone = await run(["get", "--data-dir", dir, "--id", `${id}:1`]);
+    expect(gone.code).toBe(1);
+    expect(gone.err).toBe(
+      `interlog get: event ${id}:1 was pruned by retention: this replica no longer stores origin ${id} up to seq ${end} (nor any position before ${end}); ask an upstream that holds it\n`,
+    );
+    expect(gone.out).toBe("");
+    const held = await run(["get", "--data-dir", dir, "--id", `${id}:${end + 1}`]);
+    expect(held.code).toBe(0);
+    expect(JSON.parse(held.out)).toMatchObject({ pos: end, id: `${id}:${end + 1}`, seq: end + 1 });
+    const never = await run(["get", "--data-dir", dir, "--id", `${id}:9999`]);
+    expect([never.code, never.err]).toEqual([1, `interlog get: this log holds no event ${id}:9999: it holds origin ${id} up to seq 300\n`]);
+
+    const verify = await run(["verify", "--data-dir", dir]);
+    expect(verify.code).toBe(0);
+  });
+
+  test("usage errors: an unknown policy, drop-oldest without a budget", async () => {
+    const { dir } = await data_dir();
+    const bad = await run(["prune", "--data-dir", dir, "--policy", "reject"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--policy must be drop-acked or drop-oldest, got "reject"');
+    const no_budget = await run(["prune", "--data-dir", dir, "--policy", "drop-oldest"]);
+    expect(no_budget.code).toBe(2);
+    expect(no_budget.err).toContain("drop-oldest prunes down to a budget: give --max-bytes N");
+  });
+});
+
+describe("interlog prune next to a running replica", () => {
+  test("goes through its admin API (dry run, then for real), which knows what the upstream acknowledged", async () => {
+    const { dir, log, server } = await running_replica();
+    const sealed = log.segment_count - 1;
+    expect(sealed).toBeGreaterThanOrEqual(3);
+
+    const dry = await run(["prune", "--data-dir", dir, "--url", server.url, "--dry-run"]);
+    expect(dry.code).toBe(0);
+    expect(dry.err).toBe("");
+    const lines = dry.out.split("\n");
+    expect(lines[0]).toBe(`prune through the running replica at ${server.url} (${dir} is in use)`);
+    expect(lines[1]).toMatch(new RegExp(`^dry run, policy drop-acked: would prune ${sealed} segment\\(s\\), \\d+ event\\(s\\), \\d+ record bytes$`));
+    expect(lines[2]).toMatch(/^ {2}00000000000000000000\.seg {2}positions 0\.\.\d+ {2}\d+ events {2}\d+ bytes {2}acked$/);
+    expect(dry.out).toContain("not acknowledged: 0 events, 0 bytes");
+    expect(dry.out).toContain("blocked: no\n");
+    expect(log.first_pos).toBe(0);
+
+    const real = await run(["prune", "--data-dir", dir, "--url", server.url]);
+    expect(real.code).toBe(0);
+    expect(real.out).toContain(`policy drop-acked: pruned ${sealed} segment(s)`);
+    expect(log.first_pos).toBeGreaterThan(0);
+    expect(real.out).toContain(`first position held: ${log.first_pos}\n`);
+    expect(log.segment_count).toBe(1);
+  });
+
+  test("refuses without the replica's address, or when the address is another replica's", async () => {
+    const { dir, log, server } = await running_replica();
+    const alone = await run(["prune", "--data-dir", dir]);
+    expect(alone.code).toBe(1);
+    expect(alone.out).toBe("");
+    expect(alone.err).toContain(`data directory is in use by pid ${process.pid}`);
+    expect(alone.err).toContain(`A replica runs on ${dir}: prune through its admin API with --config FILE or --url URL`);
+    expect(alone.err).toContain("Nothing was pruned.");
+
+    const other = await running_replica();
+    const wrong = await run(["prune", "--data-dir", dir, "--url", other.server.url]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain(`the replica at ${other.server.url} is ${other.log.id}, but ${dir} belongs to ${log.id}`);
+
+    const unreachable = await run(["prune", "--data-dir", dir, "--url", "http://127.0.0.1:9"]);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.err).toContain("cannot reach the replica's admin API at http://127.0.0.1:9");
+    expect(log.first_pos).toBe(0);
+    expect(server.url).not.toBe(other.server.url);
+  });
+});

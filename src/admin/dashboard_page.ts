@@ -32,6 +32,7 @@ export const dashboard_html = String.raw`<!doctype html>
   .wide { grid-column: 1 / -1; }
   .big { font-size:26px; font-weight:600; }
   .row { display:flex; justify-content:space-between; gap:12px; }
+  .row > span:first-child { white-space:nowrap; }
   .dim { color:var(--dim); }
   .bar { height:10px; background:#e8ebf0; border-radius:5px; overflow:hidden; margin:8px 0; }
   .bar > div { height:100%; background:var(--accent); width:0; }
@@ -91,6 +92,18 @@ export const dashboard_html = String.raw`<!doctype html>
     <div class="row"><span class="dim">log share of usable space</span><span id="disk-share">-</span></div>
     <div class="row"><span class="dim">full in</span><span id="time-to-full">-</span></div>
   </div>
+  <div class="card" id="retention-card">
+    <h2>Retention <span id="ret-policy"></span></h2>
+    <div class="row"><span class="dim">budget used</span><span id="ret-used">-</span></div>
+    <div class="bar" title="segment files (the spare included) against retention.max_bytes"><div id="ret-bar"></div></div>
+    <div class="row"><span class="dim">share of budget</span><span id="ret-share">-</span></div>
+    <div class="row"><span class="dim">pruned, acked</span><span id="ret-pruned-acked">-</span></div>
+    <div class="row"><span class="dim">pruned, un-acked</span><span id="ret-pruned-unacked">-</span></div>
+    <div class="row"><span class="dim">oldest event</span><span id="ret-oldest">-</span></div>
+    <div class="row" title="when the records held fill the budget at the write rate of the last minutes; under drop-acked and drop-oldest pruning then makes room"><span class="dim">budget full in</span><span id="ret-full-in">-</span></div>
+    <div class="row"><span class="dim">most un-acked</span><span id="ret-unacked">-</span></div>
+    <div class="row"><span></span><span id="ret-unacked-by" class="dim"></span></div>
+  </div>
   <div class="card">
     <h2>Sync</h2>
     <div class="big" id="sync-summary">-</div>
@@ -101,6 +114,10 @@ export const dashboard_html = String.raw`<!doctype html>
   <div class="card wide">
     <h2>Append rate (events/s, last <span id="chart-span">0 s</span>)</h2>
     <canvas id="rate-chart" width="800" height="160"></canvas>
+  </div>
+  <div class="card wide notice" id="retention-warning-card" hidden>
+    <h2 class="bad">Pruning blocked</h2>
+    <p id="retention-warning" class="bad msg"></p>
   </div>
   <div class="card wide" id="conflicts-card" hidden>
     <h2 class="bad">Replica-id conflicts (<span id="conflicts-total">0</span>)</h2>
@@ -265,6 +282,29 @@ export const dashboard_html = String.raw`<!doctype html>
       ": a copied data directory. Keep one device; give the other a new data directory (interlog init).");
   }
 
+  function show_retention(r) {
+    if (!r) return;
+    text("ret-policy", r.configured ? "(" + r.policy + ")" : "(no budget)");
+    text("ret-used", r.configured ? fmt_bytes(r.used_bytes) + " of " + fmt_bytes(r.max_bytes) : fmt_bytes(r.used_bytes) + ", the log only grows");
+    text("ret-share", r.used_ratio === null ? "-" : (100 * r.used_ratio).toFixed(1) + " %");
+    $("ret-bar").style.width = r.used_ratio === null ? "0" : Math.min(100, 100 * r.used_ratio).toFixed(1) + "%";
+    var p = r.pruned;
+    text("ret-pruned-acked", fmt_int(p.acked_events) + " events, " + fmt_bytes(p.acked_bytes));
+    text("ret-pruned-unacked", fmt_int(p.unacked_events) + " events, " + fmt_bytes(p.unacked_bytes));
+    $("ret-pruned-unacked").className = p.unacked_events > 0 ? "bad" : "";
+    text("ret-oldest", r.oldest_event_age_ms === null ? "-" : fmt_duration(r.oldest_event_age_ms) + " old");
+    text("ret-full-in", !r.configured ? "no budget" : r.fill_rate_bytes_per_s === null ? "-" : r.full_in_s === null ? "not filling" :
+      r.full_in_s === 0 ? (r.policy === "reject" ? "full" : "full; pruning makes room") : fmt_duration(1000 * r.full_in_s));
+    var most = null;
+    Object.keys(r.unacked_bytes_by_upstream).forEach(function (u) {
+      if (most === null || r.unacked_bytes_by_upstream[u] > r.unacked_bytes_by_upstream[most]) most = u;
+    });
+    text("ret-unacked", most === null ? "-" : fmt_bytes(r.unacked_bytes_by_upstream[most]));
+    text("ret-unacked-by", most === null ? "" : "by upstream " + most);
+    $("retention-warning-card").hidden = r.warning === null;
+    text("retention-warning", r.warning || "");
+  }
+
   function show_rejected(q) {
     var body = $("rejected");
     body.textContent = "";
@@ -311,6 +351,7 @@ export const dashboard_html = String.raw`<!doctype html>
     text("sync-mode", "fsync " + status.sync_mode + " (" + fmt_int(status.durable_events) + " durable)");
     show_peers(status);
     show_conflicts(status.conflicts || []);
+    show_retention(status.retention);
     show_rejected(q);
     text("updated", "updated " + new Date().toLocaleTimeString());
     draw_chart();

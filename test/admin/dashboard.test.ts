@@ -6,6 +6,7 @@ import { type Browser, type Page, chromium } from "playwright-core";
 import { type AdminServer, start_admin_server } from "../../src/admin/server.ts";
 import { Origin } from "../support/origin.ts";
 import { accept_validated } from "../support/validated_accept.ts";
+import type { AckSource } from "../../src/log/retention.ts";
 import { FakeSync, admin_app, dec, enc } from "./support.ts";
 
 /** Debian's chromium; override with INTERLOG_CHROMIUM. A missing browser fails the test: the dashboard must be checked in a real one. */
@@ -124,6 +125,11 @@ describe("the dashboard in a real browser", () => {
     expect(await text_of(page, "#append-rate")).not.toBe("-");
     expect(await text_of(page, "#time-to-full")).not.toBe("-");
     expect(await text_of(page, "#disk-free")).not.toBe("unknown");
+    // No retention budget: the card says the log only grows, and warns of nothing.
+    expect(await text_of(page, "#ret-policy")).toBe("(no budget)");
+    expect(await text_of(page, "#ret-used")).toEndWith(", the log only grows");
+    expect(await text_of(page, "#ret-full-in")).toBe("no budget");
+    expect(await page.isHidden("#retention-warning-card")).toBe(true);
 
     fs.mkdirSync(artifacts_dir, { recursive: true });
     await page.screenshot({ path: path.join(artifacts_dir, "dashboard.png"), fullPage: true });
@@ -143,5 +149,74 @@ describe("the dashboard in a real browser", () => {
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  test("the retention card shows the budget used, what was pruned, the oldest event, time until full, and warns while an upstream blocks pruning", async () => {
+    const segment = 64 * 1024;
+    const upstream = "00000000000000cc";
+    let acking = true;
+    const t = await admin_app({ token }, { segment_size_bytes: segment, retention: { max_bytes: 4 * segment, policy: "drop-acked", reserve_own_bytes: 0 } });
+    const acks: AckSource = {
+      upstreams_of: () => [upstream],
+      held_by: (_u, origin) => (acking ? t.log.durable_held(origin) : 0),
+      upstreams: () => [upstream],
+    };
+    t.log.set_acks(acks);
+    const retained = start_admin_server({ app: t.app, listen: "127.0.0.1:0" });
+    const fill = async (until: () => boolean) => {
+      for (let i = 0; i < 200 && !until(); i++) {
+        try {
+          await t.log.write(Array.from({ length: 10 }, () => new Uint8Array(1000)));
+        } catch {
+          // LOG_FULL while blocked: what the warning is about.
+        }
+        await t.log.maintain();
+      }
+    };
+    await fill(() => t.log.retention_status().pruned.segments >= 2);
+    const pruned = t.log.retention_status().pruned;
+
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => void errors.push(e.message));
+    await page.goto(`${retained.url}/?poll_ms=200`);
+    await page.waitForSelector("#login:not([hidden])");
+    await page.fill("#token-input", token);
+    await page.press("#token-input", "Enter");
+    await until_text(page, "replica-id", t.log.id);
+    expect(await text_of(page, "#ret-policy")).toBe("(drop-acked)");
+    const used = t.log.used_bytes;
+    await until_text(page, "ret-used", `${(used / 1024).toFixed(1)} KiB of 256.0 KiB`);
+    expect(await text_of(page, "#ret-share")).toBe(`${((100 * used) / (4 * segment)).toFixed(1)} %`);
+    expect(await text_of(page, "#ret-pruned-acked")).toBe(`${pruned.acked_events.toLocaleString("en-US")} events, ${(pruned.acked_bytes / 1024).toFixed(1)} KiB`);
+    expect(await text_of(page, "#ret-pruned-unacked")).toBe("0 events, 0 B");
+    expect(await text_of(page, "#ret-oldest")).toMatch(/^\d+ s old$/);
+    expect(await text_of(page, "#ret-unacked")).toBe("0 B");
+    expect(await text_of(page, "#ret-unacked-by")).toBe(`by upstream ${upstream}`);
+    // The rate is measured between the app's start and the page's polls: "full in" becomes a duration.
+    await page.waitForFunction(
+      () => /^\d+ (s|min|h|days)$|^full; pruning makes room$/.test((globalThis as unknown as { document: PageDocument }).document.getElementById("ret-full-in")?.textContent ?? ""),
+    );
+    expect(await page.isHidden("#retention-warning-card")).toBe(true);
+
+    // The upstream stops acknowledging: the budget fills, pruning is blocked, the page warns and names it.
+    acking = false;
+    await fill(() => t.log.retention_status().blocked !== null);
+    await page.waitForSelector("#retention-warning-card:not([hidden])");
+    const warning = await text_of(page, "#retention-warning");
+    expect(warning).toContain("Pruning is blocked");
+    expect(warning).toContain(`upstream ${upstream}`);
+    expect(warning).toContain("LOG_FULL");
+    expect(await text_of(page, "#ret-unacked")).toBe(`${(t.log.bytes / 1024).toFixed(1)} KiB`);
+    fs.mkdirSync(artifacts_dir, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts_dir, "dashboard-retention.png"), fullPage: true });
+
+    // It catches up: the warning goes.
+    acking = true;
+    await t.log.maintain();
+    await page.waitForSelector("#retention-warning-card", { state: "hidden" });
+    expect(errors).toEqual([]);
+    await page.close();
+    await retained.stop();
   });
 });

@@ -1,8 +1,9 @@
 import { type AdminServer, check_listen_allowed, create_admin_app, start_admin_server } from "./admin/index.ts";
 import type { SyncView } from "./admin/deps.ts";
 import type { Config } from "./config/config.ts";
-import { type Clock, system_clock } from "./lib/clock.ts";
+import { type Clock, type Timers, system_clock, system_timers } from "./lib/clock.ts";
 import { Log } from "./log/log.ts";
+import { MaintainPacer, PeerAcks } from "./sync/acks.ts";
 import { Replicator } from "./sync/replicator.ts";
 import { MqttTransport } from "./transport/mqtt_transport.ts";
 import { build_validator } from "./validators/registry.ts";
@@ -26,6 +27,8 @@ export type LogLine = (level: "info" | "warn" | "error", msg: string, fields?: R
  */
 export class ReplicaNode {
   private stop_local_push: (() => void) | null = null;
+  /** Runs log.maintain as upstreams acknowledge (retention only). */
+  private pacer: MaintainPacer | null = null;
 
   private constructor(
     readonly config: Config,
@@ -35,7 +38,7 @@ export class ReplicaNode {
     readonly admin: AdminServer,
   ) {}
 
-  static async start(config: Config, log_line: LogLine, clock: Clock = system_clock): Promise<ReplicaNode> {
+  static async start(config: Config, log_line: LogLine, clock: Clock = system_clock, timers: Timers = system_timers): Promise<ReplicaNode> {
     // Refuse an open admin API before touching anything.
     check_listen_allowed(config.admin.listen, config.admin.token ?? undefined);
     const validate_append = build_validator(config.validators.append);
@@ -48,12 +51,19 @@ export class ReplicaNode {
       sync_interval_ms: config.log.sync_interval_ms,
       segment_size_bytes: config.log.segment_size_bytes,
       trust_replicas: config.trust.replicas,
+      retention: config.retention === null ? null : { max_bytes: config.retention.max_bytes, policy: config.retention.policy, reserve_own_bytes: config.retention.reserve_own_bytes },
       clock,
       on_warning: (msg, details) => log_line("warn", msg, details),
     });
     try {
       let replicator: Replicator | null = null;
       let transport: MqttTransport | null = null;
+      let pacer: MaintainPacer | null = null;
+      if (config.retention !== null) {
+        pacer = new MaintainPacer(() => log.maintain(), clock, timers);
+        log_line("info", "retention keeps the data directory within max_bytes", { ...config.retention });
+      }
+      const notify_acks = pacer === null ? () => {} : () => pacer.notify();
       const mqtt = config.mqtt;
       if (mqtt !== null) {
         if (mqtt.username !== null && mqtt.username !== log.id) {
@@ -66,16 +76,23 @@ export class ReplicaNode {
         const { pull, peer_events_max_bytes: _quota, ...limits } = config.replication;
         const peer_events_max_bytes = peer_events_quota(config, log);
         log_line("info", "synced events may take at most peer_events_max_bytes of the log", { peer_events_max_bytes });
+        // A replica that pulls a list follows only those replicas; it must hear its upstreams' acknowledgements too.
+        const upstreams = config.retention?.upstreams ?? null;
+        const watch = pull === "*" || upstreams === null ? undefined : [...new Set([...pull, ...upstreams])];
         replicator = new Replicator({
           ...limits,
           log,
           prefix: mqtt.prefix,
           pull,
+          watch,
           peer_events_max_bytes,
           max_packet_bytes: mqtt.max_packet_bytes,
           validate: (payload, ctx) => validate_sync(payload, { kind: "sync", origin: ctx.origin, seq: ctx.seq, time_ms: ctx.time_ms }),
           on_warning: (msg, details) => log_line("warn", msg, details),
+          on_claim_raised: notify_acks,
         });
+        // Upstreams' durable vvs, as sync hears them, are what retention counts as acknowledged (also for the prune command).
+        log.set_acks(new PeerAcks(replicator, config.retention?.upstreams ?? null));
         transport = new MqttTransport({
           replicator,
           url: mqtt.url,
@@ -104,6 +121,8 @@ export class ReplicaNode {
       });
       const admin = start_admin_server({ app, listen: config.admin.listen });
       const node = new ReplicaNode(config, log, replicator, transport, admin);
+      node.pacer = pacer;
+      pacer?.start();
       transport?.start();
       node.start_local_push();
       return node;
@@ -123,19 +142,29 @@ export class ReplicaNode {
   /** Stops taking requests, publishes offline status, flushes and fsyncs the log. */
   async stop(): Promise<void> {
     this.stop_local_push?.();
+    this.pacer?.stop();
     await this.admin.stop();
     await this.transport?.stop();
     await this.log.close();
   }
 }
 
-/** replication.peer_events_max, or peer_events_disk_share_default of what the log could use now (no quota when the file system cannot tell). */
-function peer_events_quota(config: Config, log: Log): number {
+/**
+ * replication.peer_events_max, or peer_events_disk_share_default of what the
+ * log could use now (no quota when the file system cannot tell); with a
+ * retention budget, at most max_bytes less reserve_own, so peers' events
+ * cannot take the share kept for this replica's own.
+ */
+export function peer_events_quota(config: Config, log: Pick<Log, "disk_bytes" | "free_disk_bytes">): number {
   const configured = config.replication.peer_events_max_bytes;
-  if (configured !== undefined) return configured;
-  const free = log.free_disk_bytes();
-  if (free === null) return Number.POSITIVE_INFINITY;
-  return Math.floor((log.disk_bytes + free) * peer_events_disk_share_default);
+  let quota = Number.POSITIVE_INFINITY;
+  if (configured !== undefined) quota = configured;
+  else {
+    const free = log.free_disk_bytes();
+    if (free !== null) quota = Math.floor((log.disk_bytes + free) * peer_events_disk_share_default);
+  }
+  if (config.retention !== null) quota = Math.min(quota, config.retention.max_bytes - config.retention.reserve_own_bytes);
+  return quota;
 }
 
 function sync_view(replicator: Replicator, transport: MqttTransport, clock: Clock): SyncView {
@@ -164,7 +193,8 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
         messages_in: sum(c.messages_in),
         messages_out: sum(c.messages_out),
         conflicts: c.conflicts,
-        dropped: { ...c.dropped, ...prefixed("event_", c.events_dropped), ...prefixed("limit_", c.forgotten) },
+        // event_unavailable: events no known peer holds any more (every claimant pruned them), so not taken (status: sync.unavailable).
+        dropped: { ...c.dropped, ...prefixed("event_", c.events_dropped), event_unavailable: c.events_unavailable, ...prefixed("limit_", c.forgotten) },
       };
     },
   };

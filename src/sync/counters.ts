@@ -119,6 +119,12 @@ export interface SyncCounters {
   wants_unproductive: number;
   /** Repair requests abandoned at want_deadline_ms although their answer was still making progress. */
   wants_past_deadline: number;
+  /** Requested ranges this replica answered with `gone`: it pruned (retention) events the requester lacks. */
+  ranges_gone_sent: number;
+  /** Requested ranges a peer answered with `gone`: that peer is not asked for them again. */
+  ranges_gone_received: number;
+  /** Events found held by no known peer (every claimant pruned them): this replica cannot take them, nor the origin's later ones (see SyncStatus.unavailable). */
+  events_unavailable: number;
 }
 
 function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -146,5 +152,8 @@ export function new_counters(): SyncCounters {
     wants_timed_out: 0,
     wants_unproductive: 0,
     wants_past_deadline: 0,
+    ranges_gone_sent: 0,
+    ranges_gone_received: 0,
+    events_unavailable: 0,
   };
 }

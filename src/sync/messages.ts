@@ -103,6 +103,15 @@ export interface AnswerMessage {
   last: boolean;
   /** On the last message: what the sender durably holds of origins it could not serve up to `upto`. */
   held: Map<string, number> | null;
+  /**
+   * On the last message: origin -> F, "this sender pruned that origin's
+   * events through seq F (retention)", for requested ranges starting below
+   * F; those ranges are not served (the requester could not take later
+   * events without the pruned ones) and it asks another peer. Optional
+   * (absent when nothing asked for was pruned): receivers that do not know
+   * the field ignore it, so protocol v3 is unchanged.
+   */
+  gone?: Map<string, number> | null;
 }
 
 export type SyncMessage = VvMessage | EntryMessage | StatusMessage | EventsMessage | WantMessage | AnswerMessage;
@@ -135,6 +144,7 @@ export function encode_message(m: SyncMessage, buffer: Uint8Array | null = null)
       if (m.part !== null) envelope.part = [m.part.at, m.part.total, m.part.id];
       if (m.last) envelope.last = true;
       if (m.held !== null && m.held.size > 0) envelope.held = encode_vv(m.held);
+      if (m.gone !== undefined && m.gone !== null && m.gone.size > 0) envelope.gone = encode_vv(m.gone);
       events = m.events;
       break;
     }
@@ -263,7 +273,7 @@ export function decode_message(bytes: Uint8Array, topic: ParsedTopic): SyncMessa
       if (body.to !== topic.peer) throw new Malformed("bad_shape", "field to does not match the topic");
       if (body.last !== undefined && typeof body.last !== "boolean") throw new Malformed("bad_shape", "field last is not a boolean");
       const held = body.held === undefined ? null : decode_vv(bytes_field(body, "held"), true);
-      return {
+      const answer: AnswerMessage = {
         kind: "to",
         from,
         to: topic.peer as string,
@@ -273,6 +283,9 @@ export function decode_message(bytes: Uint8Array, topic: ParsedTopic): SyncMessa
         last: body.last === true,
         held,
       };
+      // Absent unless sent, so a message decodes as it was built.
+      if (body.gone !== undefined) answer.gone = decode_vv(bytes_field(body, "gone"));
+      return answer;
     }
   }
 }

@@ -15,13 +15,17 @@ export const own_scan_step_max = 100_000;
  * at most own_scan_step_max frames per step). Nothing is measured while the
  * whole log fits the quota anyway, the usual case. Until a measurement has
  * caught up, the own bytes not yet walked count as peer bytes: the quota
- * errs towards refusing, never towards overfilling.
+ * errs towards refusing, never towards overfilling. When retention pruned
+ * (the log's first position moved), the running total counts own bytes no
+ * longer held, so the measurement starts again after the pruned own events.
  */
 export class PeerQuota {
   /** Own events up to this seq were measured... */
   private own_seq = 0;
   /** ...and take this many record bytes. */
   private own_bytes = 0;
+  /** The log's first position when own_seq and own_bytes were started: a prune moves it. */
+  private measured_from_pos = 0;
   /** The room left when a batch was last refused; the quota stays closed until there is more (space freed). */
   private room_at_refusal: number | null = null;
 
@@ -77,6 +81,12 @@ export class PeerQuota {
   catch_up(): void {
     if (!this.limited) return;
     const me = this.log.id;
+    if (this.log.first_pos !== this.measured_from_pos) {
+      // Pruned: own_bytes counts events no longer held (log.bytes no longer does). Measure again from the first own event held.
+      this.measured_from_pos = this.log.first_pos;
+      this.own_seq = this.log.pruned_through(me);
+      this.own_bytes = 0;
+    }
     const durable = this.log.durable_held(me);
     if (durable <= this.own_seq) return;
     const pos_end = this.log.durable_count;

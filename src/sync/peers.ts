@@ -28,6 +28,14 @@ export class Peer {
    * keeps it within claims_per_peer_max and may forget a claim.
    */
   readonly claims = new Map<string, number>();
+  /**
+   * origin -> F: the peer said (a `gone` answer) that it pruned the
+   * origin's events through seq F, so it is not asked for that origin while
+   * this replica holds less than F (pruning only rises, and the peer cannot
+   * serve seq held+1). Entries go once this replica holds F; at most
+   * claims_per_peer_max of them (see note_pruned).
+   */
+  readonly pruned = new Map<string, number>();
   /** Which origins it pulls; null until its vv arrives. A list keeps only origins this replica holds (at most pulls_per_peer_max). */
   pull: "*" | Set<string> | null = null;
   /** From its retained status; null until known. */
@@ -55,6 +63,19 @@ export class Peer {
 
   claim(origin: string): number {
     return this.claims.get(origin) ?? 0;
+  }
+
+  /** Through which seq the peer pruned `origin`, as it told this replica (0: not known to have pruned). */
+  pruned_through(origin: string): number {
+    return this.pruned.get(origin) ?? 0;
+  }
+
+  /** Records the peer's word that it pruned origin through `floor`; false when `max` origins are already recorded (nothing stored). */
+  note_pruned(origin: string, floor: number, max: number): boolean {
+    const current = this.pruned.get(origin);
+    if (current === undefined && this.pruned.size >= max) return false;
+    if (current === undefined || floor > current) this.pruned.set(origin, floor);
+    return true;
   }
 
   pulls(origin: string): boolean {

@@ -17,6 +17,25 @@ export interface RepairHost {
   send_want(out: Outbound[], peer: Peer, m: WantMessage): void;
   /** Whether synced events still fit the disk quota; while they do not, nothing is requested (and an empty answer is no peer's fault). */
   quota_open(): boolean;
+  /** A peer's claim rose (its vv, a vv entry, events it sent): retention's acknowledgements may have advanced. */
+  claim_rose?(peer: Peer, origin: string, seq: number): void;
+}
+
+/**
+ * A range of an origin this replica cannot get: every peer known to hold
+ * more of the origin pruned it (said so in a `gone` answer). Seqs are dense,
+ * so none of the origin's later events can be taken either until a peer
+ * that still holds the range shows up.
+ */
+export interface UnavailableRange {
+  origin: string;
+  /** The first seq missing here (held + 1)... */
+  from: number;
+  /** ...through the lowest seq the claimants pruned through. */
+  to: number;
+  /** The peers that said they pruned it. */
+  pruned_by: string[];
+  since_ms: number;
 }
 
 /**
@@ -57,6 +76,8 @@ export class RepairPlanner {
   private readonly requested_from = new Map<string, Peer>();
   /** The next request id; starts at the first connection's clock so ids do not repeat across restarts. */
   private req_counter = 0;
+  /** Origins whose next events no known peer still holds (at most origins_max: one per origin pulled). */
+  private readonly unavailable_ranges = new Map<string, UnavailableRange>();
 
   constructor(
     private readonly host: RepairHost,
@@ -106,7 +127,9 @@ export class RepairPlanner {
   /** Records that `peer` holds origin up to seq (own origin: its acknowledgement; origins not pulled: ignored). */
   raise(peer: Peer, origin: string, seq: number, now_ms: number): void {
     if (origin !== this.id && !this.host.pulls(origin)) return;
-    if (!this.claims.raise(peer, origin, seq, now_ms) || origin === this.id) return;
+    if (!this.claims.raise(peer, origin, seq, now_ms)) return;
+    this.host.claim_rose?.(peer, origin, seq);
+    if (origin === this.id) return;
     if (seq > this.host.log.held(origin)) {
       this.work.add(origin);
       this.dirty.add(origin);
@@ -149,13 +172,26 @@ export class RepairPlanner {
       const held = log.held(origin);
       let chosen: Peer | null = null;
       let has_source = false;
+      let pruned_floor = Number.POSITIVE_INFINITY;
+      let pruned_by: string[] | null = null;
       for (const peer of this.claims.claimants(origin)) {
+        const floor = peer.pruned_through(origin);
+        if (floor > 0 && floor <= held) peer.pruned.delete(origin); // held past what it pruned: it may serve again
         if (peer.claim(origin) <= held) continue;
+        if (floor > held) {
+          // It pruned seq held + 1: it cannot serve what this replica needs next.
+          pruned_floor = Math.min(pruned_floor, floor);
+          (pruned_by ??= []).push(peer.id);
+          continue;
+        }
         has_source = true;
         if (!peer.available(now_ms)) continue;
         if (chosen === null || peer.better_than(chosen, origin, now_ms)) chosen = peer;
       }
-      if (!has_source) this.work.delete(origin);
+      if (!has_source) {
+        this.work.delete(origin);
+        if (pruned_by !== null) this.note_unavailable(origin, held + 1, pruned_floor, pruned_by, now_ms);
+      } else this.unavailable_ranges.delete(origin);
       if (chosen !== null) best.set(origin, chosen);
     }
     if (best.size === 0) return;
@@ -210,6 +246,14 @@ export class RepairPlanner {
       // The sender's own word on what it holds beats an older claim.
       for (const [origin, seq] of m.held) this.claims.lower(peer, origin, seq);
     }
+    if (m.gone !== undefined && m.gone !== null) {
+      for (const [origin, floor] of m.gone) {
+        // Only for origins asked of it: a peer can only rule itself out as a source.
+        if (!want.ranges.some((r) => r.origin === origin)) continue;
+        this.host.counters.ranges_gone_received++;
+        if (!peer.note_pruned(origin, floor, s.claims_per_peer_max)) this.host.counters.forgotten.claims_per_peer++;
+      }
+    }
     if (m.last) this.finish(peer, now_ms);
   }
 
@@ -221,7 +265,10 @@ export class RepairPlanner {
     const log = this.host.log;
     const progress = want.ranges.some((r) => log.held(r.origin) > r.after);
     const satisfied = want.ranges.every((r) => log.held(r.origin) >= r.upto);
+    // Ranges it said it pruned are no waste: it is not asked for them again (plan skips it).
+    const accounted = want.ranges.every((r) => log.held(r.origin) > r.after || peer.pruned_through(r.origin) > log.held(r.origin));
     if (progress || satisfied) peer.rehabilitate();
+    else if (accounted) return;
     else if (this.host.quota_open()) {
       this.host.counters.wants_unproductive++;
       this.penalize(peer, now_ms);
@@ -270,6 +317,25 @@ export class RepairPlanner {
       this.dirty.add(r.origin);
     }
     this.mark_peer(peer);
+  }
+
+  /** Ranges no known peer still holds (every claimant pruned them), by origin; the ones since filled are left out. */
+  unavailable(): UnavailableRange[] {
+    const out: UnavailableRange[] = [];
+    for (const r of this.unavailable_ranges.values()) {
+      if (this.host.log.held(r.origin) >= r.to) this.unavailable_ranges.delete(r.origin);
+      else out.push({ ...r, pruned_by: [...r.pruned_by] });
+    }
+    return out;
+  }
+
+  /** Records (or updates) that origin's seqs from..to are held by no peer known here; counts events newly found unavailable. */
+  private note_unavailable(origin: string, from: number, to: number, pruned_by: string[], now_ms: number): void {
+    const previous = this.unavailable_ranges.get(origin);
+    const counted_to = previous !== undefined && previous.from === from ? previous.to : from - 1;
+    if (to > counted_to) this.host.counters.events_unavailable += to - counted_to;
+    if (previous === undefined && this.unavailable_ranges.size >= this.settings.origins_max) return;
+    this.unavailable_ranges.set(origin, { origin, from, to, pruned_by, since_ms: previous?.since_ms ?? now_ms });
   }
 
   /** Checks the invariants over every origin and peer (for tests: the hot path checks only what it touches). */

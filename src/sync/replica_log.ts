@@ -17,4 +17,6 @@ export type ReplicaLog = Pick<
   | "scan_origin"
   | "accept_checked"
   | "keys"
+  | "first_pos"
+  | "pruned_through"
 >;

@@ -169,10 +169,23 @@ export class Replicator {
         pulls,
         send_want: (out: Outbound[], peer: Peer, m: WantMessage) => this.emit(out, this.topics.want(this.id, peer.id), m, false, peer),
         quota_open: () => this.quota.open,
+        claim_rose: (peer: Peer, origin: string, seq: number) => s.on_claim_raised(peer.id, origin, seq),
       },
       s,
     );
   }
+
+  /** The peers known (at most peers_max), by id: retention's acknowledgements read their claims (acks.ts). Read only. */
+  get peer_table(): ReadonlyMap<string, Readonly<Peer>> {
+    return this.peers;
+  }
+
+  /** Changes whenever some peer's pull list does (acks.ts caches who pulls what until then). */
+  get pulls_version(): number {
+    return this.pull_changes;
+  }
+
+  private pull_changes = 0;
 
   /** Whether events of `origin` are stored here (own events always are, but never taken from peers; an origin outside trust.replicas never is). */
   pulls(origin: string): boolean {
@@ -345,6 +358,7 @@ export class Replicator {
     if (!same_pull(peer.pull, pull)) {
       this.announcer.peer_pull_changed(peer, peer.pull, pull); // it may want other entries of ours
       peer.pull = pull;
+      this.pull_changes++;
     }
     // Only what matters here: origins this replica pulls (sources) and its own (the peer's acknowledgement).
     for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.planner.raise(peer, origin, seq, now_ms);
@@ -381,8 +395,10 @@ export class Replicator {
     if (peer.pull === null) {
       this.announcer.peer_pull_changed(peer, null, new Set());
       peer.pull = new Set();
+      this.pull_changes++;
     }
     if (peer.pull !== "*" && peer.pull.has(m.origin) !== m.pulls) {
+      this.pull_changes++;
       if (!m.pulls) {
         peer.pull.delete(m.origin);
         this.announcer.peer_pull_entry(m.origin, false);
@@ -463,8 +479,8 @@ export class Replicator {
     peer.last_served_req = m.req;
     const answers = this.answers;
     const topic = this.topics.to(this.id, peer.id);
-    const answer = (events: Uint8Array, part: Part | null, last: boolean, held: Map<string, number> | null): void =>
-      this.emit(out, topic, { kind: "to", from: this.id, to: peer.id, req: m.req, events, part, last, held }, false, peer);
+    const answer = (events: Uint8Array, part: Part | null, last: boolean, held: Map<string, number> | null, gone: Map<string, number> | null = null): void =>
+      this.emit(out, topic, gone === null ? { kind: "to", from: this.id, to: peer.id, req: m.req, events, part, last, held } : { kind: "to", from: this.id, to: peer.id, req: m.req, events, part, last, held, gone }, false, peer);
     const bytes_out_before = peer.bytes_out;
     const allowed = answers.available(peer.id, now_ms);
     if (allowed <= 0) {
@@ -474,14 +490,24 @@ export class Replicator {
       return;
     }
     const ranges: SeqRange[] = [];
+    /** Origins asked from below what retention pruned here: origin -> pruned through. */
+    const gone = new Map<string, number>();
     let repeated = false;
     for (const r of m.ranges) {
       const sent = answers.sent_upto(peer.id, r.origin, now_ms);
       if (sent > r.after) repeated = true;
       const after = Math.max(r.after, sent, peer.claim(r.origin));
-      if (after < r.upto) ranges.push({ origin: r.origin, after, upto: r.upto });
+      if (after >= r.upto) continue;
+      const pruned = this.log.pruned_through(r.origin);
+      if (after < pruned) {
+        // Gone here: said so, and nothing of it served (the requester cannot take later events without these; it asks another peer).
+        if (gone.size < this.settings.vv_entries_per_message_max) gone.set(r.origin, pruned);
+        continue;
+      }
+      ranges.push({ origin: r.origin, after, upto: r.upto });
     }
-    if (repeated && ranges.length === 0) {
+    this.counters.ranges_gone_sent += gone.size;
+    if (repeated && ranges.length === 0 && gone.size === 0) {
       this.drop(out, "want_repeated", peer);
       answer(new Uint8Array(0), null, true, null);
       answers.charge(peer.id, peer.bytes_out - bytes_out_before, now_ms);
@@ -505,11 +531,11 @@ export class Replicator {
         held.set(r.origin, run.last_seq > r.after ? run.last_seq : Math.min(r.after, this.log.durable_held(r.origin)));
       }
     }
-    // The last message also carries `held`: trimmed to what a message holds, and alone when the chunk leaves no room.
-    const held_room = this.settings.vv_entries_per_message_max;
+    // The last message also carries `held` and `gone`: trimmed to what a message holds (gone first), and alone when the chunk leaves no room.
+    const held_room = this.settings.vv_entries_per_message_max - gone.size;
     for (const origin of held.keys()) if (held.size > held_room) held.delete(origin);
-    if (encoder.bytes + held.size * vv_entry_bytes > encoder.limit) chunker.flush();
-    answer(encoder.chunk(), null, true, held);
+    if (encoder.bytes + (held.size + gone.size) * vv_entry_bytes > encoder.limit) chunker.flush();
+    answer(encoder.chunk(), null, true, held, gone.size > 0 ? gone : null);
     encoder.reset();
     this.counters.events_served += events;
     answers.charge(peer.id, peer.bytes_out - bytes_out_before, now_ms);
@@ -596,6 +622,7 @@ export class Replicator {
         origins_tracked: planner.claims.size,
         origins_with_work: planner.origins_with_work,
         peer_events_bytes: quota.limited ? quota.used_bytes() : null,
+        unavailable: planner.unavailable(),
       },
       now_ms,
     );

@@ -87,6 +87,12 @@ export interface ReplicatorOptions {
   /** Largest batch handed to log.accept_checked at once. */
   accept_batch_max_bytes?: number;
   on_warning?: (message: string, details: Record<string, unknown>) => void;
+  /**
+   * A peer's claim on an origin rose (its durable vv, a vv entry, events it
+   * sent): retention's acknowledgements (acks.ts) may have advanced. Called
+   * synchronously, often: keep it cheap (the node rate-limits log.maintain).
+   */
+  on_claim_raised?: (peer: string, origin: string, seq: number) => void;
 }
 
 export const sync_defaults = {
@@ -189,6 +195,7 @@ export interface SyncSettings {
    */
   vv_entries_per_message_max: number;
   on_warning: (message: string, details: Record<string, unknown>) => void;
+  on_claim_raised: (peer: string, origin: string, seq: number) => void;
 }
 
 /** Applies the defaults and refuses options sync cannot work with (BAD_ARGUMENT). */
@@ -226,6 +233,7 @@ export function resolve_sync_options(options: ReplicatorOptions): SyncSettings {
     accept_batch_max_bytes: options.accept_batch_max_bytes ?? d.accept_batch_max_bytes,
     vv_entries_per_message_max: Math.floor((max_packet_bytes - 2 * envelope_reserve_bytes) / vv_entry_bytes),
     on_warning: options.on_warning ?? (() => {}),
+    on_claim_raised: options.on_claim_raised ?? (() => {}),
   };
   check_limits(settings);
   return settings;

@@ -1,5 +1,6 @@
 import type { SyncCounters } from "./counters.ts";
 import type { Peer } from "./peers.ts";
+import type { UnavailableRange } from "./repair_planner.ts";
 import type { ReplicaLog } from "./replica_log.ts";
 
 export interface PeerStatus {
@@ -17,6 +18,8 @@ export interface PeerStatus {
   oldest_unacked_age_ms: number | null;
   failures: number;
   want_outstanding: boolean;
+  /** Origins the peer said it pruned (retention), through which seq; only those this replica still lacks. */
+  pruned: Record<string, number>;
   messages_in: number;
   bytes_in: number;
   messages_out: number;
@@ -40,6 +43,13 @@ export interface SyncStatus {
   origins_with_work: number;
   /** Record bytes of other origins' events held (against peer_events_max_bytes); null without a quota. */
   peer_events_bytes: number | null;
+  /**
+   * Ranges this replica lacks that every peer known to hold more pruned
+   * (retention): it cannot take them, nor (seqs are dense) the origin's later
+   * events, until a peer that still holds them appears. Nothing is asked for
+   * them meanwhile.
+   */
+  unavailable: UnavailableRange[];
 }
 
 /** The replicator state a status is computed from (read only). */
@@ -55,6 +65,7 @@ export interface StatusSource {
   origins_tracked: number;
   origins_with_work: number;
   peer_events_bytes: number | null;
+  unavailable: UnavailableRange[];
 }
 
 /**
@@ -97,6 +108,7 @@ export function sync_status(s: StatusSource, now_ms: number): SyncStatus {
       oldest_unacked_age_ms: oldest,
       failures: p.failures,
       want_outstanding: p.want !== null,
+      pruned: Object.fromEntries(p.pruned),
       messages_in: p.messages_in,
       bytes_in: p.bytes_in,
       messages_out: p.messages_out,
@@ -116,5 +128,6 @@ export function sync_status(s: StatusSource, now_ms: number): SyncStatus {
     origins_tracked: s.origins_tracked,
     origins_with_work: s.origins_with_work,
     peer_events_bytes: s.peer_events_bytes,
+    unavailable: s.unavailable,
   };
 }

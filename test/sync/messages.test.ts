@@ -26,6 +26,8 @@ describe("wire format", () => {
       [topics.want(a, b), { kind: "want", from: a, to: b, req: 9, max_bytes: 1 << 20, ranges: [{ origin: b, after: 3, upto: 2 ** 53 - 1 }] }],
       [topics.to(a, b), { kind: "to", from: a, to: b, req: 9, events, part: null, last: true, held: new Map([[b, 0]]) }],
       [topics.to(a, b), { kind: "to", from: a, to: b, req: 10, events: new Uint8Array(0), part: null, last: false, held: null }],
+      // Retention: "a pruned b's events through 7000" (an optional field: a receiver that does not know it ignores it).
+      [topics.to(a, b), { kind: "to", from: a, to: b, req: 11, events: new Uint8Array(0), part: null, last: true, held: new Map([[a, 3]]), gone: new Map([[b, 7000]]) }],
     ];
     for (const [topic, message] of cases) {
       const parsed = topics.parse(topic);
@@ -33,6 +35,15 @@ describe("wire format", () => {
       const back = decode_message(encode_message(message), parsed as NonNullable<typeof parsed>);
       expect(back).toEqual(message.kind === "to" && message.held?.size === 0 ? { ...message, held: null } : message);
     }
+  });
+
+  test("an answer's gone list decodes only as a valid vv (no seq 0, no repeated origin)", () => {
+    const parsed = topics.parse(topics.to(a, b)) as NonNullable<ReturnType<Topics["parse"]>>;
+    const bytes = encode_message({ kind: "to", from: a, to: b, req: 1, events: new Uint8Array(0), part: null, last: true, held: null, gone: new Map([[b, 0]]) });
+    expect(() => decode_message(bytes, parsed)).toThrow(/seq 0/);
+    // Without the field the answer has none, as before retention.
+    const plain = decode_message(encode_message({ kind: "to", from: a, to: b, req: 1, events: new Uint8Array(0), part: null, last: true, held: null, gone: null }), parsed);
+    expect("gone" in plain).toBe(false);
   });
 
   test("topics name the publisher and, for requests and answers, the peer", () => {

@@ -1,5 +1,7 @@
 import { Random } from "../../src/lib/random.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
+import type { RetentionOptions } from "../../src/log/retention.ts";
+import { PeerAcks } from "../../src/sync/acks.ts";
 import { decode_message, type SyncMessage } from "../../src/sync/messages.ts";
 import { type Outbound, Replicator, type ReplicatorOptions } from "../../src/sync/replicator.ts";
 import { Topics } from "../../src/sync/topics.ts";
@@ -39,6 +41,10 @@ export class TestNode {
 export interface AddOptions extends Partial<Omit<ReplicatorOptions, "log">> {
   /** "manual": interval mode whose fsync runs only when the test calls node.manual_fsync(). */
   sync?: SyncMode | "manual";
+  /** A disk budget: the log prunes what its upstreams hold (acks from this replicator's peers, as node.ts wires them), maintained whenever a claim rises. */
+  retention?: RetentionOptions;
+  /** retention.upstreams (default: every peer that pulls the origin). */
+  upstreams?: readonly string[];
 }
 
 export class TestNet {
@@ -68,9 +74,12 @@ export class TestNet {
       clock: { now_ms: () => this.now },
       timers,
       fill_random: (b) => this.rng.fill(b),
+      retention: options.retention ?? null,
     });
-    const { sync: _sync, ...rest } = options;
-    const rep = new Replicator({ prefix: "t", want_timeout_ms: 1000, retry_backoff_base_ms: 100, ...rest, log });
+    const { sync: _sync, retention, upstreams, ...rest } = options;
+    const on_claim_raised = retention === undefined ? undefined : () => void log.maintain();
+    const rep = new Replicator({ prefix: "t", want_timeout_ms: 1000, retry_backoff_base_ms: 100, on_claim_raised, ...rest, log });
+    if (retention !== undefined) log.set_acks(new PeerAcks(rep, upstreams ?? null));
     const node = new TestNode(this, log, rep, io);
     if (manual) node.manual_fsync = () => timers.fire_every();
     this.nodes.push(node);

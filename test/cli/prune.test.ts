@@ -178,6 +178,28 @@ describe("interlog prune next to a running replica", () => {
     expect(log.first_pos).toBeGreaterThan(0);
     expect(real.out).toContain(`first position held: ${log.first_pos}\n`);
     expect(log.segment_count).toBe(1);
+
+    // tail --from 0 follows from the first held position and notes the gap on stderr.
+    const tail = Bun.spawn([...interlog_command(), "tail", "--url", server.url, "--from", "0"], {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { PATH: process.env.PATH ?? "", INTERLOG_ADMIN_TOKEN: token },
+    });
+    try {
+      const reader = tail.stdout.getReader();
+      let out = "";
+      while (!out.includes("\n")) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      expect((JSON.parse(out.split("\n")[0]) as { pos: number }).pos).toBe(log.first_pos);
+    } finally {
+      tail.kill();
+      await tail.exited;
+    }
+    expect(await new Response(tail.stderr).text()).toBe(`interlog tail: events before position ${log.first_pos} were pruned by retention; following from ${log.first_pos}\n`);
   });
 
   test("refuses without the replica's address, or when the address is another replica's", async () => {

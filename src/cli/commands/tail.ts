@@ -7,7 +7,9 @@ export const tail_command: Command = {
 
 Connects to a running replica's admin API (GET /api/events/stream) and prints
 each durable event as a JSON line {"pos","id","origin","seq","time","payload"}
-as it arrives, until interrupted. Without --from it starts at the end.
+as it arrives, until interrupted. Without --from it starts at the end; a
+--from below the first position held (retention pruned the events before it)
+starts there, with a note on stderr.
 The bearer token comes from $INTERLOG_ADMIN_TOKEN (or --token-env NAME, or the
 config's admin.token_env).`,
   options: { url: { type: "string" }, config: { type: "string" }, from: { type: "string" }, "token-env": { type: "string" } },
@@ -27,6 +29,9 @@ config's admin.token_env).`,
         while (end >= 0) {
           const block = pending.slice(0, end);
           pending = pending.slice(end + 2);
+          // The replica says so in a comment when retention pruned positions below --from: a note, stdout stays JSON lines.
+          const pruned = /^: (events before position \d+ were pruned by retention); tail from position (\d+)$/m.exec(block);
+          if (pruned !== null) io.err(`interlog tail: ${pruned[1]}; following from ${pruned[2]}\n`);
           const data = block
             .split("\n")
             .filter((line) => line.startsWith("data:"))

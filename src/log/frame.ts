@@ -12,9 +12,9 @@ import { crc32c_update } from "../lib/crc32c.ts";
  *  16  u64 seq
  *  24  u64 time_ms
  *  32  u32 flags      the origin's: batch-end, signed
- *  36  u32 local      this replica's own word: its marks (rejected) in the low
- *                     half, marks XOR the write epoch in the high half (see
- *                     frame_epoch); covered by neither the crc nor the
+ *  36  u32 local      this replica's own word: its marks (rejected) in bits
+ *                     0-1, a 14-bit check in bits 2-15, the write epoch in
+ *                     bits 16-31 (see local_word); covered by neither the crc nor the
  *                     signature, so a relay stores the origin's bytes as they
  *                     are and marks them without breaking the proof. 0 on the
  *                     wire and in every signed hash
@@ -65,15 +65,19 @@ assert(payload_max_bytes + frame_header_bytes + proof_bytes < 2 ** 32, "len fits
 assert((frame_flags_known & local_known) === 0, "origin flags and local marks use different bits");
 
 /**
- * The local word: marks in the low half, marks XOR epoch in the high half.
- * The epoch (a 16-bit counter the log bumps at every writable open) tells
- * this incarnation's frames from stale ones: recycled segment files are not
- * zeroed, and a frame left by an earlier run or an earlier use of the file
- * must never continue the log (scan.ts). Frames written before epochs
- * existed (high half equal to the low half) read as epoch 0.
+ * The local word: marks in bits 0-1, a check in bits 2-15, the write epoch
+ * in bits 16-31. The epoch (a 16-bit counter the log bumps at every
+ * writable open) tells this incarnation's frames from stale ones: recycled
+ * segment files are not zeroed, and a frame left by an earlier run or an
+ * earlier use of the file must never continue the log (scan.ts). The check
+ * (a CRC-14 of epoch and marks) makes any single flipped bit of the word a
+ * bad frame, as a flip anywhere else is. A frame written before epochs
+ * existed carried its marks in both halves (0, or 0x00020002 for a
+ * rejected one) and reads as epoch 0.
  */
 export function local_word(marks: number, epoch = 0): number {
-  return ((((marks ^ epoch) & 0xffff) << 16) | marks) >>> 0;
+  assert((marks & ~local_marks_mask) === 0 && epoch >= 0 && epoch <= epoch_mask, "marks fit 2 bits, the epoch 16");
+  return ((epoch << 16) | (local_check(epoch, marks) << 2) | marks) >>> 0;
 }
 
 /** Epochs compare as serial numbers (RFC 1982): `a` is not before `b` when fewer than 2^15 bumps lie from b to a. */
@@ -81,6 +85,39 @@ export function epoch_not_before(a: number, b: number): boolean {
   return ((a - b) & 0xffff) < 0x8000;
 }
 export const epoch_mask = 0xffff;
+const local_marks_mask = 3;
+/** The local word of a rejected frame written before epochs existed. */
+const local_word_old_rejected = ((flag_rejected << 16) | flag_rejected) >>> 0;
+/** CRC-14 (x^14 + x^11 + x^2 + 1) of the 18 bits epoch | marks << 16, by tables of its linear parts. */
+const check_poly = 0x0805;
+function crc14_of_bit(bit: number): number {
+  let r = 1;
+  for (let i = 0; i < bit + 14; i++) r = r & 0x2000 ? ((r << 1) ^ check_poly) & 0x3fff : (r << 1) & 0x3fff;
+  return r;
+}
+const check_lo = new Uint16Array(256);
+const check_hi = new Uint16Array(256);
+const check_marks = new Uint16Array(4);
+for (let v = 0; v < 256; v++) {
+  for (let b = 0; b < 8; b++) {
+    if (v & (1 << b)) {
+      check_lo[v] ^= crc14_of_bit(b);
+      check_hi[v] ^= crc14_of_bit(b + 8);
+    }
+  }
+}
+for (let m = 0; m < 4; m++) for (let b = 0; b < 2; b++) if (m & (1 << b)) check_marks[m] ^= crc14_of_bit(16 + b);
+function local_check(epoch: number, marks: number): number {
+  return check_lo[epoch & 0xff] ^ check_hi[epoch >>> 8] ^ check_marks[marks];
+}
+assert(local_word(0, 0) === 0, "a fresh frame's local word is 0");
+assert(local_word(flag_rejected, 2) !== local_word_old_rejected, "the old rejected form is not a new word");
+
+/** Whether a local word is whole: its check matches (or it is a word written before epochs). */
+function local_word_ok(local: number): boolean {
+  if ((local & local_marks_mask & ~local_known) !== 0) return false;
+  return ((local >>> 2) & 0x3fff) === local_check(local >>> 16, local & local_marks_mask) || local === local_word_old_rejected;
+}
 
 /** The crc32c of the frame at `at` in bytes (its len word already written): [8, 36) and [40, len). */
 export function frame_crc_compute(bytes: Uint8Array, at: number, len: number): number {
@@ -160,7 +197,7 @@ export function check_frame(bytes: Uint8Array, view: DataView, at: number, limit
   if (len < frame_header_bytes || len - frame_header_bytes > payload_max_bytes + proof_bytes) return frame_bad;
   const size = frame_size_of_len(len);
   if (at + size > limit) return frame_bad;
-  if ((view.getUint32(at + frame_local_offset, true) & 0xffff & ~local_known) !== 0) return frame_bad;
+  if (!local_word_ok(view.getUint32(at + frame_local_offset, true))) return frame_bad;
   const flags = view.getUint32(at + frame_flags_offset, true);
   if ((flags & ~frame_flags_known) !== 0) return frame_bad;
   const proof = (flags & flag_signed) !== 0 ? proof_bytes : 0;
@@ -188,16 +225,16 @@ export function frame_payload_end(view: DataView, at: number): number {
 }
 /** This replica's marks on the frame (flag_rejected). */
 export function frame_local(view: DataView, at: number): number {
-  return view.getUint32(at + frame_local_offset, true) & 0xffff;
+  return view.getUint32(at + frame_local_offset, true) & local_marks_mask;
 }
 /** The write epoch of the frame at `at` (see local_word). */
 export function frame_epoch(view: DataView, at: number): number {
   const local = view.getUint32(at + frame_local_offset, true);
-  return ((local >>> 16) ^ local) & epoch_mask;
+  return local === local_word_old_rejected ? 0 : local >>> 16;
 }
 /** Sets the epoch of the frame at `at`, keeping its marks. */
 export function set_frame_epoch(view: DataView, at: number, epoch: number): void {
-  view.setUint32(at + frame_local_offset, local_word(view.getUint32(at + frame_local_offset, true) & 0xffff, epoch), true);
+  view.setUint32(at + frame_local_offset, local_word(view.getUint32(at + frame_local_offset, true) & local_marks_mask, epoch), true);
 }
 /** Whether the frame at `at` carries anything in its local word (marks or an epoch): such a frame is not as its origin wrote it. */
 export function frame_has_local(view: DataView, at: number): boolean {

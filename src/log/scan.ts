@@ -4,6 +4,8 @@ import {
   flag_batch_end,
   flag_signed,
   frame_bad,
+  frame_crc,
+  frame_crc_compute,
   frame_end,
   frame_epoch,
   frame_flags,
@@ -91,7 +93,7 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
       break;
     }
     if (size === frame_bad) {
-      if (pending_origin.length > 0 || torn_by_last_run(view, at, limit, epoch_last_run)) reason = `torn or corrupt record at offset ${at}`;
+      if (pending_origin.length > 0 || torn_by_last_run(map, view, at, limit, epoch_last_run)) reason = `torn or corrupt record at offset ${at}`;
       break;
     }
     const epoch = frame_epoch(view, at);
@@ -139,12 +141,15 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
 }
 
 /**
- * Whether a record that is not whole, where a batch would begin, is a torn
- * write of the last run (its header names that run's epoch and a length that
- * fits) rather than stale bytes of the file's earlier use.
+ * Whether a record that is not whole, where a batch would begin, is damage
+ * to report rather than stale bytes of the file's earlier use: a torn write
+ * of the last run (its header names that run's epoch and a length that
+ * fits), or a record whose crc still matches (a flipped bit in its local word).
  */
-function torn_by_last_run(view: DataView, at: number, limit: number, epoch_last_run: number): boolean {
+function torn_by_last_run(bytes: Uint8Array, view: DataView, at: number, limit: number, epoch_last_run: number): boolean {
   if (at + frame_header_bytes > limit) return false;
   const len = frame_len(view, at);
-  return len >= frame_header_bytes && at + frame_size_of_len(len) <= limit && frame_epoch(view, at) === epoch_last_run;
+  // len first against the room left: a garbage len near 2^32 must not reach the padding arithmetic or the crc.
+  if (len < frame_header_bytes || len > limit - at || at + frame_size_of_len(len) > limit) return false;
+  return frame_epoch(view, at) === epoch_last_run || frame_crc_compute(bytes, at, len) === frame_crc(view, at);
 }

@@ -69,13 +69,13 @@ describe("record frame", () => {
     });
   });
 
-  test("any single flipped bit in a frame outside its local word is detected", async () => {
+  test("any single flipped bit in a frame is detected", async () => {
     await for_seeds(500, (rng) => {
       const payload = rng.bytes(rng.int(0, 600));
       const bytes = encode(payload, rng.int(1, 1e9), rng.int(0, 1e12));
+      new DataView(bytes.buffer).setUint32(frame_local_offset, local_word(rng.pick([0, flag_rejected]), rng.int(0, 0xffff)), true);
       const size = frame_size_bytes(payload.length);
-      let at = rng.int(0, size - 5);
-      if (at >= frame_local_offset) at += 4;
+      const at = rng.int(0, size - 1);
       bytes[at] ^= 1 << rng.int(0, 7);
       const result = check_frame(bytes, new DataView(bytes.buffer), 0, bytes.length);
       // A flip in the len word may turn it into 0 (reads as end of data); it is never read as a good frame.
@@ -99,13 +99,33 @@ describe("record frame", () => {
       expect(frame_local(view, 0)).toBe(marks);
       expect(frame_epoch(view, 0)).toBe(epoch);
       expect(frame_flags(view, 0)).toBe(flag_batch_end);
-      // A frame written before epochs existed (marks in both halves) reads as epoch 0.
+      // A frame written before epochs existed (marks in both halves) reads as epoch 0 with its marks.
       view.setUint32(frame_local_offset, ((marks << 16) | marks) >>> 0, true);
+      expect(check_frame(bytes, view, 0, bytes.length)).toBe(size);
       expect(frame_epoch(view, 0)).toBe(0);
+      expect(frame_local(view, 0)).toBe(marks);
       // A mark this version does not know is refused.
-      view.setUint32(frame_local_offset, local_word(marks | 0x100, epoch), true);
+      view.setUint32(frame_local_offset, (local_word(marks, epoch) | 1) >>> 0, true);
       expect(check_frame(bytes, view, 0, bytes.length)).toBe(frame_bad);
     });
+  });
+
+  test("every single flipped bit of every local word (each epoch, each mark, and the words written before epochs) makes the frame bad", () => {
+    const bytes = encode(new Uint8Array(3), 1, 1);
+    const view = new DataView(bytes.buffer);
+    const words: number[] = [0x00020002];
+    for (let epoch = 0; epoch <= 0xffff; epoch++) words.push(local_word(0, epoch), local_word(flag_rejected, epoch));
+    let checked = 0;
+    for (const word of words) {
+      view.setUint32(frame_local_offset, word, true);
+      expect(check_frame(bytes, view, 0, bytes.length)).toBeGreaterThan(0);
+      for (let bit = 0; bit < 32; bit++) {
+        view.setUint32(frame_local_offset, (word ^ (1 << bit)) >>> 0, true);
+        if (check_frame(bytes, view, 0, bytes.length) !== frame_bad) throw new Error(`word ${word.toString(16)} with bit ${bit} flipped reads as whole`);
+        checked++;
+      }
+    }
+    expect(checked).toBe(words.length * 32);
   });
 
   test("epochs compare as serial numbers across the 16-bit wrap", () => {

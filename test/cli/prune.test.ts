@@ -1,11 +1,14 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import fs from "node:fs";
 import path from "node:path";
 import { create_admin_app } from "../../src/admin/app.ts";
 import { type AdminServer, start_admin_server } from "../../src/admin/server.ts";
 import { system_clock } from "../../src/lib/clock.ts";
 import { Log } from "../../src/log/log.ts";
 import type { AckSource } from "../../src/log/retention.ts";
-import { interlog_command } from "../support/serve_process.ts";
+import type { RetentionJson } from "../../src/admin/retention_view.ts";
+import { encode } from "cbor2";
+import { ServeProcess, interlog_command } from "../support/serve_process.ts";
 import { temp_dir } from "../support/temp_dir.ts";
 
 /**
@@ -144,6 +147,30 @@ describe("interlog prune offline", () => {
     expect(verify.code).toBe(0);
   });
 
+  test("--config gives the directory, the segment size, and the policy and budget of its retention section", async () => {
+    const root = temp_dir();
+    const dir = path.join(root, "data");
+    const log = await Log.open({ dir, segment_size_bytes: 1024 * 1024 });
+    for (let i = 0; i < 50; i++) await log.write(Array.from({ length: 100 }, () => new Uint8Array(1000)));
+    const [sealed, used] = [log.segment_count - 1, log.used_bytes];
+    await log.close();
+    const config = path.join(root, "interlog.yaml");
+    fs.writeFileSync(config, `data_dir: ${JSON.stringify(dir)}\nlog:\n  segment_size: 1MiB\nadmin:\n  listen: 127.0.0.1:0\nretention:\n  max_bytes: 3MiB\n  policy: drop-oldest\n`);
+    const r = await run(["prune", "--config", config, "--dry-run"]);
+    expect(r.code).toBe(0);
+    const count = Math.ceil((used + 1024 * 1024 - 3 * 1024 * 1024) / (1024 * 1024));
+    expect(count).toBeGreaterThan(0);
+    expect(count).toBeLessThanOrEqual(sealed);
+    expect(r.out.split("\n").slice(0, 2)).toEqual([
+      `offline prune of ${dir} (no replica runs on it)`,
+      expect.stringMatching(new RegExp(`^dry run, policy drop-oldest: would prune ${count} segment\\(s\\), `)),
+    ]);
+    // Nothing else was made at the config's segment size: no 64 MiB file appeared.
+    for (const name of fs.readdirSync(path.join(dir, "segments"))) {
+      if (name.endsWith(".seg") || name === "spare") expect(fs.statSync(path.join(dir, "segments", name)).size).toBe(1024 * 1024);
+    }
+  });
+
   test("usage errors: an unknown policy, drop-oldest without a budget", async () => {
     const { dir } = await data_dir();
     const bad = await run(["prune", "--data-dir", dir, "--policy", "reject"]);
@@ -221,5 +248,46 @@ describe("interlog prune next to a running replica", () => {
     expect(unreachable.err).toContain("cannot reach the replica's admin API at http://127.0.0.1:9");
     expect(log.first_pos).toBe(0);
     expect(server.url).not.toBe(other.server.url);
+  });
+
+  test("with interlog serve and its config: blocked names what holds drop-acked back; drop-oldest prunes to the replica's own budget", async () => {
+    const root = temp_dir();
+    const dir = path.join(root, "data");
+    const config = path.join(root, "interlog.yaml");
+    fs.writeFileSync(
+      config,
+      `data_dir: ${JSON.stringify(dir)}\nlog:\n  segment_size: 1MiB\nadmin:\n  listen: 127.0.0.1:0\nretention:\n  max_bytes: 3MiB\n  policy: drop-acked\n`,
+    );
+    const serve = await ServeProcess.start(config);
+    try {
+      // About 2.4 MiB of events: two sealed segments and the one being written.
+      const batch = encode(Array.from({ length: 400 }, () => new Uint8Array(1000)));
+      for (let i = 0; i < 6; i++) {
+        const res = await serve.fetch("/api/events", { method: "POST", headers: { "content-type": "application/cbor" }, body: batch });
+        expect(res.status).toBe(201);
+      }
+      // The config gives the directory and the token; its listen port is 0, so the address comes from --url.
+      const dry = await run(["prune", "--config", config, "--url", serve.admin_url, "--dry-run"]);
+      expect(dry.code).toBe(0);
+      expect(dry.out.split("\n")[0]).toBe(`prune through the running replica at ${serve.admin_url} (${dir} is in use)`);
+      expect(dry.out).toContain("dry run, policy drop-acked: would prune 0 segment(s)");
+      // Offline (no broker in this config) nothing is acknowledged: the blocked line says which origin lacks an upstream.
+      expect(dry.out).toContain(`blocked: no upstream pulls origin ${serve.id}, so nothing acknowledges its events up to seq`);
+
+      const real = await run(["prune", "--config", config, "--url", serve.admin_url, "--policy", "drop-oldest"]);
+      expect(real.code).toBe(0);
+      expect(real.out).toContain("policy drop-oldest: pruned 1 segment(s)");
+      expect(real.out).toContain("NOT acked");
+      const status = (await (await serve.fetch("/api/status")).json()) as { retention: RetentionJson };
+      expect(status.retention.pruned.segments).toBe(1);
+      expect(status.retention.pruned.unacked_events).toBe(status.retention.first_pos);
+      expect(real.out).toContain(`first position held: ${status.retention.first_pos}\n`);
+      const events = (await (await serve.fetch("/api/events?from=0&limit=1")).json()) as { events: { pos: number }[]; pruned_before: number };
+      expect([events.events[0].pos, events.pruned_before]).toEqual([status.retention.first_pos, status.retention.first_pos]);
+      const metrics = await (await serve.fetch("/metrics")).text();
+      expect(metrics).toContain(`interlog_pruned_events_total{acked="false"} ${status.retention.first_pos}`);
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
   });
 });

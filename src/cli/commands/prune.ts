@@ -21,9 +21,11 @@ pruning back ("blocked"), naming the upstream.
 
   drop-acked (default)  only segments every upstream holds (their durable vv)
   drop-oldest           the oldest segments until the log is within its budget
-                        (--max-bytes N offline; the replica's retention.max_bytes
-                        through it), acknowledged or not: what no upstream held
-                        is lost unless a peer has it
+                        (--max-bytes N, or the config's retention.max_bytes;
+                        through a running replica its own), acknowledged or
+                        not: what no upstream held is lost unless a peer has it
+
+Without --policy: the config's retention.policy, else drop-acked.
 
 When no replica runs on DIR, the log is opened here ("offline"). Sync does not
 run then, so no upstream's acknowledgement is known and drop-acked prunes
@@ -55,8 +57,10 @@ the report as JSON.`,
     const has_admin = values.url !== undefined || values.config !== undefined;
     const config = typeof values.config === "string" ? load_config(values.config) : null;
     const dir = typeof values["data-dir"] === "string" && values["data-dir"] !== "" ? values["data-dir"] : config?.data_dir;
+    // Offline, the budget and policy come from --max-bytes and --policy, else from the config's retention section.
+    const budget = max_bytes ?? config?.retention?.max_bytes;
     if (dir === undefined && values.url === undefined) throw new UsageError("give --data-dir DIR (or --config FILE of the replica)");
-    if (policy === "drop-oldest" && max_bytes === undefined && !has_admin) {
+    if (policy === "drop-oldest" && budget === undefined && !has_admin) {
       throw new UsageError("drop-oldest prunes down to a budget: give --max-bytes N (offline), or --url/--config to prune through the running replica with its retention.max_bytes");
     }
     const print = (report: PruneReport, how: string, extra: string[]) => {
@@ -66,16 +70,16 @@ the report as JSON.`,
 
     let in_use: string | null = null;
     if (dir !== undefined) {
-      const log = await open_unless_in_use(dir, config?.log.segment_size_bytes, max_bytes);
+      const log = await open_unless_in_use(dir, config?.log.segment_size_bytes, budget);
       if (typeof log === "string") in_use = log;
       else {
         try {
-          const chosen = policy ?? "drop-acked";
-          if (chosen === "drop-oldest" && max_bytes === undefined) {
+          const chosen = policy ?? config?.retention?.policy ?? "drop-acked";
+          if (chosen === "drop-oldest" && budget === undefined) {
             throw new UsageError("drop-oldest prunes down to a budget: give --max-bytes N (no replica runs on this directory, so there is no budget to ask for)");
           }
           const result = await log.prune({ policy: chosen, dry_run });
-          const report = prune_report(result, chosen, log.first_pos, { used_bytes: log.used_bytes, max_bytes: max_bytes ?? null });
+          const report = prune_report(result, chosen, log.first_pos, { used_bytes: log.used_bytes, max_bytes: budget ?? null });
           const extra: string[] = [];
           if (chosen === "drop-acked" && report.total.segments === 0) {
             extra.push(

@@ -157,7 +157,9 @@ export class RetentionView {
 
   private sample(t: number, bytes: number): void {
     const last = this.samples[this.samples.length - 1];
-    if (last !== undefined && t - last.t < this.spacing_ms) return;
+    // The clock was set back: what was measured before no longer lines up with it.
+    if (last !== undefined && t < last.t) this.samples.length = 0;
+    else if (last !== undefined && t - last.t < this.spacing_ms) return;
     this.samples.push({ t, bytes });
     if (this.samples.length > samples_per_window + 2) this.samples.shift();
   }

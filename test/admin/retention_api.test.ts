@@ -148,6 +148,15 @@ describe("retention in /metrics and /api/status", () => {
     expect(metric(idle, "interlog_retention_fill_rate_bytes_per_second")).toBe(0);
     expect(idle.split("\n")).toContain("interlog_retention_full_in_seconds +Inf");
     expect((await retention_of(r)).full_in_s).toBeNull();
+
+    // The clock is set back an hour: the rate starts over from that reading instead of going negative.
+    r.clock.t -= 60 * 60 * 1000;
+    expect((await retention_of(r)).fill_rate_bytes_per_s).toBeNull();
+    await log.write(new Uint8Array(5000));
+    r.clock.t += 10_000;
+    const restarted = await retention_of(r);
+    expect(restarted.rate_window_ms).toBe(10_000);
+    expect(restarted.fill_rate_bytes_per_s).toBeGreaterThan(500);
   });
 
   test("drop-oldest counts what went un-acknowledged", async () => {

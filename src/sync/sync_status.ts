@@ -94,7 +94,8 @@ export function sync_status(s: StatusSource, now_ms: number): SyncStatus {
     for (const [origin, seq] of p.claims) if (s.pulls(origin)) behind += Math.max(0, seq - s.log.held(origin));
     let oldest: number | null = null;
     if (p.pulls(id) && p.claim(id) < own) {
-      const e = s.log.get(id, p.claim(id) + 1);
+      // The oldest one still held (drop-oldest may have pruned older ones the peer never got).
+      const e = s.log.get(id, Math.max(p.claim(id), s.log.pruned_through(id)) + 1);
       if (e !== null) oldest = Math.max(0, now_ms - e.time_ms);
     }
     peers.push({

@@ -158,6 +158,9 @@ describe("retention with sync through mosquitto", () => {
       expect(late.replicator?.status(Date.now()).unavailable).toEqual([]);
       expect(device.replicator?.status(Date.now()).counters.ranges_gone_sent).toBe(1);
       expect(checks).toBeGreaterThan(0);
+      // Events no peer could supply would be counted in the metrics; here there are none.
+      const metrics = await (await fetch(`${late.admin.url}/metrics`)).text();
+      expect(metrics).toContain('interlog_sync_messages_dropped_total{reason="event_unavailable"} 0');
     } finally {
       await watcher.client.endAsync();
     }

@@ -220,6 +220,9 @@ describe("asking for pruned events", () => {
     const unavailable = late.rep.status(net.now).unavailable;
     expect(unavailable).toEqual([{ origin: device.id, from: 1, to: floor, pruned_by: [device.id], since_ms: expect.any(Number) }]);
     expect(late.rep.status(net.now).counters.events_unavailable).toBe(floor);
+    // The device sees the late replica lacking its events: the oldest it still holds is the one counted as unacknowledged.
+    const seen_by_device = device.rep.status(net.now).peers.find((p) => p.id === late.id);
+    expect(seen_by_device?.oldest_unacked_age_ms).toBe(net.now - (device.log.get(device.id, floor + 1)?.time_ms ?? 0));
     // Seqs are dense: none of the device's later events can be taken either; they are not asked for.
     expect(late.log.held(device.id)).toBe(0);
     // The device goes on writing (its vv rises with every lot, and so its claim) and pruning: still that one request.

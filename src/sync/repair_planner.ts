@@ -180,7 +180,7 @@ export class RepairPlanner {
         if (peer.claim(origin) <= held) continue;
         if (floor > held) {
           // It pruned seq held + 1: it cannot serve what this replica needs next.
-          pruned_floor = Math.min(pruned_floor, floor);
+          pruned_floor = Math.min(pruned_floor, floor, peer.claim(origin)); // one cannot prune what one does not hold
           (pruned_by ??= []).push(peer.id);
           continue;
         }

@@ -185,6 +185,9 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
     conflicts() {
       return replicator.conflicts.list();
     },
+    unavailable() {
+      return replicator.unavailable();
+    },
     counters() {
       const c = replicator.counters;
       const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);

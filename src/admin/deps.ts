@@ -76,6 +76,18 @@ export interface SyncView {
   counters(): SyncCounters;
   /** Origins seen written by two devices with one key (a copied data directory), bounded. */
   conflicts(): ConflictStatus[];
+  /** Ranges this replica lacks that every peer holding them pruned (retention): it cannot take them, nor the origin's later events. */
+  unavailable?(): UnavailableStatus[];
+}
+
+export interface UnavailableStatus {
+  origin: string;
+  /** Seqs from..to of origin are held by no peer known here. */
+  from: number;
+  to: number;
+  /** The peers that said they pruned them. */
+  pruned_by: string[];
+  since_ms: number;
 }
 
 export interface ConflictStatus {

@@ -43,7 +43,7 @@ import { type EntryMessage, type Part, type SyncMessage, type VvMessage, type Wa
 import { type SeqRange, vv_entry_bytes } from "./packed.ts";
 import { PeerQuota } from "./peer_quota.ts";
 import { Peer } from "./peers.ts";
-import { RepairPlanner } from "./repair_planner.ts";
+import { RepairPlanner, type UnavailableRange } from "./repair_planner.ts";
 import type { ReplicaLog } from "./replica_log.ts";
 import {
   type Outbound,
@@ -626,6 +626,11 @@ export class Replicator {
       },
       now_ms,
     );
+  }
+
+  /** Ranges no known peer still holds (they pruned them): see SyncStatus.unavailable. Cheap, for the admin API. */
+  unavailable(): UnavailableRange[] {
+    return this.planner.unavailable();
   }
 
   // --------------------------------------------------------------- plumbing

@@ -36,6 +36,7 @@ describe("status, peers, readiness", () => {
       sync: { configured: false, connected: false, peers: [] },
       disk: { used_bytes: 64 * 1024, free_bytes: io.free_bytes() },
       conflicts: [],
+      unavailable: [],
       // Without a budget: nothing pruned, no "full in", no warning.
       retention: {
         configured: false,
@@ -70,6 +71,10 @@ describe("status, peers, readiness", () => {
     status = (await (await t.call("/api/status")).json()) as { sync: unknown; conflicts: ConflictStatus[] };
     expect(status.conflicts).toEqual(sync.conflict_list);
     expect(await (await t.call("/api/peers")).json()).toEqual({ configured: true, connected: true, peers: sync.peer_list });
+    // Ranges every holder pruned are shown, so a technician sees why an origin stopped advancing.
+    sync.unavailable_list = [{ origin: peer_b, from: 1, to: 40, pruned_by: [peer_a], since_ms: 1_500 }];
+    const with_gap = (await (await t.call("/api/status")).json()) as { unavailable: unknown };
+    expect(with_gap.unavailable).toEqual(sync.unavailable_list);
   });
 
   test("/readyz: ready with the log open; not when the broker is down, the wiring says so, or the log closed", async () => {

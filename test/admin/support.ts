@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll } from "bun:test";
 import type { Hono } from "hono";
 import { create_admin_app } from "../../src/admin/app.ts";
-import type { AdminDeps, ConflictStatus, PeerStatus, SyncCounters, SyncView } from "../../src/admin/deps.ts";
+import type { AdminDeps, ConflictStatus, PeerStatus, SyncCounters, SyncView, UnavailableStatus } from "../../src/admin/deps.ts";
 import { system_clock } from "../../src/lib/clock.ts";
 import { Log, type LogOptions } from "../../src/log/log.ts";
 
@@ -73,6 +73,10 @@ export class FakeSync implements SyncView {
   }
   conflicts(): ConflictStatus[] {
     return this.conflict_list;
+  }
+  unavailable_list: UnavailableStatus[] = [];
+  unavailable(): UnavailableStatus[] {
+    return this.unavailable_list;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Hono } from "hono";
 import type { AdminContext } from "../admin_context.ts";
-import type { ConflictStatus, PeerStatus } from "../deps.ts";
+import type { ConflictStatus, PeerStatus, UnavailableStatus } from "../deps.ts";
 import type { RetentionJson } from "../retention_view.ts";
 
 export interface StatusJson {
@@ -19,6 +19,7 @@ export interface StatusJson {
   disk: { used_bytes: number; free_bytes: number | null };
   /** Origins whose key two devices use (a copied data directory): seen signing different events for one seq. */
   conflicts: ConflictStatus[];
+  unavailable: UnavailableStatus[];
   /** The disk budget, what retention pruned, the fill rate and time until full, and a warning while pruning is blocked (retention_view.ts). */
   retention: RetentionJson | null;
 }
@@ -38,6 +39,7 @@ export function status_json(ctx: AdminContext): StatusJson {
     sync: { configured: sync !== undefined, connected: sync?.connected ?? false, peers: sync?.peers() ?? [] },
     disk: { used_bytes: log.disk_bytes, free_bytes: log.free_disk_bytes() },
     conflicts: sync?.conflicts() ?? [],
+    unavailable: sync?.unavailable?.() ?? [],
     retention: ctx.retention.view(),
   };
 }

@@ -4,7 +4,8 @@ import { is_interlog_error } from "../../src/lib/errors.ts";
 import { Random } from "../../src/lib/random.ts";
 import { Log } from "../../src/log/log.ts";
 import type { AckSource } from "../../src/log/retention.ts";
-import { payload_for, dir_usage, segment_file_bytes, segment_firsts } from "../support/retention_fill.ts";
+import { ManualAcks, acks_from } from "../support/manual_acks.ts";
+import { append_until, dir_usage, payload_for, segment_file_bytes, segment_firsts } from "../support/retention_fill.ts";
 import { for_seeds } from "../support/seeded.ts";
 import { fs_used_bytes, with_tmpfs } from "../support/tmpfs.ts";
 
@@ -252,6 +253,59 @@ describe("a month on a size-limited file system", () => {
         expect(first_pos_seen).toBeGreaterThan(0);
         console.log(`kill -9 rounds: ${rounds.join("; ")}`);
       });
+    });
+  });
+});
+
+describe("disk space given back by a prune", () => {
+  /**
+   * KNOWN BUG (src/log/log.ts prune_segments, with segment_list.ts
+   * drop_first): a pruned segment's file is unlinked while the log's mapping
+   * of it (Segment.map, Bun.mmap) is still alive, so the file system frees
+   * nothing until the garbage collector happens to unmap it. Measured: a
+   * prune of eight 256 KiB segments on tmpfs freed 28 KiB (their summaries)
+   * until Bun.gc(true), then 1.8 MiB; on ext4, 16 x 64 MiB pruned freed
+   * nothing until a forced GC, which then blocked the JS thread 514 ms.
+   * On a file system sized for the budget, appends then fail with LOG_FULL
+   * "no space for a new segment" right after a prune. Marked failing until
+   * pruned files give their space back at once; flip to test() then.
+   */
+  test.failing("a prune frees the pruned files' space on the file system at once, and appends go on on a file system sized for the budget", async () => {
+    const seg = 256 * 1024;
+    const budget = 6;
+    // The budget, one segment over it (a rotation may go one over), and room for the small files.
+    await with_tmpfs(`${((budget + 1) * seg + 128 * 1024) / 1024}k`, async (mount) => {
+      const dir = path.join(mount, "data");
+      const log = await Log.open({
+        dir,
+        segment_size_bytes: seg,
+        sync: "always",
+        segment_retry_interval_ms: 0,
+        retention: { max_bytes: budget * seg, policy: "drop-acked", reserve_own_bytes: 0 },
+      });
+      const acks = new ManualAcks([upstream]);
+      log.set_acks(acks);
+      const me = log.id;
+      // Full: the upstream has acknowledged nothing.
+      let full: unknown = null;
+      await append_until(log, () => false, new Map(), () => 200).catch((err: unknown) => {
+        full = err;
+      });
+      expect(is_interlog_error(full, "LOG_FULL")).toBe(true);
+      // It comes back and holds everything; the operator prunes.
+      acks.ack(upstream, me, log.held(me));
+      const used_before = fs_used_bytes(mount);
+      const result = await log.prune();
+      expect(result.segments.length).toBeGreaterThanOrEqual(3);
+      // Every pruned file but the one recycled as the spare is unlinked: its space is free now.
+      const unlinked_bytes = (result.segments.length - 1) * seg;
+      expect(used_before - fs_used_bytes(mount)).toBeGreaterThanOrEqual(unlinked_bytes);
+      // And the log records on, through rotations that need new files.
+      log.set_acks(acks_from((origin) => log.durable_held(origin)));
+      const start = log.held(me);
+      await append_until(log, () => log.held(me) >= start + 5000, new Map(), () => 200);
+      expect(log.verify().ok).toBe(true);
+      await log.close();
     });
   });
 });

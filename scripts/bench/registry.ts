@@ -12,11 +12,13 @@ import {
 import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
 import { open_1gib_ms } from "./open_1gib_ms.ts";
 import { open_64mib_ms } from "./open_64mib_ms.ts";
+import { prune_1gib_ms } from "./prune_1gib.ts";
 import { sync_256b_events_per_s } from "./sync_256b_events_per_s.ts";
 import { sync_catchup_100k_peak_rss_bytes, sync_catchup_100k_s } from "./sync_catchup_100k.ts";
 import { sync_wire_overhead_ratio } from "./sync_wire_overhead.ts";
 import type { Benchmark } from "./types.ts";
 import { verify_256b_events_per_s } from "./verify_256b.ts";
+import { write_amplification_256b_always, write_amplification_256b_never } from "./write_amplification.ts";
 
 /** Every benchmark, in run order. New ones (sync, issue 4) register here. */
 export const benchmarks: readonly Benchmark[] = [
@@ -28,6 +30,9 @@ export const benchmarks: readonly Benchmark[] = [
   open_1gib_ms,
   heap_growth_per_1m_appends_bytes,
   verify_256b_events_per_s,
+  write_amplification_256b_never,
+  write_amplification_256b_always,
+  prune_1gib_ms,
   sync_256b_events_per_s,
   sync_catchup_100k_s,
   sync_catchup_100k_peak_rss_bytes,

@@ -101,11 +101,9 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
     const seq = frame_seq(view, at);
     const expected = batch_next.get(origin) ?? (vv.get(origin) ?? 0) + 1;
     if (pending_origin.length === 0 ? epoch_committed >= 0 && !epoch_not_before(epoch, epoch_committed) : epoch !== epoch_batch) {
-      // Stale: before a batch it ends the data, silently only when its seq is held (an earlier use of the file); a
-      // frame that would continue the log is a crashed run's leftover or a flipped bit in a local word: reported.
-      if (pending_origin.length > 0 || seq === expected) {
-        reason = `record ${origin}:${seq} at offset ${at} was written in epoch ${epoch}, after records of epoch ${pending_origin.length > 0 ? epoch_batch : epoch_committed}`;
-      }
+      // Stale: before a batch it ends the data (a crashed run's leftover, or an earlier use of the file; a flipped
+      // bit in a local word fails its check instead); inside one, the batch is torn.
+      if (pending_origin.length > 0) reason = `record ${origin}:${seq} at offset ${at} was written in epoch ${epoch}, after records of epoch ${epoch_batch}`;
       break;
     }
     if (seq !== expected) {

@@ -324,15 +324,13 @@ describe("power cuts during pruning", () => {
 
 describe("stale frames past a sealed segment's data", () => {
   /**
-   * KNOWN BUG (src/log/scan.ts, the stale-epoch branch of scan_segment): a
-   * whole frame of an older epoch whose seq is the next one expected, lying
-   * right where a sealed segment's data ends, is reported as damage; when
-   * that segment has no summary yet (a power cut soon after its rotation)
-   * and is not the last, recovery cuts the log there and removes the later
-   * segments, acknowledged events included. Such a frame is the leftover of
-   * a crashed run (here: a spare whose rename a power cut reverted after
-   * its pages were written back), never data of the log. Marked failing
-   * until scan.ts ends the data there cleanly; flip to test() then.
+   * A whole frame of an older epoch whose seq is the next one expected,
+   * lying right where a sealed segment's data ends, is the leftover of a
+   * crashed run (here: a spare whose rename a power cut reverted after its
+   * pages were written back), never data of the log. When that segment has
+   * no summary yet and is not the last, reporting it as damage would cut
+   * the log there and remove the later segments, acknowledged events
+   * included (scan.ts used to).
    */
   test("a leftover frame with the next seq at the end of a sealed segment without summary does not cut acknowledged segments after it", async () => {
     const mem = new MemFileIO();

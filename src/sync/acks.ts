@@ -4,13 +4,13 @@ import type { Peer } from "./peers.ts";
 
 /**
  * Retention's acknowledgements (src/log/retention.ts, AckSource) from what
- * sync knows of its peers: an upstream holds an origin up to the claim this
- * replica keeps for it (peers.ts `claims`: its vv, vv entries, the events
- * it sent). A replica publishes only its durable vv and sends only durable
- * events, so a claim is what the upstream holds durably. A claim never
- * falls on a newer vv (a broker may reorder), only on an answer's `held`;
- * one forgotten under the sync limits reads as 0, which holds pruning back
- * rather than letting it go early.
+ * sync knows of its peers: an upstream holds an origin up to what its own
+ * vv (or vv entry) said (peers.ts `acked`). A replica publishes only its
+ * durable vv, so that is what the upstream holds durably. It is kept apart
+ * from the repair claims, which sync's limits may forget (only a few
+ * claimants per origin are kept); an acknowledgement never falls, and one
+ * never heard reads as 0, which holds pruning back rather than letting it go
+ * early.
  */
 
 /** What acks read of the replicator: its peer table, and a number that changes whenever a peer's pull list does. */
@@ -48,7 +48,7 @@ export class PeerAcks implements AckSource {
   }
 
   held_by(upstream: string, origin: string): number {
-    return this.table.peer_table.get(upstream)?.claim(origin) ?? 0;
+    return this.table.peer_table.get(upstream)?.acked.get(origin) ?? 0;
   }
 
   upstreams(): readonly string[] {

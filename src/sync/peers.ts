@@ -36,6 +36,15 @@ export class Peer {
    * claims_per_peer_max of them (see note_pruned).
    */
   readonly pruned = new Map<string, number>();
+  /**
+   * origin -> highest seq the peer holds durably by its own vv (or vv
+   * entry): its acknowledgement, which retention trusts (acks.ts). Kept
+   * apart from `claims`, which sync's limits may forget (claimants per
+   * origin) and which pushes and answers also raise. Only origins held
+   * here, only rising, at most claims_per_peer_max; a claim on this
+   * replica's own origin beyond what it holds is ignored (a liar or a clone).
+   */
+  readonly acked = new Map<string, number>();
   /** Which origins it pulls; null until its vv arrives. A list keeps only origins this replica holds (at most pulls_per_peer_max). */
   pull: "*" | Set<string> | null = null;
   /** From its retained status; null until known. */

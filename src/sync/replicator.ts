@@ -361,7 +361,10 @@ export class Replicator {
       this.pull_changes++;
     }
     // Only what matters here: origins this replica pulls (sources) and its own (the peer's acknowledgement).
-    for (const [origin, seq] of m.vv) if (origin === this.id || this.pulls(origin)) this.planner.raise(peer, origin, seq, now_ms);
+    for (const [origin, seq] of m.vv) {
+      if (origin === this.id || this.pulls(origin)) this.planner.raise(peer, origin, seq, now_ms);
+      this.note_ack(peer, origin, seq);
+    }
     this.check_own_claim(peer, m.vv.get(this.id) ?? 0);
     this.check_head(peer, m, now_ms);
   }
@@ -408,7 +411,24 @@ export class Replicator {
       } else this.counters.forgotten.pulls_per_peer++;
     }
     if (m.origin === this.id || this.pulls(m.origin)) this.planner.raise(peer, m.origin, m.seq, now_ms);
+    this.note_ack(peer, m.origin, m.seq);
     if (m.origin === this.id) this.check_own_claim(peer, m.seq);
+  }
+
+  /** The peer's durable vv says it holds origin up to seq: its acknowledgement (Peer.acked), within its bounds. */
+  private note_ack(peer: Peer, origin: string, seq: number): void {
+    const held = this.log.held(origin);
+    if (held === 0 || (origin === this.id && seq > held)) return;
+    const current = peer.acked.get(origin);
+    if (current !== undefined) {
+      if (seq > current) peer.acked.set(origin, seq);
+      return;
+    }
+    if (peer.acked.size >= this.settings.claims_per_peer_max) {
+      this.counters.forgotten.claims_per_peer++;
+      return;
+    }
+    peer.acked.set(origin, seq);
   }
 
   private check_own_claim(peer: Peer, own_claim: number): void {

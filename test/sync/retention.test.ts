@@ -48,15 +48,17 @@ describe("acknowledgements from the peer table", () => {
   const o = "00000000000000a1";
   const hub = new Peer("00000000000000b1");
   hub.pull = "*";
-  hub.claims.set(o, 40);
+  hub.acked.set(o, 40);
+  // A repair claim (pushes, answers; forgettable under sync's limits) is not an acknowledgement.
+  hub.claims.set(o, 99);
   const spoke = new Peer("00000000000000b2");
   spoke.pull = new Set([o]);
-  spoke.claims.set(o, 7);
+  spoke.acked.set(o, 7);
   const bystander = new Peer("00000000000000b3");
   bystander.pull = new Set();
   const silent = new Peer("00000000000000b4"); // no vv yet: pull unknown
 
-  test("held_by is the upstream's claim (0 when unknown); by default every peer that pulls the origin is its upstream", () => {
+  test("held_by is what the upstream's own vv acknowledged (0 when unknown), not a repair claim; by default every peer that pulls the origin is its upstream", () => {
     const view = table([hub, spoke, bystander, silent]);
     const acks = new PeerAcks(view, null);
     expect(acks.held_by(hub.id, o)).toBe(40);
@@ -147,6 +149,27 @@ describe("a device with a disk budget", () => {
     await net.run();
     expect(hub.log.held(device.id)).toBe(device.log.held(device.id));
     expect(device.log.retention_status().pruned.unacked_events).toBe(0);
+  });
+
+  test("a relay's acknowledgements from more pullers than sync keeps repair sources for (claimants_per_origin_max) all count: it prunes the relayed events", async () => {
+    const net = new TestNet(12);
+    // The device pulls nothing of others, so it is no upstream of the relay's own events.
+    const device = await net.add({ pull: [] });
+    const relay = await net.add({ retention: budget("drop-acked") });
+    const pullers: TestNode[] = [];
+    for (let i = 0; i < 6; i++) pullers.push(await net.add());
+    for (const n of [device, relay, ...pullers]) net.connect(n);
+    await net.run();
+    // The device's events reach everyone, then it goes: the relay holds them in its oldest segments.
+    await record(net, device, 20);
+    net.disconnect(device);
+    for (const n of [relay, ...pullers]) expect(n.log.held(device.id)).toBe(2_000);
+    await record(net, relay, 200, () => {
+      for (const p of pullers) expect(relay.log.pruned_through(relay.id)).toBeLessThanOrEqual(p.log.durable_held(relay.id));
+    });
+    // Every puller acknowledged the device's events (its vv), so the segments holding them went too.
+    expect(relay.log.pruned_through(device.id)).toBe(2_000);
+    expect(relay.log.retention_status().pruned.unacked_events).toBe(0);
   });
 
   test("the synced-events quota is measured again after a prune: it counts peers' events held, not own events pruned", async () => {

@@ -572,7 +572,7 @@ export class Log {
     return this.io.free_bytes(this.dir);
   }
 
-  /** Re-checks every record's crc, seq order, every signed range's proof, and the zero tail of every segment. */
+  /** Re-checks every record's crc, seq and epoch order, and every signed range's proof. */
   verify(): VerifyReport {
     this.check_open();
     // A key ring of its own: pins only by the id-key binding, so the check depends on nothing seen before.
@@ -923,15 +923,14 @@ export class Log {
     const upstreams = this.acks.upstreams();
     const unacked: Record<string, number> = {};
     for (const u of upstreams) unacked[u] = 0;
+    // One pass per segment over its origins and each origin's upstreams: a segment counts once for each upstream lacking any of it.
+    const lacking = new Set<string>();
     for (const segment of this.segments.all()) {
-      for (const u of upstreams) {
-        for (const [origin, range] of segment.origins) {
-          if (this.acks.upstreams_of(origin).includes(u) && this.acks.held_by(u, origin) < range.seq_last) {
-            unacked[u] += segment.end_bytes;
-            break;
-          }
-        }
+      lacking.clear();
+      for (const [origin, range] of segment.origins) {
+        for (const u of this.acks.upstreams_of(origin)) if (!lacking.has(u) && this.acks.held_by(u, origin) < range.seq_last) lacking.add(u);
       }
+      for (const u of lacking) if (u in unacked) unacked[u] += segment.end_bytes;
     }
     let oldest: number | null = null;
     if (this.next_pos > this.first_pos) oldest = this.segments.iterate(this.first_pos).next().value?.time_ms ?? null;

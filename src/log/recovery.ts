@@ -82,6 +82,9 @@ export async function recover(io: FileIO, segments_dir: string, segment_size_byt
   if (opened.epoch_seen >= 0 && !epoch_not_before(epoch, opened.epoch_seen)) epoch = opened.epoch_seen;
   if (!read_only) {
     epoch = (epoch + 1) & 0xffff;
+    // Opens that wrote nothing still bump the file: never let the new epoch drift half the ring from the data's
+    // newest, or its batches would read as older than what precedes them.
+    if (opened.epoch_seen >= 0 && ((epoch - opened.epoch_seen) & 0xffff) >= 0x4000) epoch = (opened.epoch_seen + 1) & 0xffff;
     active_handle = io.open(active.file);
     await make_scanned_durable(io, segments_dir, opened.scanned, active, active_handle);
     await write_pending_summaries(io, segments_dir, opened.pending_summaries, active);

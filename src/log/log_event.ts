@@ -72,6 +72,18 @@ export class LogEvent {
     return (this.flags & flag_signed) !== 0;
   }
 
+  /**
+   * A copy that owns its bytes, for a reader that holds events across turns
+   * of the event loop: retention may prune the segment meanwhile and recycle
+   * its file, and a view would then show another event's bytes.
+   */
+  detached(): LogEvent {
+    const bytes = this.map.slice(this.offset, this.offset + this.frame_bytes);
+    // The constructor reads only map and view: the copy stands in for its segment.
+    const holder = { map: bytes, view: new DataView(bytes.buffer) } as unknown as Segment;
+    return new LogEvent(holder, 0, this.pos);
+  }
+
   /** The whole frame as stored here (header, payload, proof, padding). */
   get frame(): Uint8Array {
     return this.map.subarray(this.offset, this.offset + this.frame_bytes);

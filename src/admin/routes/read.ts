@@ -13,6 +13,9 @@ export function int_param(text: string | undefined, fallback: number): number | 
   return Number(text);
 }
 
+/** Events with payloads up to this are copied into a page; a bigger one stays a view of the log. */
+const detach_max_bytes = 1024 * 1024;
+
 export interface Page {
   events: LogEvent[];
   /** The position to ask for next. */
@@ -26,8 +29,9 @@ export interface Page {
  * of payload (always at least one event when there is one). Only durable
  * events are shown: a reader never sees an event a power cut could take back.
  * A `from` below the first position held starts there (retention pruned the
- * events before it). Payloads are views of the log (nothing is copied or
- * encoded here).
+ * events before it). Events up to detach_max_bytes are copies
+ * (LogEvent.detached): a page is sent over many turns, and retention may
+ * recycle a segment file meanwhile.
  */
 export function read_page(ctx: AdminContext, from: number, limit: number, payload_max_bytes: number): Page {
   const { log } = ctx;
@@ -40,7 +44,8 @@ export function read_page(ctx: AdminContext, from: number, limit: number, payloa
     for (const event of log.iterate(start)) {
       if (event.pos >= end || events.length >= limit) break;
       if (events.length > 0 && bytes + event.payload.length > payload_max_bytes) break;
-      events.push(event);
+      // A copy (bounded by the page's payload budget), except one big event, whose copy would hold the loop.
+      events.push(event.payload.length <= detach_max_bytes ? event.detached() : event);
       bytes += event.payload.length;
     }
   }

@@ -13,6 +13,12 @@ import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
 import { open_1gib_ms } from "./open_1gib_ms.ts";
 import { open_64mib_ms } from "./open_64mib_ms.ts";
 import { prune_1gib_ms } from "./prune_1gib.ts";
+import {
+  segment_create_append_durable_fallocated_vs_zeroed_ratio,
+  segment_create_fallocate_ms,
+  segment_create_write_bytes_ratio,
+  segment_create_zeros_ms,
+} from "./segment_create.ts";
 import { sync_256b_events_per_s } from "./sync_256b_events_per_s.ts";
 import { sync_catchup_100k_peak_rss_bytes, sync_catchup_100k_s } from "./sync_catchup_100k.ts";
 import { sync_wire_overhead_ratio } from "./sync_wire_overhead.ts";
@@ -28,6 +34,10 @@ export const benchmarks: readonly Benchmark[] = [
   append_durable_64,
   open_64mib_ms,
   open_1gib_ms,
+  segment_create_fallocate_ms,
+  segment_create_zeros_ms,
+  segment_create_write_bytes_ratio,
+  segment_create_append_durable_fallocated_vs_zeroed_ratio,
   heap_growth_per_1m_appends_bytes,
   verify_256b_events_per_s,
   write_amplification_256b_never,

@@ -911,7 +911,10 @@ export class Log {
     for (let i = 0; i < victims.length; i++) {
       const v = victims[i];
       this.io.unlink(path.join(segments_dir, summary_file_name(v.first_pos)));
-      if (!(recycle && i === 0 && this.files.recycle(v.file))) this.io.unlink(v.file);
+      if (recycle && i === 0 && this.files.recycle(v.file)) continue;
+      // Its mapping may live until collected, and with it the file's blocks: free them now (readers then see zeros).
+      this.io.release_blocks?.(v.file);
+      this.io.unlink(v.file);
     }
     await this.io.sync_dir(segments_dir);
   }

@@ -8,10 +8,11 @@ import type { Warn } from "./log_options.ts";
 import { type Segment, segment_file_name, summary_file_name } from "./segment.ts";
 
 /**
- * The segment files of one log directory: creating them (really zero-filled,
- * never sparse, so a full disk shows here and not as SIGBUS mid-write), the
- * spare made ahead of need so rotation only renames, and summaries of sealed
- * segments. Disk-full becomes LOG_FULL here and nowhere else.
+ * The segment files of one log directory: creating them (reading as zeros,
+ * every block allocated, never sparse, so a full disk shows here and not as
+ * SIGBUS mid-write; see FileIO.create_zeroed), the spare made ahead of need so
+ * rotation only renames, and summaries of sealed segments. Disk-full becomes
+ * LOG_FULL here and nowhere else.
  */
 
 export const spare_file_name = "spare";

@@ -259,18 +259,14 @@ describe("a month on a size-limited file system", () => {
 
 describe("disk space given back by a prune", () => {
   /**
-   * KNOWN BUG (src/log/log.ts prune_segments, with segment_list.ts
-   * drop_first): a pruned segment's file is unlinked while the log's mapping
-   * of it (Segment.map, Bun.mmap) is still alive, so the file system frees
-   * nothing until the garbage collector happens to unmap it. Measured: a
-   * prune of eight 256 KiB segments on tmpfs freed 28 KiB (their summaries)
-   * until Bun.gc(true), then 1.8 MiB; on ext4, 16 x 64 MiB pruned freed
-   * nothing until a forced GC, which then blocked the JS thread 514 ms.
-   * On a file system sized for the budget, appends then fail with LOG_FULL
-   * "no space for a new segment" right after a prune. Marked failing until
-   * pruned files give their space back at once; flip to test() then.
+   * A pruned segment's file is unlinked while the log's mapping of it
+   * (Segment.map, Bun.mmap) may still be alive, and the file system frees
+   * nothing until the garbage collector unmaps it (measured before the fix:
+   * a prune of eight 256 KiB segments on tmpfs freed 28 KiB until
+   * Bun.gc(true); on ext4 16 x 64 MiB freed nothing until a forced GC that
+   * blocked 514 ms). prune_segments now punches the file's blocks out first.
    */
-  test.failing("a prune frees the pruned files' space on the file system at once, and appends go on on a file system sized for the budget", async () => {
+  test("a prune frees the pruned files' space on the file system at once, and appends go on on a file system sized for the budget", async () => {
     const seg = 256 * 1024;
     const budget = 6;
     // The budget, one segment over it (a rotation may go one over), and room for the small files.

@@ -416,7 +416,8 @@ async function append_retrying(log: Log, payloads: readonly Uint8Array[]): Promi
     try {
       return payloads.length === 1 ? log.append(payloads[0]) : log.append_batch(payloads);
     } catch (err) {
-      if (attempt > 3 || !is_interlog_error(err, "LOG_FULL") || !(err as Error).message.includes("making room")) throw err;
+      // This test's upstream acknowledges what is durable: once the log is durable and the budget's job has run, room must be there.
+      if (attempt > 3 || !is_interlog_error(err, "LOG_FULL")) throw err;
       await log.durable();
       await log.maintain();
     }

@@ -945,7 +945,8 @@ export class Log {
       first_pos: this.first_pos,
       pruned: { ...this.pruned_state.totals },
       oldest_held_time_ms: oldest,
-      blocked: retention === null ? null : this.blocked,
+      // As of now: an acknowledgement that arrived since the budget's job last ran may have cleared it.
+      blocked: retention === null || this.blocked === null ? null : this.blocked_now(),
       unacked_bytes_by_upstream: unacked,
     };
   }

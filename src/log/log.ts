@@ -838,13 +838,16 @@ export class Log {
    * would go. The prune command calls this.
    */
   async prune(options: { policy?: RetentionPolicy; dry_run?: boolean } = {}): Promise<PruneResult> {
-    this.check_writable();
+    // A dry run only reads: a read-only log (next to a stopped replica's lock) can answer it.
+    if (options.dry_run === true) this.check_open();
+    else this.check_writable();
     const policy = options.policy ?? this.options.retention?.policy ?? "drop-acked";
     return this.in_prune_turn(() => this.prune_in_turn(policy, options.dry_run === true));
   }
 
   private async prune_in_turn(policy: RetentionPolicy, dry_run: boolean): Promise<PruneResult> {
-    this.check_writable();
+    if (dry_run) this.check_open();
+    else this.check_writable();
     await Promise.all(this.seal_jobs);
     const prunable = this.prunable();
     let count = prunable.length;

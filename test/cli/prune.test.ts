@@ -101,8 +101,13 @@ describe("interlog prune offline", () => {
 
   test("drop-oldest --max-bytes: the dry run lists what would go, the prune removes exactly that; read, get and verify then say what is gone", async () => {
     const { dir, id } = await data_dir();
+    const segments_dir = path.join(dir, "segments");
+    const before = Object.fromEntries(fs.readdirSync(segments_dir).map((n) => [n, fs.readFileSync(path.join(segments_dir, n)).toString("hex")]));
     const dry = await run(["prune", "--data-dir", dir, "--policy", "drop-oldest", "--max-bytes", String(4 * segment), "--dry-run", "--json"]);
     expect(dry.code).toBe(0);
+    // A dry run writes nothing: not even the epoch file a writable open bumps.
+    const after = Object.fromEntries(fs.readdirSync(segments_dir).map((n) => [n, fs.readFileSync(path.join(segments_dir, n)).toString("hex")]));
+    expect(after).toEqual(before);
     const plan = JSON.parse(dry.out) as { dry_run: boolean; segments: { file: string; first_pos: number; end_pos: number; events: number; acked: boolean }[]; total: { events: number; unacked_events: number }; first_pos: number; via: string };
     expect(plan.dry_run).toBe(true);
     expect(plan.via).toBe(`offline prune of ${dir} (no replica runs on it)`);

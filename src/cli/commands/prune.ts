@@ -3,6 +3,7 @@ import path from "node:path";
 import { type PruneReport, prune_report, prune_report_text } from "../../admin/prune_report.ts";
 import { load_config } from "../../config/load.ts";
 import { is_interlog_error } from "../../lib/errors.ts";
+import { node_file_io } from "../../log/file_io.ts";
 import { Log, type RetentionPolicy, segment_size_default_bytes } from "../../log/log.ts";
 import { AdminUnreachable, admin_fetch, admin_target } from "../admin_client.ts";
 import { type Command, UsageError, exit_failed, exit_ok, optional_int } from "../usage.ts";
@@ -70,9 +71,10 @@ the report as JSON.`,
 
     let in_use: string | null = null;
     if (dir !== undefined) {
-      const log = await open_unless_in_use(dir, config?.log.segment_size_bytes, budget);
+      const log = await open_unless_in_use(dir, config?.log.segment_size_bytes, budget, dry_run);
       if (typeof log === "string") in_use = log;
       else {
+        const log_lock = dry_run_locks.get(log) ?? null;
         try {
           const chosen = policy ?? config?.retention?.policy ?? "drop-acked";
           if (chosen === "drop-oldest" && budget === undefined) {
@@ -91,6 +93,7 @@ the report as JSON.`,
           return exit_ok;
         } finally {
           await log.close();
+          log_lock?.release();
         }
       }
     }
@@ -130,19 +133,32 @@ the report as JSON.`,
   },
 };
 
+/** The directory lock a dry run holds around its read-only log (so no replica starts meanwhile). */
+const dry_run_locks = new WeakMap<Log, { release(): void }>();
+
 /**
- * The log opened for writing, or the lock holder's message when a replica
- * runs on `dir`. Retention is "reject" at open: a budget given here only sizes
- * drop-oldest's prune, and the log must not start pruning on its own.
+ * The log, or the lock holder's message when a replica runs on `dir`. A dry
+ * run takes the directory's lock and opens the log read-only: it writes
+ * nothing (no recovery repair, no epoch bump, no spare). Otherwise the log
+ * is opened for writing with retention "reject": a budget given here only
+ * sizes drop-oldest's prune, and the log must not start pruning on its own.
  */
-async function open_unless_in_use(dir: string, segment_size_bytes: number | undefined, max_bytes: number | undefined): Promise<Log | string> {
+async function open_unless_in_use(dir: string, segment_size_bytes: number | undefined, max_bytes: number | undefined, dry_run: boolean): Promise<Log | string> {
+  const retention = max_bytes === undefined ? null : { max_bytes, policy: "reject" as const, reserve_own_bytes: 0 };
   try {
-    return await Log.open({
-      dir,
-      create: false,
-      segment_size_bytes: segment_size_bytes ?? segment_size_of(dir),
-      retention: max_bytes === undefined ? null : { max_bytes, policy: "reject", reserve_own_bytes: 0 },
-    });
+    if (dry_run) {
+      if (!fs.existsSync(path.join(dir, "replica.json"))) throw new UsageError(`${dir} holds no InterLog data directory`);
+      const lock = node_file_io.lock(path.join(dir, "lock"));
+      try {
+        const log = await Log.open({ dir, read_only: true, segment_size_bytes: segment_size_bytes ?? segment_size_of(dir), retention });
+        dry_run_locks.set(log, lock);
+        return log;
+      } catch (err) {
+        lock.release();
+        throw err;
+      }
+    }
+    return await Log.open({ dir, create: false, segment_size_bytes: segment_size_bytes ?? segment_size_of(dir), retention });
   } catch (err) {
     if (is_interlog_error(err, "DATA_DIR_LOCKED")) return err.message;
     throw err;

@@ -1,5 +1,5 @@
 import type { Clock } from "../lib/clock.ts";
-import type { Log, RetentionPolicy } from "../log/log.ts";
+import type { Log, PrunedTotals, RetentionPolicy } from "../log/log.ts";
 
 /**
  * What /api/status, /metrics and the dashboard show of retention (issue 13,
@@ -22,18 +22,8 @@ const samples_per_window = 60;
 /** A rate needs at least this much time between its two readings. */
 const fill_rate_min_span_ms = 1000;
 
-export interface PrunedJson {
-  segments: number;
-  events: number;
-  /** Segment file bytes freed. */
-  bytes: number;
-  /** Events and record bytes every upstream held when they were pruned. */
-  acked_events: number;
-  acked_bytes: number;
-  /** Events and record bytes pruned without an acknowledgement (drop-oldest): lost unless a peer held them. */
-  unacked_events: number;
-  unacked_bytes: number;
-}
+/** What was pruned, as the log counts it (pruned_state.ts). */
+export type PrunedJson = PrunedTotals;
 
 export interface RetentionJson {
   /** A budget (retention.max_bytes) is set; without one the log only grows and nothing is pruned on its own. */

@@ -55,6 +55,7 @@ export { type LogOptions, type SyncMode, segment_size_default_bytes, segment_siz
 export type { LogStats } from "./group_commit.ts";
 export type { RecoveryReport } from "./recovery.ts";
 export type { AckSource, RetentionOptions, RetentionPolicy } from "./retention.ts";
+export type { PrunedTotals } from "./pruned_state.ts";
 
 /** What retention did and where the budget stands (status, metrics, the prune command). */
 export interface RetentionStatus {

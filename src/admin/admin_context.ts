@@ -1,6 +1,6 @@
 import type { Clock } from "../lib/clock.ts";
 import type { Log } from "../log/log.ts";
-import type { AdminDeps, AdminLimits, AppendValidator, Readiness, SyncView } from "./deps.ts";
+import type { AdminDeps, AdminLimits, AppendValidator, FleetView, Readiness, SyncView } from "./deps.ts";
 import type { AdminMetrics } from "./metrics.ts";
 import type { NewEvents } from "./new_events.ts";
 import type { QuarantineIndex } from "./quarantine.ts";
@@ -20,4 +20,5 @@ export interface AdminContext {
   quarantine: QuarantineIndex;
   new_events: NewEvents;
   retention: RetentionView;
+  fleet: FleetView;
 }

@@ -5,6 +5,7 @@ import type { AdminContext } from "./admin_context.ts";
 import { bearer_guard } from "./auth.ts";
 import { dashboard_csp, dashboard_page } from "./dashboard_page.ts";
 import { type AdminDeps, admin_limits_default } from "./deps.ts";
+import { fleet_html } from "./fleet_page.ts";
 import { host_guard } from "./host_guard.ts";
 import { error_response, log_error_response } from "./http_errors.ts";
 import { create_metrics } from "./metrics.ts";
@@ -12,14 +13,16 @@ import { NewEvents } from "./new_events.ts";
 import { QuarantineIndex } from "./quarantine.ts";
 import { RetentionView } from "./retention_view.ts";
 import { mount_append_route } from "./routes/append.ts";
+import { mount_fleet_route } from "./routes/fleet.ts";
 import { mount_health_routes } from "./routes/health.ts";
 import { mount_prune_route } from "./routes/prune.ts";
 import { mount_event_route, mount_read_route } from "./routes/read.ts";
 import { mount_status_routes } from "./routes/status.ts";
 import { mount_stream_route } from "./routes/stream.ts";
+import { Fleet, fleet_source } from "../sync/fleet.ts";
 
-/** Served without the token: liveness for supervisors, and the dashboard page, which holds no data itself. */
-const public_paths = new Set(["/healthz", "/"]);
+/** Served without the token: liveness for supervisors, and the dashboard and fleet pages, which hold no data themselves. */
+const public_paths = new Set(["/healthz", "/", "/fleet"]);
 
 /** The admin HTTP API and dashboard of one replica (design.md section 5). */
 export function create_admin_app(deps: AdminDeps): Hono {
@@ -51,6 +54,8 @@ export function create_admin_app(deps: AdminDeps): Hono {
     quarantine,
     new_events: new NewEvents(limits.sse_streams_max),
     retention,
+    // Offline (no replicator): the fleet is the origins the log holds.
+    fleet: deps.fleet ?? new Fleet(fleet_source(deps.log, null), deps.clock),
   };
 
   const app = new Hono();
@@ -62,14 +67,9 @@ export function create_admin_app(deps: AdminDeps): Hono {
   }
 
   const dashboard_html = dashboard_page(deps.token !== undefined && deps.token !== "");
-  app.get("/", (c) =>
-    c.html(dashboard_html, 200, {
-      "Content-Security-Policy": dashboard_csp,
-      "X-Content-Type-Options": "nosniff",
-      "Referrer-Policy": "no-referrer",
-      "Cache-Control": "no-cache",
-    }),
-  );
+  const page_headers = { "Content-Security-Policy": dashboard_csp, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache" };
+  app.get("/", (c) => c.html(dashboard_html, 200, page_headers));
+  app.get("/fleet", (c) => c.html(fleet_html, 200, page_headers));
   mount_health_routes(app, ctx);
   mount_status_routes(app, ctx);
   mount_append_route(app, ctx);
@@ -77,6 +77,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
   mount_stream_route(app, ctx);
   mount_event_route(app, ctx);
   mount_prune_route(app, ctx);
+  mount_fleet_route(app, ctx);
 
   app.notFound((c) => error_response(c, 404, "NOT_FOUND", `no such route: ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

@@ -1,5 +1,6 @@
 import type { Clock } from "../lib/clock.ts";
 import type { Log } from "../log/log.ts";
+import type { FleetPage, FleetQuery } from "../sync/fleet.ts";
 
 /**
  * What the admin API needs from the running replica. Everything is injected
@@ -23,6 +24,8 @@ export interface AdminDeps {
   /** The sync layer's view; absent when the replica runs offline (no mqtt in config). */
   sync?: SyncView;
   clock: Clock;
+  /** The fleet view (src/sync/fleet.ts's Fleet over the log and the replicator); absent: the app makes one over the log alone. */
+  fleet?: FleetView;
   /** Extra readiness checks of the wiring (e.g. "still replaying"); the log and broker checks are built in. */
   ready?: () => Readiness;
   /**
@@ -78,6 +81,11 @@ export interface SyncView {
   conflicts(): ConflictStatus[];
   /** Ranges this replica lacks that every peer holding them pruned (retention): it cannot take them, nor the origin's later events. */
   unavailable?(): UnavailableStatus[];
+}
+
+/** GET /api/fleet and the fleet page read this: every replica known, sorted and paged. Must not throw for a valid query. */
+export interface FleetView {
+  page(query: FleetQuery): FleetPage;
 }
 
 export interface UnavailableStatus {

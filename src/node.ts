@@ -6,6 +6,7 @@ import { Log } from "./log/log.ts";
 import { MaintainPacer, PeerAcks } from "./sync/acks.ts";
 import { Replicator } from "./sync/replicator.ts";
 import { MqttTransport } from "./transport/mqtt_transport.ts";
+import { broker_presets, transport_preset } from "./transport/presets.ts";
 import { build_validator } from "./validators/registry.ts";
 
 /** Largest POST /api/events body: one payload of the log's maximum plus CBOR framing. */
@@ -87,6 +88,7 @@ export class ReplicaNode {
           watch,
           peer_events_max_bytes,
           max_packet_bytes: mqtt.max_packet_bytes,
+          announce_to_new_peers: !broker_presets[transport_preset(mqtt.preset)].retained_to_wildcards,
           validate: (payload, ctx) => validate_sync(payload, { kind: "sync", origin: ctx.origin, seq: ctx.seq, time_ms: ctx.time_ms }),
           on_warning: (msg, details) => log_line("warn", msg, details),
           on_claim_raised: notify_acks,
@@ -95,13 +97,14 @@ export class ReplicaNode {
         log.set_acks(new PeerAcks(replicator, config.retention?.upstreams ?? null));
         transport = new MqttTransport({
           replicator,
-          url: mqtt.url,
+          url: mqtt.urls,
+          protocol_version: mqtt.protocol_version,
           username: mqtt.username ?? undefined,
           password: mqtt.password ?? undefined,
           tls: mqtt.tls
             ? { ca_file: mqtt.ca_file ?? undefined, cert_file: mqtt.cert_file ?? undefined, key_file: mqtt.key_file ?? undefined }
             : undefined,
-          preset: mqtt.preset === "aws-iot" ? "aws_iot" : "generic",
+          preset: transport_preset(mqtt.preset),
           clock,
           on_warning: (msg, details) => log_line("warn", msg, details),
           on_info: (msg, details) => log_line("info", msg, details),

@@ -53,7 +53,12 @@ export interface LogConfig {
 }
 
 export interface MqttConfig {
+  /** The first of urls. */
   url: string;
+  /** One broker, or the nodes of one cluster, tried in turn. */
+  urls: string[];
+  /** MQTT version: the preset's unless mqtt.protocol says. */
+  protocol_version: 4 | 5;
   /** True for mqtts:// and wss:// urls. */
   tls: boolean;
   prefix: string;

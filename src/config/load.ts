@@ -128,8 +128,10 @@ function resolve(file: string, raw: ConfigFile, env: Environment, report: Report
       mqtt === undefined
         ? null
         : {
-            url: mqtt.url,
-            tls: tls_protocols.some((protocol) => mqtt.url.startsWith(`${protocol.slice(0, -1)}://`)),
+            url: typeof mqtt.url === "string" ? mqtt.url : mqtt.url[0],
+            urls: typeof mqtt.url === "string" ? [mqtt.url] : mqtt.url,
+            protocol_version: (mqtt.protocol ?? (mqtt.preset === "rabbitmq" ? "3.1.1" : "5")) === "5" ? 5 : 4,
+            tls: tls_protocols.some((protocol) => (typeof mqtt.url === "string" ? mqtt.url : mqtt.url[0]).startsWith(`${protocol.slice(0, -1)}://`)),
             prefix: mqtt.prefix,
             username: mqtt.username ?? null,
             password: mqtt.password_env === undefined ? null : read_secret(env, mqtt.password_env, ["mqtt", "password_env"], report),

@@ -15,7 +15,7 @@ import { duration, size } from "./units_schema.ts";
  * scripts/gen-schema.ts turns it into config/interlog.schema.json.
  */
 
-export const mqtt_presets = ["mosquitto", "aws-iot"] as const;
+export const mqtt_presets = ["mosquitto", "aws-iot", "rabbitmq", "emqx", "hivemq"] as const;
 export type MqttPreset = (typeof mqtt_presets)[number];
 /** AWS IoT Core refuses MQTT packets above 128 KiB. */
 export const aws_iot_packet_max_bytes = 128 * 1024;
@@ -73,11 +73,13 @@ const log_section = z
   })
   .meta({ description: "the local log on disk" });
 
-const mqtt_section = z
-  .strictObject({
-    url: z
-      .string()
-      .superRefine((text, ctx) => {
+/** Nodes of one cluster a replica may be given to fail over between. */
+export const mqtt_urls_max = 16;
+export const mqtt_protocol_versions = ["5", "3.1.1"] as const;
+
+const mqtt_url = z
+  .string()
+  .superRefine((text, ctx) => {
         let url: URL | undefined;
         try {
           url = new URL(text);
@@ -87,9 +89,29 @@ const mqtt_section = z
         } else if (url.username !== "" || url.password !== "") {
           ctx.addIssue({ code: "custom", message: "put the user name in mqtt.username and the password in an environment variable named by mqtt.password_env, not in the URL" });
         }
-      })
+      });
+
+const mqtt_section = z
+  .strictObject({
+    url: z
+      .union([
+        mqtt_url,
+        z
+          .array(mqtt_url)
+          .min(1, { error: "expected at least one broker URL" })
+          .max(mqtt_urls_max, { error: `expected at most ${mqtt_urls_max} broker URLs` })
+          .superRefine((urls, ctx) => {
+            const schemes = new Set(urls.map((u) => u.split("://")[0]));
+            if (schemes.size > 1) ctx.addIssue({ code: "custom", message: `expected URLs of one scheme (nodes of one cluster), got ${[...schemes].join(", ")}` });
+            const paths = new Set(urls.map((u) => (URL.canParse(u) ? new URL(u).pathname : "")));
+            if (paths.size > 1) ctx.addIssue({ code: "custom", message: "expected URLs with one path (nodes of one cluster)" });
+          }),
+      ])
       .default("mqtt://127.0.0.1:1883")
-      .meta({ description: "broker URL: mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (also ws://, wss://)" }),
+      .meta({
+        description:
+          "broker URL: mqtt://HOST:PORT, or mqtts://HOST:PORT for TLS (also ws://, wss://); or a list of a cluster's nodes, tried in turn (a replica whose node dies moves to the next)",
+      }),
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, { error: (issue) => `expected topic levels of letters, digits, _ . - separated by /, got ${describe_value(issue.input)}` })
@@ -103,13 +125,18 @@ const mqtt_section = z
         error: `expected from ${format_bytes(mqtt_packet_min_bytes)} to ${format_bytes(mqtt_packet_max_bytes)}`,
       })
       .prefault("128KiB"),
-    preset: z.enum(mqtt_presets).default("mosquitto").meta({ description: "the broker's kind, for its limits" }),
+    preset: z.enum(mqtt_presets).default("mosquitto").meta({ description: "the broker's kind, for its limits and ways (see the README's broker table)" }),
+    protocol: z
+      .enum(mqtt_protocol_versions, { error: (issue) => `expected "5" or "3.1.1", got ${describe_value(issue.input)}` })
+      .optional()
+      .meta({ description: 'MQTT version: "5" (default), or "3.1.1" for brokers that speak only that (the rabbitmq preset sets it)' }),
     ca_file: file_path("PEM file of the CA that signed the broker's certificate (TLS only)").optional(),
     cert_file: file_path("PEM client certificate, for brokers that authenticate clients by certificate (TLS only)").optional(),
     key_file: file_path("PEM private key of cert_file (TLS only)").optional(),
   })
   .superRefine((mqtt, ctx) => {
-    const tls = tls_protocols.some((protocol) => mqtt.url.startsWith(protocol.slice(0, -1) + "://"));
+    const first = typeof mqtt.url === "string" ? mqtt.url : (mqtt.url[0] ?? "");
+    const tls = tls_protocols.some((protocol) => first.startsWith(protocol.slice(0, -1) + "://"));
     for (const key of ["ca_file", "cert_file", "key_file"] as const) {
       if (mqtt[key] !== undefined && !tls) {
         ctx.addIssue({ code: "custom", path: [key], message: `${key} is only used with TLS; use an mqtts:// (or wss://) url, or remove ${key}` });
@@ -125,6 +152,9 @@ const mqtt_section = z
       if (mqtt.max_packet > aws_iot_packet_max_bytes) {
         ctx.addIssue({ code: "custom", path: ["max_packet"], message: `AWS IoT Core accepts packets of at most ${aws_iot_packet_max_bytes / 1024}KiB; got ${mqtt.max_packet} bytes` });
       }
+    }
+    if (mqtt.preset === "rabbitmq" && mqtt.protocol === "5") {
+      ctx.addIssue({ code: "custom", path: ["protocol"], message: 'RabbitMQ\'s MQTT plugin speaks only MQTT 3.1.1; remove protocol or set it to "3.1.1"' });
     }
   })
   .meta({ description: "the MQTT broker to sync through; leave out to run offline" });

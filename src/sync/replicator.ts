@@ -219,6 +219,8 @@ export class Replicator {
     const out: Outbound[] = [];
     this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
     this.announcer.publish_all(out, now_ms);
+    this.announced_ms = now_ms;
+    this.announce_due = false;
     this.planner.mark_all();
     this.planner.plan(out, now_ms);
     return out;
@@ -268,9 +270,19 @@ export class Replicator {
     this.quota_was_open = quota_open;
     if (!this.connected) return out;
     this.push_own(out);
+    this.maybe_announce_again(out, now_ms);
     this.announcer.maybe_publish(out, now_ms);
     this.planner.plan(out, now_ms);
     return out;
+  }
+
+  /** A peer came online that may not get our retained status and vv from the broker (announce_to_new_peers): publish them again. */
+  private maybe_announce_again(out: Outbound[], now_ms: number): void {
+    if (!this.announce_due || now_ms - this.announced_ms < this.settings.vv_interval_ms) return;
+    this.announce_due = false;
+    this.announced_ms = now_ms;
+    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
+    this.announcer.publish_all(out, now_ms);
   }
 
   /** A clean stop: the offline status to publish before disconnecting. */
@@ -319,6 +331,7 @@ export class Replicator {
         return this.handle_entry(peer, m, now_ms);
       case "status": {
         const changed = m.online !== peer.online;
+        if (m.online && m.session !== peer.session && this.settings.announce_to_new_peers) this.announce_due = true;
         if (m.online && peer.online === false) peer.backoff_until_ms = 0;
         // Offline, or back with a new session (clean start, subscriptions made anew): a request in flight to it is lost.
         if (peer.want !== null && (!m.online || (peer.session !== null && m.session !== peer.session))) this.planner.cancel(peer);
@@ -389,6 +402,10 @@ export class Replicator {
       );
     }
   }
+
+  /** A peer came online since our last announcement (announce_to_new_peers only). */
+  private announce_due = false;
+  private announced_ms = Number.NEGATIVE_INFINITY;
 
   /** Per peer, the head seq already reported as a conflict (so a repeated vv counts once). */
   private readonly heads_reported = new Map<string, number>();

@@ -55,6 +55,15 @@ export interface ReplicatorOptions {
   vv_ms_per_origin?: number;
   /** The vv is republished at least this often even when unchanged, so a lost one is made good. */
   vv_refresh_ms?: number;
+  /**
+   * The broker does not hand retained vvs and statuses to a replica that
+   * subscribes later (RabbitMQ: retained messages reach exact-topic
+   * subscriptions only, and stay on the cluster node that got them): when a
+   * peer comes online with a new session, republish the status, vv and
+   * entries, at most once per vv_interval_ms, so it learns this replica
+   * without waiting for vv_refresh_ms. Default false (mosquitto, EMQX, AWS).
+   */
+  announce_to_new_peers?: boolean;
   /** Out-of-order events parked for all peers, counted in memory (frame plus gap_entry_overhead_bytes each). */
   gap_buffer_max_bytes?: number;
   /** The same for the events one peer sent. */
@@ -173,6 +182,7 @@ export interface SyncSettings {
   vv_interval_ms: number;
   vv_ms_per_origin: number;
   vv_refresh_ms: number;
+  announce_to_new_peers: boolean;
   gap_buffer_max_bytes: number;
   gap_buffer_per_peer_max_bytes: number;
   reassembly_max_bytes: number;
@@ -228,6 +238,7 @@ export function resolve_sync_options(options: ReplicatorOptions): SyncSettings {
     vv_interval_ms: options.vv_interval_ms ?? d.vv_interval_ms,
     vv_ms_per_origin: options.vv_ms_per_origin ?? d.vv_ms_per_origin,
     vv_refresh_ms: options.vv_refresh_ms ?? d.vv_refresh_ms,
+    announce_to_new_peers: options.announce_to_new_peers ?? false,
     gap_hold_ms: options.gap_hold_ms ?? d.gap_hold_ms,
     push_burst_bytes: options.push_burst_bytes ?? d.push_burst_bytes,
     accept_batch_max_bytes: options.accept_batch_max_bytes ?? d.accept_batch_max_bytes,

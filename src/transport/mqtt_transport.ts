@@ -29,8 +29,14 @@ export interface TlsFiles {
 
 export interface MqttTransportOptions {
   replicator: Replicator;
-  /** mqtt://host:1883 or mqtts://host:8883. */
-  url: string;
+  /**
+   * mqtt://host:1883 or mqtts://host:8883; or several nodes of one cluster
+   * (same scheme and path): each new connection attempt goes to the next,
+   * so a replica whose node died fails over to another.
+   */
+  url: string | readonly string[];
+  /** MQTT 5, or 4 (3.1.1) for brokers that speak only that; default the preset's. */
+  protocol_version?: 4 | 5;
   username?: string;
   /** Already resolved (e.g. from an environment variable); never logged. */
   password?: string;
@@ -58,6 +64,9 @@ export interface MqttTransportOptions {
 
 export interface TransportStatus {
   connected: boolean;
+  /** The broker URL of the current connection (the last one while disconnected), without credentials. */
+  url: string;
+  protocol_version: 4 | 5;
   connects: number;
   disconnects: number;
   messages_received: number;
@@ -101,6 +110,12 @@ export class MqttTransport {
   private id_clashes = 0;
   private id_clash_warned_ms = Number.NEGATIVE_INFINITY;
   private last_error: string | null = null;
+  private readonly urls: readonly string[];
+  private readonly protocol_version: 4 | 5;
+  private current_url: string;
+  /** Connections closed before the broker's CONNACK in a row (an MQTT 3.1.1-only broker closes an MQTT 5 CONNECT so). */
+  private closed_before_connack = 0;
+  private saw_connack = false;
   /** When the current event-loop turn started handling incoming messages; -1 outside one. */
   private turn_started_ms = -1;
 
@@ -112,6 +127,10 @@ export class MqttTransport {
     this.on_warning = options.on_warning ?? (() => {});
     this.on_info = options.on_info ?? (() => {});
     const preset = broker_presets[options.preset ?? "generic"];
+    this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
+    if (this.urls.length === 0) throw new InterlogError("CONFIG_INVALID", "no MQTT broker URL given");
+    this.current_url = this.urls[0];
+    this.protocol_version = options.protocol_version ?? preset.protocol_version;
     if (this.replicator.max_packet_bytes > preset.max_packet_bytes) {
       throw new InterlogError(
         "CONFIG_INVALID",
@@ -139,7 +158,7 @@ export class MqttTransport {
     const will = this.replicator.will();
     const client_options: IClientOptions = {
       clientId: this.replicator.id,
-      protocolVersion: 5,
+      protocolVersion: this.protocol_version,
       clean: true,
       resubscribe: false,
       keepalive: o.keepalive_s ?? 30,
@@ -147,8 +166,9 @@ export class MqttTransport {
       connectTimeout: o.connect_timeout_ms ?? 10_000,
       queueQoSZero: false,
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
-      properties: { maximumPacketSize: this.replicator.max_packet_bytes },
     };
+    if (this.protocol_version === 5) client_options.properties = { maximumPacketSize: this.replicator.max_packet_bytes };
+    if (this.urls.length > 1) client_options.servers = this.urls.map(server_of);
     if (o.username !== undefined) client_options.username = o.username;
     if (o.password !== undefined) client_options.password = o.password;
     if (o.tls !== undefined) {
@@ -157,7 +177,7 @@ export class MqttTransport {
       if (o.tls.key_file !== undefined) client_options.key = read_pem(o.tls.key_file, "client key");
       client_options.rejectUnauthorized = o.tls.reject_unauthorized ?? true;
     }
-    const client = mqtt.connect(o.url, client_options);
+    const client = mqtt.connect(this.urls[0], client_options);
     this.client = client;
     client.on("connect", () => this.handle_connect(client));
     client.on("close", () => this.handle_close());
@@ -167,7 +187,7 @@ export class MqttTransport {
     });
     client.on("error", (err) => {
       this.last_error = String(err.message ?? err);
-      this.on_warning("MQTT connection problem; retrying", { url: redact(o.url), error: this.last_error });
+      this.on_warning("MQTT connection problem; retrying", { url: redact(this.url_of(client)), error: this.last_error });
     });
     client.on("message", (topic, payload) => {
       this.counts.messages_received++;
@@ -265,14 +285,25 @@ export class MqttTransport {
   }
 
   status(): TransportStatus {
-    return { connected: this.connected, ...this.counts, queue: { ...this.queue.stats }, last_error: this.last_error };
+    return { connected: this.connected, url: redact(this.current_url), protocol_version: this.protocol_version, ...this.counts, queue: { ...this.queue.stats }, last_error: this.last_error };
+  }
+
+  /** The URL mqtt.js connected (or tried) last: with several, it moves on to the next at each attempt. */
+  private url_of(client: MqttClient): string {
+    if (this.urls.length === 1) return this.urls[0];
+    const { host, port } = client.options;
+    return this.urls.find((u) => same_server(u, host, port)) ?? this.urls[0];
   }
 
   private handle_connect(client: MqttClient): void {
     this.counts.connects++;
-    const filters: Record<string, { qos: 1; nl: true }> = {};
+    this.saw_connack = true;
+    this.closed_before_connack = 0;
+    this.current_url = this.url_of(client);
+    // No-local (MQTT 5) spares the echo of our own publishes; with 3.1.1 the replicator drops them (own_echo).
+    const filters: Record<string, { qos: 1; nl?: true }> = {};
     const wanted = this.replicator.subscriptions();
-    for (const f of wanted) filters[f] = { qos: 1, nl: true };
+    for (const f of wanted) filters[f] = this.protocol_version === 5 ? { qos: 1, nl: true } : { qos: 1 };
     const limit = broker_presets[this.options.preset ?? "generic"].subscriptions_max;
     if (limit !== null && wanted.length > limit && this.counts.connects === 1) {
       this.on_warning(
@@ -291,7 +322,7 @@ export class MqttTransport {
       if (this.stopping || client !== this.client) return;
       this.connected = true;
       this.connected_at_ms = this.clock.now_ms();
-      this.on_info("connected to the MQTT broker", { url: redact(this.options.url), id: this.replicator.id });
+      this.on_info("connected to the MQTT broker", { url: redact(this.current_url), id: this.replicator.id, mqtt: this.protocol_version === 5 ? "5" : "3.1.1" });
       this.note_room();
       this.push(this.replicator.on_connect(this.clock.now_ms()));
     });
@@ -314,6 +345,7 @@ export class MqttTransport {
   }
 
   private handle_close(): void {
+    if (!this.connected && !this.stopping) this.note_closed_before_connack();
     // MQTT 3.1.1 brokers just close a taken-over session: connections that keep dying within seconds of connecting say the same.
     const now = this.clock.now_ms();
     if (this.connected && now - this.connected_at_ms < short_session_ms) {
@@ -327,7 +359,21 @@ export class MqttTransport {
     this.counts.disconnects++;
     this.queue.clear();
     this.replicator.on_disconnect(this.clock.now_ms());
-    if (!this.stopping) this.on_info("lost the MQTT broker; reconnecting", { url: redact(this.options.url) });
+    if (!this.stopping) this.on_info("lost the MQTT broker; reconnecting", { url: redact(this.current_url), urls: this.urls.length });
+  }
+
+  /**
+   * A broker that speaks only MQTT 3.1.1 (RabbitMQ 3.x) closes an MQTT 5
+   * CONNECT without a word: name the fix once, after a few such closes
+   * without any CONNACK ever seen.
+   */
+  private note_closed_before_connack(): void {
+    this.closed_before_connack++;
+    if (this.protocol_version !== 5 || this.saw_connack || this.closed_before_connack !== short_sessions_warn) return;
+    this.on_warning(
+      "the broker keeps closing the connection before accepting it; if it speaks only MQTT 3.1.1 (RabbitMQ) set mqtt.preset: rabbitmq or mqtt.protocol: 3.1.1, otherwise check its log for the refusal (client id, login, TLS)",
+      { url: redact(this.current_url), closes: this.closed_before_connack },
+    );
   }
 
   private push(messages: Outbound[]): void {
@@ -358,6 +404,19 @@ function read_pem(file: string, what: string): Buffer {
   } catch (err) {
     throw new InterlogError("CONFIG_INVALID", `cannot read the MQTT ${what} at ${file}: ${(err as Error).message}`);
   }
+}
+
+/** One entry of mqtt.js's `servers` (it connects to each in turn). */
+function server_of(url: string): { host: string; port: number; protocol: "mqtt" | "mqtts" | "ws" | "wss" } {
+  const u = new URL(url);
+  const protocol = u.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
+  const default_port = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }[protocol];
+  return { host: u.hostname.replace(/^\[|\]$/g, ""), port: u.port === "" ? default_port : Number(u.port), protocol };
+}
+
+function same_server(url: string, host: string | undefined, port: number | undefined): boolean {
+  const s = server_of(url);
+  return s.host === host && s.port === port;
 }
 
 /** The URL without credentials, for logs. */

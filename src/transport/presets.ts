@@ -1,6 +1,7 @@
 /**
- * Broker presets: limits a broker enforces that the transport must honour
- * rather than trip over. The replicator's max_packet_bytes must match.
+ * Broker presets: what a broker enforces or does differently that the
+ * transport and the replicator must honour rather than trip over. The
+ * replicator's max_packet_bytes must match.
  */
 export interface BrokerPreset {
   max_packet_bytes: number;
@@ -10,13 +11,31 @@ export interface BrokerPreset {
   bytes_per_s: number | null;
   /** Topic filters one connection may subscribe to; null for no known limit. */
   subscriptions_max: number | null;
+  /** MQTT version spoken: 5, or 4 (3.1.1) for brokers that close an MQTT 5 CONNECT. */
+  protocol_version: 4 | 5;
+  /**
+   * Whether a new subscriber to `P/+/vv` gets every replica's retained vv
+   * and status. When not (RabbitMQ: retained messages reach exact-topic
+   * subscriptions only, and stay on the cluster node that got them),
+   * replicas republish theirs when a peer comes online (announce_to_new_peers).
+   */
+  retained_to_wildcards: boolean;
 }
 
 export const broker_presets = {
-  /** Any broker without published limits (mosquitto, EMQX, ...). */
-  generic: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null },
+  /** Any broker without published limits (mosquitto, EMQX, HiveMQ, ...). */
+  generic: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 5, retained_to_wildcards: true },
   /** AWS IoT Core: 128 KiB per message, 100 publishes/s, 512 KiB/s and 50 subscriptions per connection. */
-  aws_iot: { max_packet_bytes: 128 * 1024, publishes_per_s: 100, bytes_per_s: 512 * 1024, subscriptions_max: 50 },
+  aws_iot: { max_packet_bytes: 128 * 1024, publishes_per_s: 100, bytes_per_s: 512 * 1024, subscriptions_max: 50, protocol_version: 5, retained_to_wildcards: true },
+  /** RabbitMQ's MQTT plugin (3.x): MQTT 3.1.1 only; retained messages per node and to exact-topic subscriptions only. */
+  rabbitmq: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 4, retained_to_wildcards: false },
 } as const satisfies Record<string, BrokerPreset>;
 
 export type BrokerPresetName = keyof typeof broker_presets;
+
+/** The transport preset for a config's `mqtt.preset` (mosquitto, EMQX and HiveMQ need nothing special). */
+export function transport_preset(config_preset: "mosquitto" | "aws-iot" | "rabbitmq" | "emqx" | "hivemq"): BrokerPresetName {
+  if (config_preset === "aws-iot") return "aws_iot";
+  if (config_preset === "rabbitmq") return "rabbitmq";
+  return "generic";
+}

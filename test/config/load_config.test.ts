@@ -62,6 +62,8 @@ describe("a valid config", () => {
     expect(config.log).toEqual({ segment_size_bytes: 1024 * 1024, sync: "interval", sync_interval_ms: 2000 });
     expect(config.mqtt).toEqual({
       url: "mqtts://broker.example.com:8883",
+      urls: ["mqtts://broker.example.com:8883"],
+      protocol_version: 5,
       tls: true,
       prefix: "fleet/eu",
       username: "truck-0042",
@@ -224,13 +226,13 @@ describe("config errors name the file, line and key path and say what was expect
       log:
         sync: sometimes
       mqtt:
-        preset: hivemq
+        preset: vernemq
     `);
     expect(config_error(() => load_config(file, {}))).toBe(
       [
         `2 problems in ${file}:`,
         `${file}:3:3: log.sync: expected one of always, interval, never; got "sometimes"`,
-        `${file}:5:3: mqtt.preset: expected one of mosquitto, aws-iot; got "hivemq"`,
+        `${file}:5:3: mqtt.preset: expected one of mosquitto, aws-iot, rabbitmq, emqx, hivemq; got "vernemq"`,
       ].join("\n"),
     );
   });

@@ -56,6 +56,7 @@ export const dashboard_html = String.raw`<!doctype html>
   <span class="dim">replica <code id="replica-id">-</code></span>
   <span id="sync-state" class="dim"></span>
   <span id="updated" class="dim"></span>
+  <a id="to-fleet" href="fleet" class="dim">fleet</a>
   <button id="forget" class="plain" type="button" hidden>forget token</button>
 </header>
 

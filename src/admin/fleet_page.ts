@@ -51,7 +51,8 @@ export const fleet_html = String.raw`<!doctype html>
   .grid > * { overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
   .num { text-align:right; font-variant-numeric: tabular-nums; }
   #fleet-head { border-bottom:1px solid var(--line); padding-bottom:4px; }
-  #fleet-head button { font:inherit; font-size:12px; font-weight:600; color:var(--dim); background:none; border:0; padding:2px 0; cursor:pointer; text-align:inherit; }
+  #fleet-head button { font:inherit; font-size:12px; font-weight:600; color:var(--dim); background:none; border:0; padding:2px 0; cursor:pointer; text-align:left; width:100%; }
+  #fleet-head button.num { text-align:right; }
   #fleet-head button[aria-sort] { color:var(--ink); }
   #viewport { position:relative; overflow-y:auto; height:calc(100vh - 170px); min-height:200px; }
   #spacer { position:relative; width:100%; }

@@ -60,6 +60,14 @@ export const fleet_origins_max_default = 100_000;
 export const fleet_sample_check_ms = 60 * 1000;
 /** Rows per page at most (GET /api/fleet limit). */
 export const fleet_page_rows_max = 1000;
+/**
+ * A page is cut from the rows sorted for an earlier request with the same
+ * sort and order when that was less than this long ago (by the clock): a
+ * page scrolled through asks for several blocks at once, and each would
+ * otherwise rebuild and sort every row (tens of ms at 10 000 rows). One
+ * such snapshot is kept.
+ */
+export const fleet_snapshot_max_age_ms = 1000;
 /** Rows per page when the request names no limit. */
 export const fleet_page_rows_default = 100;
 /** Slots first allocated; the arrays double up to origins_max. */
@@ -185,6 +193,7 @@ export class Fleet {
   private last_reading_ms = Number.NaN;
   /** Origins seen past origins_max at the last rows(). */
   untracked = 0;
+  private snapshot: { sort: FleetSortKey; order: FleetOrder; at_ms: number; rows: FleetRow[] } | null = null;
 
   constructor(
     private readonly source: FleetSource,
@@ -274,14 +283,26 @@ export class Fleet {
     return rows;
   }
 
-  /** One page of the rows sorted by query.sort (nulls and unknown names last in either order, then by id); takes a reading first when one is due. */
+  /**
+   * One page of the rows sorted by query.sort (nulls and unknown names last
+   * in either order, then by id); takes a reading first when one is due.
+   * Reuses the last sorted rows when they are of the same sort and order and
+   * younger than fleet_snapshot_max_age_ms.
+   */
   page(query: FleetQuery): FleetPage {
     assert(Number.isSafeInteger(query.offset) && query.offset >= 0, "offset is a non-negative integer");
     assert(Number.isSafeInteger(query.limit) && query.limit >= 1 && query.limit <= fleet_page_rows_max, "limit within 1..fleet_page_rows_max");
-    this.sample();
-    const rows = sort_fleet(this.rows(), query.sort, query.order);
+    const now = this.clock.now_ms();
+    let snap = this.snapshot;
+    if (snap === null || snap.sort !== query.sort || snap.order !== query.order || now < snap.at_ms || now - snap.at_ms >= fleet_snapshot_max_age_ms) {
+      this.snapshot = null; // the old rows can go before the new ones are built
+      this.sample();
+      snap = { sort: query.sort, order: query.order, at_ms: now, rows: sort_fleet(this.rows(), query.sort, query.order) };
+      this.snapshot = snap;
+    }
+    const rows = snap.rows;
     return {
-      time_ms: this.clock.now_ms(),
+      time_ms: snap.at_ms,
       total: rows.length,
       offset: query.offset,
       limit: query.limit,
@@ -325,15 +346,19 @@ export class Fleet {
   private rate(slot: number, held: number, now: number): { per_day: number; span_ms: number } | null {
     const oldest_ok = now - fleet_rate_window_ms;
     const newest_ok = now - fleet_rate_min_span_ms;
-    let best_t = Number.POSITIVE_INFINITY;
-    let best_seq = 0;
-    const consider = (t: number, seq: number): void => {
-      if (Number.isNaN(seq) || t < oldest_ok || t > newest_ok || t >= best_t) return;
-      best_t = t;
-      best_seq = seq;
-    };
-    for (let k = 0; k < this.readings_taken; k++) consider(this.reading_times[k], this.readings[slot * fleet_samples_max + k]);
-    consider(this.fields[slot * slot_fields], this.fields[slot * slot_fields + 1]);
+    // The first sighting, then every reading (NaN: the origin was not tracked yet; NaN compares false).
+    let best_t = this.fields[slot * slot_fields];
+    let best_seq = this.fields[slot * slot_fields + 1];
+    if (!(best_t >= oldest_ok && best_t <= newest_ok)) best_t = Number.POSITIVE_INFINITY;
+    const base = slot * fleet_samples_max;
+    for (let k = 0; k < this.readings_taken; k++) {
+      const t = this.reading_times[k];
+      const seq = this.readings[base + k];
+      if (seq === seq && t >= oldest_ok && t <= newest_ok && t < best_t) {
+        best_t = t;
+        best_seq = seq;
+      }
+    }
     if (best_t === Number.POSITIVE_INFINITY) return null;
     const span_ms = now - best_t;
     assert(span_ms >= fleet_rate_min_span_ms && span_ms <= fleet_rate_window_ms, "a rate is measured within the window");
@@ -358,9 +383,11 @@ export class Fleet {
 export function sort_fleet(rows: FleetRow[], key: FleetSortKey, order: FleetOrder): FleetRow[] {
   const dir = order === "asc" ? 1 : -1;
   const value = sort_value[key];
-  return rows.sort((a, b) => {
-    const x = value(a);
-    const y = value(b);
+  // The sort keys read once per row, not per comparison.
+  const keyed = rows.map((row) => ({ v: value(row), id: row.id, row }));
+  keyed.sort((a, b) => {
+    const x = a.v;
+    const y = b.v;
     if (x !== y) {
       if (x === null) return 1;
       if (y === null) return -1;
@@ -368,6 +395,8 @@ export function sort_fleet(rows: FleetRow[], key: FleetSortKey, order: FleetOrde
     }
     return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
   });
+  for (let i = 0; i < rows.length; i++) rows[i] = keyed[i].row;
+  return rows;
 }
 
 const sort_value: Record<FleetSortKey, (r: FleetRow) => string | number | null> = {

@@ -10,6 +10,7 @@ import {
   fleet_rate_min_span_ms,
   fleet_sample_spacing_ms,
   fleet_samples_max,
+  fleet_snapshot_max_age_ms,
   sort_fleet,
 } from "../../src/sync/fleet.ts";
 
@@ -220,6 +221,20 @@ describe("the fleet model", () => {
     expect(fleet.page({ sort: "id", order: "asc", offset: 30, limit: 100 }).rows.map((r) => r.id)).toEqual([hub]);
     expect(fleet.page({ sort: "id", order: "asc", offset: 31, limit: 100 }).rows).toEqual([]);
     expect(sort_fleet([...all], "conflicts", "desc")[0].id).toBe(truck(4));
+  });
+
+  test("a page of the same sort within fleet_snapshot_max_age_ms is cut from the same sorted rows; another sort or a later one is fresh", () => {
+    const w = new World();
+    w.peer(truck(1), "a", 5);
+    const fleet = new Fleet(w, w.clock);
+    const q = { sort: "lag", order: "desc", offset: 0, limit: 10 } as const;
+    expect(fleet.page(q).total).toBe(2);
+    w.peer(truck(2), "b", 9);
+    w.now += fleet_snapshot_max_age_ms - 1;
+    expect(fleet.page(q).total).toBe(2);
+    expect(fleet.page({ ...q, order: "asc" }).total).toBe(3);
+    w.now += fleet_snapshot_max_age_ms;
+    expect(fleet.page(q).rows.map((r) => r.id)).toEqual([truck(2), truck(1), hub]);
   });
 
   test(`memory: about ${fleet_bytes_per_origin} B per tracked origin`, () => {

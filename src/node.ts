@@ -1,9 +1,10 @@
 import { type AdminServer, check_listen_allowed, create_admin_app, start_admin_server } from "./admin/index.ts";
 import type { SyncView } from "./admin/deps.ts";
 import type { Config } from "./config/config.ts";
-import { type Clock, type Timers, system_clock, system_timers } from "./lib/clock.ts";
+import { type Clock, type TimerHandle, type Timers, system_clock, system_timers } from "./lib/clock.ts";
 import { Log } from "./log/log.ts";
 import { MaintainPacer, PeerAcks } from "./sync/acks.ts";
+import { Fleet, fleet_sample_check_ms, fleet_source } from "./sync/fleet.ts";
 import { Replicator } from "./sync/replicator.ts";
 import { MqttTransport } from "./transport/mqtt_transport.ts";
 import { broker_presets, transport_preset } from "./transport/presets.ts";
@@ -30,6 +31,8 @@ export class ReplicaNode {
   private stop_local_push: (() => void) | null = null;
   /** Runs log.maintain as upstreams acknowledge (retention only). */
   private pacer: MaintainPacer | null = null;
+  /** Asks the fleet view (GET /api/fleet) every fleet_sample_check_ms whether its hourly reading is due. */
+  private fleet_timer: TimerHandle | null = null;
 
   private constructor(
     readonly config: Config,
@@ -110,8 +113,10 @@ export class ReplicaNode {
           on_info: (msg, details) => log_line("info", msg, details),
         });
       }
+      const fleet = new Fleet(fleet_source(log, replicator), clock);
       const app = create_admin_app({
         log,
+        fleet,
         token: config.admin.token ?? undefined,
         allowed_hosts: config.admin.allowed_hosts,
         body_limit_bytes: admin_body_limit_bytes,
@@ -125,6 +130,7 @@ export class ReplicaNode {
       const admin = start_admin_server({ app, listen: config.admin.listen });
       const node = new ReplicaNode(config, log, replicator, transport, admin);
       node.pacer = pacer;
+      node.fleet_timer = timers.every(fleet_sample_check_ms, () => fleet.sample());
       pacer?.start();
       transport?.start();
       node.start_local_push();
@@ -145,6 +151,7 @@ export class ReplicaNode {
   /** Stops taking requests, publishes offline status, flushes and fsyncs the log. */
   async stop(): Promise<void> {
     this.stop_local_push?.();
+    this.fleet_timer?.cancel();
     this.pacer?.stop();
     await this.admin.stop();
     await this.transport?.stop();

@@ -1,10 +1,16 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import fs from "node:fs";
+import path from "node:path";
+import { load_config } from "../../src/config/load.ts";
 import type { Log } from "../../src/log/log.ts";
+import { ReplicaNode } from "../../src/node.ts";
 import { Fleet, type FleetPage, type FleetRow, fleet_source, sort_fleet } from "../../src/sync/fleet.ts";
 import { encode_message } from "../../src/sync/messages.ts";
 import { Replicator } from "../../src/sync/replicator.ts";
 import { encode_frames } from "../../src/sync/wire_events.ts";
+import { Mosquitto } from "../support/mosquitto.ts";
 import { Origin } from "../support/origin.ts";
+import { temp_dir } from "../support/temp_dir.ts";
 import { admin_app, open_log } from "./support.ts";
 
 const token = "fleet-api-token";
@@ -174,5 +180,40 @@ describe("GET /api/fleet", () => {
     expect(page.total).toBe(2);
     expect(new Map(page.rows.map((r) => [r.id, r.held_seq]))).toEqual(new Map([[t.log.id, 1], [o.id, 2]]));
     expect(page.rows.find((r) => r.self)).toMatchObject({ name: "truck-0042", lag_events: 0, peer: false });
+  });
+});
+
+describe("the fleet of a running replica (node.ts)", () => {
+  test("a hub syncing through mosquitto lists the device it hears from, with what it holds of it", async () => {
+    const broker = await Mosquitto.start();
+    const nodes: ReplicaNode[] = [];
+    try {
+      const dir = temp_dir("fleet-e2e-");
+      const start = async (name: string): Promise<ReplicaNode> => {
+        const file = path.join(dir, `${name}.yaml`);
+        fs.writeFileSync(file, `name: ${name}\ndata_dir: ${path.join(dir, name)}\nmqtt:\n  url: ${broker.url}\n  prefix: fleet-e2e\nadmin:\n  listen: 127.0.0.1:0\n`);
+        const node = await ReplicaNode.start(load_config(file, {}), () => {});
+        nodes.push(node);
+        return node;
+      };
+      const hub_node = await start("hub");
+      const device = await start("device-7");
+      await device.log.write([new TextEncoder().encode("door open"), new TextEncoder().encode("door closed")]);
+      const row = async (): Promise<FleetRow | undefined> =>
+        ((await (await fetch(`${hub_node.admin.url}/api/fleet?sort=id`)).json()) as FleetPage).rows.find((r) => r.id === device.log.id);
+      const deadline = Date.now() + 30_000;
+      let seen: FleetRow | undefined;
+      while (Date.now() < deadline) {
+        seen = await row();
+        if (seen?.held_seq === 2 && seen.lag_events === 0) break;
+        await Bun.sleep(50);
+      }
+      expect(seen).toMatchObject({ name: "device-7", peer: true, online: true, held_seq: 2, claimed_seq: 2, lag_events: 0, conflicts: 0 });
+      expect(seen?.last_seen_ms).toBeGreaterThan(Date.now() - 30_000);
+      expect(seen?.last_event_time_ms).toBe(device.log.get(device.log.id, 2)?.time_ms ?? -1);
+    } finally {
+      for (const node of nodes) await node.stop();
+      await broker.stop();
+    }
   });
 });

@@ -65,7 +65,7 @@ export const fleet_page_rows_max = 1000;
  * sort and order when that was less than this long ago (by the clock): a
  * page scrolled through asks for several blocks at once, and each would
  * otherwise rebuild and sort every row (tens of ms at 10 000 rows). One
- * such snapshot is kept.
+ * such snapshot is kept, and dropped by the next sample() once stale.
  */
 export const fleet_snapshot_max_age_ms = 1000;
 /** Rows per page when the request names no limit. */
@@ -217,6 +217,9 @@ export class Fleet {
   /** Takes a global reading of every replica's held seq when one is due (or the clock went back); true when it did. */
   sample(): boolean {
     const now = this.clock.now_ms();
+    // The sorted rows of the last page go once stale, so an idle fleet holds only its readings.
+    const snap = this.snapshot;
+    if (snap !== null && (now < snap.at_ms || now - snap.at_ms >= fleet_snapshot_max_age_ms)) this.snapshot = null;
     const last = this.last_reading_ms;
     if (!Number.isNaN(last) && now - last < fleet_sample_spacing_ms && now >= last) return false;
     const k = this.reading_next;

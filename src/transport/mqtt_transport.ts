@@ -37,6 +37,8 @@ export interface MqttTransportOptions {
   url: string | readonly string[];
   /** MQTT 5, or 4 (3.1.1) for brokers that speak only that; default the preset's. */
   protocol_version?: 4 | 5;
+  /** QoS of the subscriptions; default the preset's (0 for RabbitMQ, see presets.ts). */
+  subscribe_qos?: 0 | 1;
   username?: string;
   /** Already resolved (e.g. from an environment variable); never logged. */
   password?: string;
@@ -112,6 +114,7 @@ export class MqttTransport {
   private last_error: string | null = null;
   private readonly urls: readonly string[];
   private readonly protocol_version: 4 | 5;
+  private readonly subscribe_qos: 0 | 1;
   private current_url: string;
   /** Connections closed before the broker's CONNACK in a row (an MQTT 3.1.1-only broker closes an MQTT 5 CONNECT so). */
   private closed_before_connack = 0;
@@ -131,6 +134,7 @@ export class MqttTransport {
     if (this.urls.length === 0) throw new InterlogError("CONFIG_INVALID", "no MQTT broker URL given");
     this.current_url = this.urls[0];
     this.protocol_version = options.protocol_version ?? preset.protocol_version;
+    this.subscribe_qos = options.subscribe_qos ?? preset.subscribe_qos;
     if (this.replicator.max_packet_bytes > preset.max_packet_bytes) {
       throw new InterlogError(
         "CONFIG_INVALID",
@@ -301,9 +305,10 @@ export class MqttTransport {
     this.closed_before_connack = 0;
     this.current_url = this.url_of(client);
     // No-local (MQTT 5) spares the echo of our own publishes; with 3.1.1 the replicator drops them (own_echo).
-    const filters: Record<string, { qos: 1; nl?: true }> = {};
+    const filters: Record<string, { qos: 0 | 1; nl?: true }> = {};
     const wanted = this.replicator.subscriptions();
-    for (const f of wanted) filters[f] = this.protocol_version === 5 ? { qos: 1, nl: true } : { qos: 1 };
+    const qos = this.subscribe_qos;
+    for (const f of wanted) filters[f] = this.protocol_version === 5 ? { qos, nl: true } : { qos };
     const limit = broker_presets[this.options.preset ?? "generic"].subscriptions_max;
     if (limit !== null && wanted.length > limit && this.counts.connects === 1) {
       this.on_warning(
@@ -313,8 +318,10 @@ export class MqttTransport {
     }
     client.subscribe(filters, (err, granted) => {
       if (err) {
-        this.on_warning("MQTT subscribe failed; will retry on the next connection", { error: String(err) });
-        client.end(true, () => {});
+        // Never client.end() here: that stops mqtt.js reconnecting for good (a cluster node closing the link right after
+        // CONNACK, as RabbitMQ does while it moves client ids after a node died, left the replica offline forever).
+        this.on_warning("MQTT subscribe failed; reconnecting", { url: redact(this.current_url), error: String(err) });
+        if (client === this.client && !this.stopping) client.stream?.destroy();
         return;
       }
       const refused = (granted ?? []).filter((g) => g.qos > 2);

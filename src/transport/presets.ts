@@ -20,15 +20,24 @@ export interface BrokerPreset {
    * replicas republish theirs when a peer comes online (announce_to_new_peers).
    */
   retained_to_wildcards: boolean;
+  /**
+   * QoS of this replica's subscriptions. RabbitMQ keeps a QoS 1
+   * subscription in a durable queue on the node the client first used, so
+   * while that node is down the client cannot subscribe anywhere in the
+   * cluster (measured: the connection is closed after CONNACK); QoS 0
+   * subscriptions live with the connection and fail over. Sync repairs
+   * what an at-most-once delivery loses (vv and repair requests).
+   */
+  subscribe_qos: 0 | 1;
 }
 
 export const broker_presets = {
   /** Any broker without published limits (mosquitto, EMQX, HiveMQ, ...). */
-  generic: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 5, retained_to_wildcards: true },
+  generic: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 5, retained_to_wildcards: true, subscribe_qos: 1 },
   /** AWS IoT Core: 128 KiB per message, 100 publishes/s, 512 KiB/s and 50 subscriptions per connection. */
-  aws_iot: { max_packet_bytes: 128 * 1024, publishes_per_s: 100, bytes_per_s: 512 * 1024, subscriptions_max: 50, protocol_version: 5, retained_to_wildcards: true },
-  /** RabbitMQ's MQTT plugin (3.x): MQTT 3.1.1 only; retained messages per node and to exact-topic subscriptions only. */
-  rabbitmq: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 4, retained_to_wildcards: false },
+  aws_iot: { max_packet_bytes: 128 * 1024, publishes_per_s: 100, bytes_per_s: 512 * 1024, subscriptions_max: 50, protocol_version: 5, retained_to_wildcards: true, subscribe_qos: 1 },
+  /** RabbitMQ's MQTT plugin (3.x): MQTT 3.1.1 only; retained messages per node and to exact-topic subscriptions only; QoS 1 subscriptions pinned to a node. */
+  rabbitmq: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 4, retained_to_wildcards: false, subscribe_qos: 0 },
 } as const satisfies Record<string, BrokerPreset>;
 
 export type BrokerPresetName = keyof typeof broker_presets;

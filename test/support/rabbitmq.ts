@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import mqtt from "mqtt";
 import { free_port, port_accepts } from "./mosquitto.ts";
 
 /**
@@ -19,10 +20,18 @@ import { free_port, port_accepts } from "./mosquitto.ts";
  *
  * `kill()` is a crash (SIGKILL to the node's process group); `start()`
  * after it brings the same node back with its data.
+ *
+ * The MQTT plugin registers client ids in a Raft group over the cluster's
+ * nodes: a node accepts MQTT connections only while a majority of nodes
+ * runs (a two-node cluster that loses one refuses every connection with
+ * "client ID registration timed out"), and only once that group has formed
+ * after boot. `start()` waits until a CONNECT is really accepted.
  */
 export interface RabbitMqOptions {
   /** Another node to cluster with: this node joins its cluster at boot. */
   join?: RabbitMq;
+  /** Extra rabbitmq.conf lines (e.g. mqtt.durable_queue_type = quorum). */
+  config?: string[];
   /** Seconds to wait for the MQTT port (default 90: a cold boot on a busy 2-core machine takes 10-30 s). */
   start_timeout_s?: number;
 }
@@ -45,10 +54,12 @@ export class RabbitMq {
   private readonly dist_port: number;
   private readonly join: RabbitMq | null;
   private readonly owns_home: boolean;
+  private readonly extra_config: string[];
   private process: ChildProcess | null = null;
   private output = "";
 
-  private constructor(fields: { dir: string; home: string; epmd_port: number; ports: number[]; join: RabbitMq | null; owns_home: boolean }) {
+  private constructor(fields: { dir: string; home: string; epmd_port: number; ports: number[]; join: RabbitMq | null; owns_home: boolean; config: string[] }) {
+    this.extra_config = fields.config;
     this.dir = fields.dir;
     this.home = fields.home;
     this.epmd_port = fields.epmd_port;
@@ -71,7 +82,7 @@ export class RabbitMq {
       const port = await free_port();
       if (!ports.includes(port)) ports.push(port);
     }
-    const node = new RabbitMq({ dir, home, epmd_port: join?.epmd_port ?? (await free_port()), ports, join, owns_home: join === null });
+    const node = new RabbitMq({ dir, home, epmd_port: join?.epmd_port ?? (await free_port()), ports, join, owns_home: join === null, config: options.config ?? [] });
     node.write_config();
     spawnSync("chown", ["-R", "rabbitmq:rabbitmq", dir]);
     fs.chmodSync(dir, 0o755);
@@ -103,6 +114,7 @@ export class RabbitMq {
       "mqtt.retained_message_store = rabbit_mqtt_retained_msg_store_dets",
       "log.console = false",
       "log.file.level = warning",
+      ...this.extra_config,
     ];
     if (this.join !== null) {
       lines.push("cluster_formation.peer_discovery_backend = classic_config", `cluster_formation.classic_config.nodes.1 = ${this.join.node_name}`);
@@ -147,11 +159,25 @@ export class RabbitMq {
     const deadline = Date.now() + timeout_s * 1000;
     while (Date.now() < deadline) {
       if (this.process === null) throw new Error(`rabbitmq node ${this.node_name} exited at start:\n${this.output}\n${this.log_tail()}`);
-      if (await port_accepts(this.mqtt_port)) return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      if ((await port_accepts(this.mqtt_port)) && (await this.accepts_mqtt())) return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
     this.kill_group();
     throw new Error(`rabbitmq node ${this.node_name} did not open its MQTT port ${this.mqtt_port} within ${timeout_s} s:\n${this.output}\n${this.log_tail()}`);
+  }
+
+  /** Whether an MQTT 3.1.1 CONNECT gets a CONNACK that accepts it. */
+  private async accepts_mqtt(): Promise<boolean> {
+    return await new Promise<boolean>((resolve) => {
+      const client = mqtt.connect(this.url, { clientId: `probe-${this.mqtt_port}`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
+      const done = (ok: boolean) => {
+        client.end(true);
+        resolve(ok);
+      };
+      client.once("connect", () => done(true));
+      client.once("error", () => done(false));
+      client.once("close", () => done(false));
+    });
   }
 
   /** Like a crash: SIGKILL to the whole node, no goodbye to clients or the cluster. */

@@ -43,7 +43,7 @@ export async function start_broker(kind: BrokerKind): Promise<TestBroker> {
     kind,
     url: r.url,
     protocol_version: 4,
-    options: { transport: { protocol_version: 4 }, replicator: { announce_to_new_peers: true } },
+    options: { transport: { protocol_version: 4, subscribe_qos: 0 }, replicator: { announce_to_new_peers: true } },
     kill: () => r.kill(),
     start: () => r.start(),
     stop: () => r.stop(),

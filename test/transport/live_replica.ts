@@ -16,7 +16,7 @@ export class LiveReplica {
 
   static async open(
     dir: string,
-    url: string,
+    url: string | readonly string[],
     options: Partial<Omit<ReplicatorOptions, "log">> & { transport?: Partial<MqttTransportOptions>; name?: string } = {},
   ): Promise<LiveReplica> {
     const { transport: transport_options, name, ...rep_options } = options;

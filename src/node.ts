@@ -182,6 +182,10 @@ function sync_view(replicator: Replicator, transport: MqttTransport, clock: Cloc
     get connected() {
       return transport.status().connected;
     },
+    broker() {
+      const t = transport.status();
+      return { url: t.url, mqtt: t.protocol_version === 5 ? "5" : "3.1.1", connects: t.connects, disconnects: t.disconnects, last_error: t.last_error };
+    },
     peers() {
       return replicator.status(clock.now_ms()).peers.map((p) => ({
         id: p.id,

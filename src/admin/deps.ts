@@ -70,9 +70,20 @@ export interface Readiness {
  * every call must be cheap (it runs on each /api/status and /metrics request)
  * and must not throw.
  */
+export interface BrokerStatus {
+  url: string;
+  /** "5" or "3.1.1". */
+  mqtt: string;
+  connects: number;
+  disconnects: number;
+  last_error: string | null;
+}
+
 export interface SyncView {
   /** True while the broker connection is up. */
   readonly connected: boolean;
+  /** The broker node of the current (or last) connection, without credentials, and how often the link came up. */
+  broker?(): BrokerStatus;
   /** Peers this replica has heard of (from their retained vv messages). */
   peers(): PeerStatus[];
   /** Totals since start. */

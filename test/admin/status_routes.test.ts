@@ -33,7 +33,7 @@ describe("status, peers, readiness", () => {
       durable_events: 2,
       bytes: t.log.bytes,
       vv: { [t.log.id]: 2 },
-      sync: { configured: false, connected: false, peers: [] },
+      sync: { configured: false, connected: false, broker: null, peers: [] },
       disk: { used_bytes: 64 * 1024, free_bytes: io.free_bytes() },
       conflicts: [],
       unavailable: [],
@@ -65,7 +65,7 @@ describe("status, peers, readiness", () => {
     sync.peer_list = [peer(peer_a, 5), peer(peer_b, 0)];
     const t = await admin_app({ sync });
     let status = (await (await t.call("/api/status")).json()) as { sync: unknown; conflicts: ConflictStatus[] };
-    expect(status.sync).toEqual({ configured: true, connected: true, peers: sync.peer_list });
+    expect(status.sync).toEqual({ configured: true, connected: true, broker: null, peers: sync.peer_list });
     expect(status.conflicts).toEqual([]);
     sync.conflict_list = [{ origin: peer_b, seq: 17, from: peer_a, first_seen_ms: 1_000, last_seen_ms: 2_000, events: 3 }];
     status = (await (await t.call("/api/status")).json()) as { sync: unknown; conflicts: ConflictStatus[] };

@@ -1,6 +1,6 @@
 import type { Hono } from "hono";
 import type { AdminContext } from "../admin_context.ts";
-import type { ConflictStatus, PeerStatus, UnavailableStatus } from "../deps.ts";
+import type { BrokerStatus, ConflictStatus, PeerStatus, UnavailableStatus } from "../deps.ts";
 import type { RetentionJson } from "../retention_view.ts";
 
 export interface StatusJson {
@@ -15,7 +15,7 @@ export interface StatusJson {
   durable_events: number;
   bytes: number;
   vv: Record<string, number>;
-  sync: { configured: boolean; connected: boolean; peers: PeerStatus[] };
+  sync: { configured: boolean; connected: boolean; broker: BrokerStatus | null; peers: PeerStatus[] };
   disk: { used_bytes: number; free_bytes: number | null };
   /** Origins whose key two devices use (a copied data directory): seen signing different events for one seq. */
   conflicts: ConflictStatus[];
@@ -36,7 +36,7 @@ export function status_json(ctx: AdminContext): StatusJson {
     durable_events: log.durable_count,
     bytes: log.bytes,
     vv: log.vv(),
-    sync: { configured: sync !== undefined, connected: sync?.connected ?? false, peers: sync?.peers() ?? [] },
+    sync: { configured: sync !== undefined, connected: sync?.connected ?? false, broker: sync?.broker?.() ?? null, peers: sync?.peers() ?? [] },
     disk: { used_bytes: log.disk_bytes, free_bytes: log.free_disk_bytes() },
     conflicts: sync?.conflicts() ?? [],
     unavailable: sync?.unavailable?.() ?? [],

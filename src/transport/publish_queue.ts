@@ -1,30 +1,92 @@
 import { assert } from "../lib/assert.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { Outbound } from "../sync/replicator.ts";
-import { TokenBucket } from "./token_bucket.ts";
 
 export interface PublishLimits {
   /** Publishes per second per connection (AWS IoT Core: 100); null for none. */
   publishes_per_s: number | null;
-  /** Payload bytes per second per connection (AWS IoT Core: 512 KiB); null for none. */
+  /** Message bytes (topic + payload) per second per connection (AWS IoT Core: 512 KiB); null for none. */
   bytes_per_s: number | null;
   /** Publishes handed to the client whose PUBACK has not come back. */
   inflight_max: number;
   /** Bytes waiting here; beyond it the newest non-retained messages are dropped (repair makes them good). */
   queue_max_bytes: number;
-  /** The largest message; the byte bucket's burst holds at least one. */
+  /** The largest message. */
   max_message_bytes: number;
 }
 
 /**
- * A bucket that keeps every one-second window within `limit`: a window sees
- * at most one burst plus a second of refill, so rate + burst = limit. The
- * burst is a tenth of the limit, but at least one largest item.
+ * The windows the per-second limits are kept over: a little longer than the
+ * broker's second, so a message that reaches the broker late (network or
+ * event-loop jitter) and one sent a window after it still fall in different
+ * seconds there. AWS IoT Core discards publishes over its rate (no PUBACK:
+ * the message stays in flight until the link drops), so the publish count
+ * keeps 100 ms of margin (10 %; bulk data never comes near 100 publishes a
+ * second anyway), and the byte count 50 ms (5 %).
  */
-function window_bucket(limit_per_s: number, largest_item: number, clock: Clock): TokenBucket {
-  let burst = Math.max(largest_item, limit_per_s / 10);
-  if (burst >= limit_per_s) burst = limit_per_s / 2;
-  return new TokenBucket(limit_per_s - burst, burst, clock);
+export const pacing_window_ms = { publishes: 1100, bytes: 1050 } as const;
+
+/**
+ * At most `limit` (publishes or bytes) in any window of `window_ms`: every
+ * send is remembered until it leaves the window. Unlike a token bucket,
+ * whose burst must hold the largest message and so takes it off the
+ * sustained rate (rate + burst = limit: 384 of 512 KiB/s with 128 KiB
+ * messages), this sustains the whole limit per window.
+ */
+export class SlidingWindowLimit {
+  private readonly at: number[] = [];
+  private readonly costs: number[] = [];
+  private head = 0;
+  private used = 0;
+
+  constructor(
+    readonly limit: number,
+    readonly window_ms: number,
+    private readonly clock: Clock,
+  ) {
+    assert(limit > 0 && window_ms > 0, "a window limit has a positive limit and window");
+  }
+
+  private expire(now: number): void {
+    while (this.head < this.at.length && this.at[this.head] <= now - this.window_ms) {
+      this.used -= this.costs[this.head];
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > this.at.length) {
+      this.at.splice(0, this.head);
+      this.costs.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /**
+   * Milliseconds until `cost` fits the window (0: now). A cost above the
+   * limit fits an empty window, so nothing waits forever.
+   */
+  wait_ms(cost: number): number {
+    const now = this.clock.now_ms();
+    this.expire(now);
+    let used = this.used;
+    for (let i = this.head; i < this.at.length; i++) {
+      if (used + cost <= this.limit || used === 0) return i === this.head ? 0 : Math.max(1, this.at[i - 1] + this.window_ms - now);
+      used -= this.costs[i];
+    }
+    return this.at.length === this.head ? 0 : Math.max(1, this.at[this.at.length - 1] + this.window_ms - now);
+  }
+
+  /** Records a send of `cost` now (after wait_ms said 0). */
+  take(cost: number): void {
+    const now = this.clock.now_ms();
+    this.expire(now);
+    this.at.push(now);
+    this.costs.push(cost);
+    this.used += cost;
+  }
+}
+
+/** What a message costs the byte limit: its topic and payload, as the broker counts a message's size. */
+function message_bytes(m: Outbound): number {
+  return m.payload.length + Buffer.byteLength(m.topic);
 }
 
 export interface PublishQueueStats {
@@ -42,17 +104,18 @@ export interface PublishQueueStats {
 
 /**
  * Outgoing messages between the replicator and the MQTT client: bounded in
- * bytes, at most inflight_max unacknowledged publishes, paced by token
- * buckets so a broker's rate limits are honoured instead of tripped: no
- * one-second window carries more publishes or bytes than the limits.
+ * bytes, at most inflight_max unacknowledged publishes, paced so a
+ * broker's rate limits are honoured instead of tripped: no window of
+ * pacing_window_ms (a little over a second) carries more publishes or
+ * message bytes (topic + payload) than the per-second limits.
  */
 export class PublishQueue {
   /** Queued messages from head on; null where one was dropped. */
   private readonly items: (Outbound | null)[] = [];
   private head = 0;
   private generation = 0;
-  private readonly publishes: TokenBucket | null;
-  private readonly bytes: TokenBucket | null;
+  private readonly publishes: SlidingWindowLimit | null;
+  private readonly bytes: SlidingWindowLimit | null;
   readonly stats: PublishQueueStats = { queued: 0, queued_bytes: 0, inflight: 0, sent: 0, sent_bytes: 0, dropped: 0, failed: 0, superseded: 0 };
   /** Topic -> index in items of its queued retained message, so a newer state replaces it instead of queueing behind it. */
   private readonly retained_at = new Map<string, number>();
@@ -63,8 +126,8 @@ export class PublishQueue {
     private readonly send: (message: Outbound, done: (err?: Error) => void) => void,
   ) {
     assert(limits.inflight_max >= 1, "at least one publish in flight");
-    this.publishes = limits.publishes_per_s === null ? null : window_bucket(limits.publishes_per_s, 1, clock);
-    this.bytes = limits.bytes_per_s === null ? null : window_bucket(limits.bytes_per_s, limits.max_message_bytes, clock);
+    this.publishes = limits.publishes_per_s === null ? null : new SlidingWindowLimit(limits.publishes_per_s, pacing_window_ms.publishes, clock);
+    this.bytes = limits.bytes_per_s === null ? null : new SlidingWindowLimit(limits.bytes_per_s, pacing_window_ms.bytes, clock);
   }
 
   push(messages: readonly Outbound[]): void {
@@ -111,10 +174,11 @@ export class PublishQueue {
         this.head++;
         continue;
       }
-      const wait = Math.max(this.publishes?.wait_ms(1) ?? 0, this.bytes?.wait_ms(m.payload.length) ?? 0);
+      const cost = this.bytes === null ? 0 : message_bytes(m);
+      const wait = Math.max(this.publishes?.wait_ms(1) ?? 0, this.bytes?.wait_ms(cost) ?? 0);
       if (wait > 0) return wait;
       this.publishes?.take(1);
-      this.bytes?.take(m.payload.length);
+      this.bytes?.take(cost);
       if (m.retain && this.retained_at.get(m.topic) === this.head) this.retained_at.delete(m.topic);
       this.head++;
       this.stats.queued--;

@@ -25,6 +25,8 @@ export interface FleetOptions {
   spoke_append_every_ms: number;
   /** How long both keep appending; traffic is counted from the first append until the fleet has converged and gone quiet. */
   append_ms: number;
+  /** Where the run is, for a human (wall and CPU seconds per phase); not called when absent. */
+  progress?: (message: string) => void;
 }
 
 export const fleet_defaults = {
@@ -84,6 +86,12 @@ interface Node {
 
 export async function run_fleet(options: FleetOptions): Promise<FleetResult> {
   const wall_started = performance.now();
+  const cpu_started = process.cpuUsage();
+  const report = (what: string): void => {
+    if (options.progress === undefined) return;
+    const cpu = process.cpuUsage(cpu_started);
+    options.progress(`  ${options.spokes} spokes: ${what} at ${((performance.now() - wall_started) / 1000).toFixed(1)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU`);
+  };
   const rng = new Random(options.seed ^ options.spokes);
   const pool = payload_pool(options.payload_bytes);
   const queue = new EventQueue<Action>();
@@ -179,14 +187,21 @@ export async function run_fleet(options: FleetOptions): Promise<FleetResult> {
     now = Math.max(now, until_ms);
   };
 
+  report(`${nodes.length} logs and replicators made`);
   await run_until(epoch_ms + warmup_ms);
+  report("connected (warm-up done)");
   broker.reset_traffic();
   const hub_vv_before = hub.rep.counters.messages_out.vv;
   const append_start = now;
   append_end = append_start + options.append_ms;
   at(0, { kind: "append", node: 0 });
   for (const spoke of spokes) at(rng.int(0, options.spoke_append_every_ms - 1), { kind: "append", node: spoke.index });
+  for (let second = 1; append_start + second * 1000 < append_end; second++) {
+    await run_until(append_start + second * 1000);
+    report(`appended for ${second} s of simulated time`);
+  }
   await run_until(append_end);
+  report("appends done");
 
   const converged = (): boolean => {
     const hub_events = hub.log.held(hub_id);
@@ -205,6 +220,7 @@ export async function run_fleet(options: FleetOptions): Promise<FleetResult> {
     return converged();
   });
   if (!converged()) throw new Error(`the fleet of ${options.spokes} spokes did not converge within ${converge_max_ms} ms of simulated time after the appends stopped`);
+  report("converged");
   await run_until(now + quiet_ms);
 
   const hub_events = hub.log.held(hub_id);

@@ -9,6 +9,7 @@ import {
   fleet_1000_spoke_msgs_per_event,
   fleet_spoke_traffic_1000_vs_100_ratio,
 } from "./fleet_spoke_traffic.ts";
+import { fleet_named_only } from "./fleet_named.ts";
 import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
 import { open_1gib_ms } from "./open_1gib_ms.ts";
 import { open_64mib_ms } from "./open_64mib_ms.ts";
@@ -52,4 +53,6 @@ export const benchmarks: readonly Benchmark[] = [
   fleet_1000_spoke_msgs_per_event,
   fleet_1000_spoke_bytes_per_event,
   fleet_spoke_traffic_1000_vs_100_ratio,
+  // Fleets of 10 000 spokes (minutes each): only when --filter names them (fleet_named.ts).
+  ...fleet_named_only(process.argv.slice(2)),
 ];

@@ -5,9 +5,10 @@ import type { Benchmark } from "./types.ts";
 
 /**
  * Fleet benchmarks of 10 000 spokes take minutes each, so a whole-suite run
- * leaves them out: one runs only when `--filter` names it, i.e. the filter
+ * leaves them out: one runs only when `--only` names it, or when `--filter`
  * starts with its `named_by` prefix (and is a prefix of its name):
  *
+ *   bun run bench --only fleet_spoke_traffic_10k_vs_100_ratio
  *   bun run bench --filter fleet_spoke_traffic_10k   # the 10 000 vs 100 spokes traffic ratio
  *   bun run bench --filter fleet_hub                 # hub ingest rates and memory per origin
  *   bun run bench --filter fleet_hub_ingest          # only the ingest rates
@@ -22,11 +23,14 @@ const named_only: readonly { named_by: string; bench: Benchmark }[] = [
 
 /** The named-only benchmarks the command line `argv` (bench.ts's arguments) names; none when it names none or does not parse. */
 export function fleet_named_only(argv: readonly string[]): Benchmark[] {
-  let filter: string;
+  let args: ReturnType<typeof parse_bench_args>;
   try {
-    filter = parse_bench_args(argv).filter;
+    args = parse_bench_args(argv);
   } catch {
     return [];
   }
-  return named_only.filter(({ named_by, bench }) => filter.startsWith(named_by) && bench.name.startsWith(filter)).map(({ bench }) => bench);
+  const { filter, only } = args;
+  return named_only
+    .filter(({ named_by, bench }) => only.includes(bench.name) || (filter.startsWith(named_by) && bench.name.startsWith(filter)))
+    .map(({ bench }) => bench);
 }

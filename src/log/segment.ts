@@ -17,6 +17,15 @@ export interface OriginRange {
   /** offsets[k], positions[k]: where seq_first + k * stride sits. */
   offsets: number[];
   positions: number[];
+  /**
+   * Where seq_last sits (-1 when unknown: a range read from a summary), so
+   * an origin's newest event is found without walking the frames of other
+   * origins interleaved since the last indexed one: a hub compares each
+   * spoke's announced head against it on every vv (Replicator.check_head).
+   * In memory only; summaries do not carry it.
+   */
+  last_offset: number;
+  last_pos: number;
 }
 
 export interface Location {
@@ -77,7 +86,7 @@ export class Segment {
     if (k % index_stride_events === 0) this.pos_offsets.push(offset);
     let range = this.origins.get(origin);
     if (range === undefined) {
-      range = { seq_first: seq, seq_last: seq - 1, offsets: [], positions: [] };
+      range = { seq_first: seq, seq_last: seq - 1, offsets: [], positions: [], last_offset: -1, last_pos: -1 };
       this.origins.set(origin, range);
     }
     assert(seq === range.seq_last + 1, "an origin's seqs are dense within a segment");
@@ -86,6 +95,8 @@ export class Segment {
       range.positions.push(this.first_pos + k);
     }
     range.seq_last = seq;
+    range.last_offset = offset;
+    range.last_pos = this.first_pos + k;
     this.count = k + 1;
   }
 
@@ -105,6 +116,10 @@ export class Segment {
   locate(origin: string, hi: number, lo: number, seq: number): Location | null {
     const range = this.origins.get(origin);
     if (range === undefined || seq < range.seq_first || seq > range.seq_last) return null;
+    if (seq === range.seq_last && range.last_offset >= 0) {
+      assert(frame_seq(this.view, range.last_offset) === seq, "the newest event's offset points at it");
+      return { offset: range.last_offset, pos: range.last_pos };
+    }
     const k = Math.floor((seq - range.seq_first) / index_stride_events);
     let offset = range.offsets[k];
     let pos = range.positions[k];
@@ -183,7 +198,7 @@ export class Segment {
     const origins = new Map<string, OriginRange>();
     for (const [origin, value] of Object.entries(parsed.origins as Record<string, [number, number, number[], number[]]>)) {
       const [seq_first, seq_last, offsets, positions] = value;
-      origins.set(origin, { seq_first, seq_last, offsets, positions });
+      origins.set(origin, { seq_first, seq_last, offsets, positions, last_offset: -1, last_pos: -1 });
     }
     this.count = parsed.count;
     this.end_bytes = parsed.end_bytes;

@@ -316,23 +316,38 @@ export class MqttTransport {
         { subscriptions: wanted.length, limit },
       );
     }
-    client.subscribe(filters, (err, granted) => {
+    // AWS IoT Core closes the connection on a SUBSCRIBE of more than 8 filters: send them in requests of at most that many.
+    const per_request = broker_presets[this.options.preset ?? "generic"].filters_per_subscribe_max ?? wanted.length;
+    const requests: Record<string, { qos: 0 | 1; nl?: true }>[] = [];
+    const names = Object.keys(filters);
+    for (let i = 0; i < names.length; i += Math.max(1, per_request)) {
+      requests.push(Object.fromEntries(names.slice(i, i + Math.max(1, per_request)).map((f) => [f, filters[f]])));
+    }
+    let waiting = requests.length;
+    let failed = false;
+    const refused: string[] = [];
+    const subscribed = (err: Error | null | undefined, granted: { topic: string; qos: number }[] | undefined) => {
+      if (failed) return;
       if (err) {
+        failed = true;
         // Never client.end() here: that stops mqtt.js reconnecting for good (a cluster node closing the link right after
         // CONNACK, as RabbitMQ does while it moves client ids after a node died, left the replica offline forever).
         this.on_warning("MQTT subscribe failed; reconnecting", { url: redact(this.current_url), error: String(err) });
         if (client === this.client && !this.stopping) client.stream?.destroy();
         return;
       }
-      const refused = (granted ?? []).filter((g) => g.qos > 2);
-      if (refused.length > 0) this.on_warning("the broker refused some subscriptions (check its ACL)", { topics: refused.map((g) => g.topic) });
+      for (const g of granted ?? []) if (g.qos > 2) refused.push(g.topic);
+      if (--waiting > 0) return;
+      if (refused.length > 0) this.on_warning("the broker refused some subscriptions (check its ACL)", { topics: refused });
       if (this.stopping || client !== this.client) return;
       this.connected = true;
       this.connected_at_ms = this.clock.now_ms();
       this.on_info("connected to the MQTT broker", { url: redact(this.current_url), id: this.replicator.id, mqtt: this.protocol_version === 5 ? "5" : "3.1.1" });
       this.note_room();
       this.push(this.replicator.on_connect(this.clock.now_ms()));
-    });
+    };
+    if (requests.length === 0) subscribed(null, []);
+    for (const request of requests) client.subscribe(request, (err, granted) => subscribed(err, granted));
   }
 
   /**

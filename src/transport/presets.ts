@@ -11,6 +11,8 @@ export interface BrokerPreset {
   bytes_per_s: number | null;
   /** Topic filters one connection may subscribe to; null for no known limit. */
   subscriptions_max: number | null;
+  /** Topic filters one SUBSCRIBE may carry (AWS IoT Core closes the connection past 8); null for no known limit. */
+  filters_per_subscribe_max: number | null;
   /** MQTT version spoken: 5, or 4 (3.1.1) for brokers that close an MQTT 5 CONNECT. */
   protocol_version: 4 | 5;
   /**
@@ -33,11 +35,11 @@ export interface BrokerPreset {
 
 export const broker_presets = {
   /** Any broker without published limits (mosquitto, EMQX, HiveMQ, ...). */
-  generic: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 5, retained_to_wildcards: true, subscribe_qos: 1 },
-  /** AWS IoT Core: 128 KiB per message, 100 publishes/s, 512 KiB/s and 50 subscriptions per connection. */
-  aws_iot: { max_packet_bytes: 128 * 1024, publishes_per_s: 100, bytes_per_s: 512 * 1024, subscriptions_max: 50, protocol_version: 5, retained_to_wildcards: true, subscribe_qos: 1 },
+  generic: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, filters_per_subscribe_max: null, protocol_version: 5, retained_to_wildcards: true, subscribe_qos: 1 },
+  /** AWS IoT Core: 128 KiB per message, 100 publishes/s, 512 KiB/s and 50 subscriptions per connection, 8 filters per SUBSCRIBE. */
+  aws_iot: { max_packet_bytes: 128 * 1024, publishes_per_s: 100, bytes_per_s: 512 * 1024, subscriptions_max: 50, filters_per_subscribe_max: 8, protocol_version: 5, retained_to_wildcards: true, subscribe_qos: 1 },
   /** RabbitMQ's MQTT plugin (3.x): MQTT 3.1.1 only; retained messages per node and to exact-topic subscriptions only; QoS 1 subscriptions pinned to a node. */
-  rabbitmq: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, protocol_version: 4, retained_to_wildcards: false, subscribe_qos: 0 },
+  rabbitmq: { max_packet_bytes: 128 * 1024, publishes_per_s: null, bytes_per_s: null, subscriptions_max: null, filters_per_subscribe_max: null, protocol_version: 4, retained_to_wildcards: false, subscribe_qos: 0 },
 } as const satisfies Record<string, BrokerPreset>;
 
 export type BrokerPresetName = keyof typeof broker_presets;

@@ -16,15 +16,65 @@ export interface PublishLimits {
 }
 
 /**
- * The windows the per-second limits are kept over: a little longer than the
+ * The window the publish count is kept over: a little longer than the
  * broker's second, so a message that reaches the broker late (network or
  * event-loop jitter) and one sent a window after it still fall in different
  * seconds there. AWS IoT Core discards publishes over its rate (no PUBACK:
- * the message stays in flight until the link drops), so the publish count
- * keeps 100 ms of margin (10 %; bulk data never comes near 100 publishes a
- * second anyway), and the byte count 50 ms (5 %).
+ * the message stays in flight until the link drops), hence 100 ms of margin
+ * (10 %; bulk data never comes near 100 publishes a second anyway).
  */
-export const pacing_window_ms = { publishes: 1100, bytes: 1050 } as const;
+export const pacing_window_ms = { publishes: 1100 } as const;
+
+/**
+ * Of the byte limit, what pacing sends on average. A broker delays data over
+ * its throughput ("delayed in processing", AWS IoT Core) rather than
+ * discarding it, so the average may sit at the limit; 1 % below keeps a
+ * queue from standing at the broker, where status and vv would wait behind it.
+ */
+export const pacing_bytes_share = 0.99;
+/** Unused byte budget kept, in ms of the rate: what a drain that comes late makes good. */
+export const pacing_bank_ms = 50;
+
+/**
+ * At most `rate_per_s` (bytes) per second on average: a message may go
+ * while the budget is not negative and takes its cost off it, going into
+ * debt by up to one message, which the next ones wait out. Unlike a window
+ * that must hold each whole message (88 KB answers in a 512 KiB window: five
+ * a second, 0.84 of the limit), the average reaches the limit whatever the
+ * message size; any one second carries at most the rate plus one message
+ * (and pacing_bank_ms of the rate), which a broker that delays the excess
+ * absorbs without loss.
+ */
+export class ByteRate {
+  private budget = 0;
+  private last_ms: number;
+
+  constructor(
+    readonly rate_per_s: number,
+    private readonly clock: Clock,
+  ) {
+    assert(rate_per_s > 0, "a byte rate is positive");
+    this.last_ms = clock.now_ms();
+  }
+
+  private refill(now: number): void {
+    // Unused time banks only pacing_bank_ms (the queue is drained every few ms, so a message may go a little after its budget came back).
+    this.budget = Math.min((pacing_bank_ms * this.rate_per_s) / 1000, this.budget + ((now - this.last_ms) * this.rate_per_s) / 1000);
+    this.last_ms = now;
+  }
+
+  /** Milliseconds until a message may go (0: now). */
+  wait_ms(_cost: number): number {
+    this.refill(this.clock.now_ms());
+    return this.budget >= 0 ? 0 : Math.max(1, Math.ceil((-this.budget * 1000) / this.rate_per_s));
+  }
+
+  /** Records a send of `cost` bytes now (after wait_ms said 0). */
+  take(cost: number): void {
+    this.refill(this.clock.now_ms());
+    this.budget -= cost;
+  }
+}
 
 /**
  * At most `limit` (publishes or bytes) in any window of `window_ms`: every
@@ -106,8 +156,9 @@ export interface PublishQueueStats {
  * Outgoing messages between the replicator and the MQTT client: bounded in
  * bytes, at most inflight_max unacknowledged publishes, paced so a
  * broker's rate limits are honoured instead of tripped: no window of
- * pacing_window_ms (a little over a second) carries more publishes or
- * message bytes (topic + payload) than the per-second limits.
+ * pacing_window_ms (a little over a second) carries more publishes than the
+ * per-second limit, and message bytes (topic + payload) average at most
+ * pacing_bytes_share of theirs (ByteRate).
  */
 export class PublishQueue {
   /** Queued messages from head on; null where one was dropped. */
@@ -115,7 +166,7 @@ export class PublishQueue {
   private head = 0;
   private generation = 0;
   private readonly publishes: SlidingWindowLimit | null;
-  private readonly bytes: SlidingWindowLimit | null;
+  private readonly bytes: ByteRate | null;
   readonly stats: PublishQueueStats = { queued: 0, queued_bytes: 0, inflight: 0, sent: 0, sent_bytes: 0, dropped: 0, failed: 0, superseded: 0 };
   /** Topic -> index in items of its queued retained message, so a newer state replaces it instead of queueing behind it. */
   private readonly retained_at = new Map<string, number>();
@@ -127,7 +178,7 @@ export class PublishQueue {
   ) {
     assert(limits.inflight_max >= 1, "at least one publish in flight");
     this.publishes = limits.publishes_per_s === null ? null : new SlidingWindowLimit(limits.publishes_per_s, pacing_window_ms.publishes, clock);
-    this.bytes = limits.bytes_per_s === null ? null : new SlidingWindowLimit(limits.bytes_per_s, pacing_window_ms.bytes, clock);
+    this.bytes = limits.bytes_per_s === null ? null : new ByteRate(limits.bytes_per_s * pacing_bytes_share, clock);
   }
 
   push(messages: readonly Outbound[]): void {

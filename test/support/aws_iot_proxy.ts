@@ -26,22 +26,26 @@ import * as mqtt_packet from "mqtt-packet";
  *   connection 512 KiB/s: "Data received or sent over a client connection
  *   is processed at a maximum throughput rate. Data that exceeds the maximum
  *   throughput is delayed in processing."
- *   Inbound (client -> broker), the stricter of AWS's behaviours for both:
- *   a PUBLISH that would put more than 100 publishes or more than 512 KiB of
- *   messages (topic + payload) into any sliding 1000 ms window (by arrival
- *   time here) is discarded: not forwarded, no PUBACK (QoS 1 stays in
- *   flight on the client until it reconnects), counted as
- *   `inbound_publish_rate` / `inbound_byte_rate`. A client within the
- *   limits never sees a discard; a test asserts these counts are zero.
- *   (AWS documents discarding for the publish count; for throughput it says
- *   the excess is "delayed in processing". Discarding both is the stricter
- *   reading.) Arrival times carry the sender's and the link's jitter: the
- *   `inbound_jitter_ms` option judges over a window that much shorter, and
- *   counts what the strict window would have refused as `near_misses`.
+ *   Inbound (client -> broker), as AWS documents each: a PUBLISH that
+ *   would put more than 100 publishes into any sliding 1000 ms window (by
+ *   arrival time here) is discarded: not forwarded, no PUBACK (QoS 1 stays
+ *   in flight on the client until it reconnects), counted as
+ *   `inbound_publish_rate`; a client within the limit never sees one, and a
+ *   test asserts the count is zero. Arrival times carry the sender's and
+ *   the link's jitter: the `inbound_jitter_ms` option judges the count over
+ *   a window that much shorter, and counts what the strict window would
+ *   have refused as `near_misses`. Message bytes (topic + payload) pass a
+ *   pipe of 512 KiB/s (Shaper: each message is processed once those before
+ *   it are), so a PUBLISH that comes while the pipe is busy is delayed
+ *   ("delayed in processing"): it and every packet after it wait here, in
+ *   order, with the client's socket not read; counted in `in_delayed` (and
+ *   `in_delay_ms_total`). A sender
+ *   that overshoots loses nothing but time (and the latency of everything
+ *   behind), so pacing is its own interest, not a rule it can break.
  *   Outbound (broker -> client): deliveries are delayed (queued here, in
  *   order) so that no sliding 1000 ms window carries more than 100
- *   publishes or 512 KiB of messages to the client; each delivery that had
- *   to wait is counted in `delayed`. Acknowledgements and other control
+ *   publishes, and message bytes pass a pipe of 512 KiB/s as inbound; each
+ *   delivery that had to wait is counted in `delayed`. Acknowledgements and other control
  *   packets are not rate limited and are not held behind queued publishes.
  *   While more than 8 MiB wait, the broker's socket is not read (the
  *   broker holds the rest).
@@ -143,6 +147,9 @@ export interface ConnectionStats {
   delay_ms_total: number;
   /** Inbound publishes the strict window would have refused but inbound_jitter_ms let through. */
   near_misses: number;
+  /** Inbound publishes held back by the 512 KiB/s throughput limit, and their total wait. */
+  in_delayed: number;
+  in_delay_ms_total: number;
   /** The most any sliding 1000 ms window held. */
   max_in_publishes_per_s: number;
   max_in_bytes_per_s: number;
@@ -191,9 +198,39 @@ class SlidingWindow {
     this.bytes += size;
   }
 
+  /** Milliseconds from now until the window holds at most `bytes` (entries leave as they age out). */
+  ms_until_bytes(now: number, bytes: number): number {
+    let held = this.bytes;
+    for (let i = this.head; i < this.at.length; i++) {
+      if (held <= bytes) return i === this.head ? 0 : this.at[i - 1] + this.window_ms - now;
+      held -= this.sizes[i];
+    }
+    return this.at.length === this.head ? 0 : this.at[this.at.length - 1] + this.window_ms - now;
+  }
+
   /** When the oldest entry leaves the window. */
   oldest_expires_ms(): number {
     return this.at[this.head] + this.window_ms;
+  }
+}
+
+/**
+ * Throughput as a pipe of `bytes_per_s`: a message is processed once the
+ * ones before it are (each takes size / rate), so data over the rate waits
+ * and none is lost; the average is exactly the rate, whatever the sizes.
+ */
+class Shaper {
+  private free_at_ms = 0;
+
+  constructor(private readonly bytes_per_s: number) {}
+
+  /** Milliseconds until the pipe is free for the next message. */
+  wait_ms(now: number): number {
+    return Math.max(0, this.free_at_ms - now);
+  }
+
+  take(now: number, size: number): void {
+    this.free_at_ms = Math.max(now, this.free_at_ms) + (size * 1000) / this.bytes_per_s;
   }
 }
 
@@ -271,6 +308,8 @@ class Connection {
   /** window_ms less inbound_jitter_ms: what refuses. */
   private readonly in_judged: SlidingWindow;
   private readonly out_window: SlidingWindow;
+  private readonly in_pipe: Shaper;
+  private readonly out_pipe: Shaper;
   private readonly out_queue: { frame: Buffer; size: number; queued_ms: number }[] = [];
   private out_queued_bytes = 0;
   private out_timer: ReturnType<typeof setTimeout> | null = null;
@@ -279,6 +318,10 @@ class Connection {
   private readonly pending_subs = new Map<number, { total: number; refused: Set<number>; forwarded: string[] }>();
   private client_needs_drain = false;
   private closed = false;
+  /** Client packets waiting behind a publish the throughput limit delays (in order); the client socket is paused meanwhile. */
+  private readonly in_held: Buffer[] = [];
+  private in_held_since_ms = 0;
+  private in_timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly proxy: AwsIotProxy,
@@ -290,6 +333,8 @@ class Connection {
     this.in_window = new SlidingWindow(limits.window_ms);
     this.in_judged = new SlidingWindow(limits.window_ms - limits.inbound_jitter_ms);
     this.out_window = new SlidingWindow(limits.window_ms);
+    this.in_pipe = new Shaper(limits.bytes_per_s);
+    this.out_pipe = new Shaper(limits.bytes_per_s);
     this.stats = {
       n,
       client_id: null,
@@ -299,6 +344,8 @@ class Connection {
       closed_by: null,
       violations: no_violations(),
       near_misses: 0,
+      in_delayed: 0,
+      in_delay_ms_total: 0,
       in_publishes: 0,
       in_bytes: 0,
       out_publishes: 0,
@@ -370,7 +417,9 @@ class Connection {
     this.stats.closed_ms = performance.now();
     this.stats.closed_by = by;
     if (this.out_timer !== null) clearTimeout(this.out_timer);
+    if (this.in_timer !== null) clearTimeout(this.in_timer);
     this.out_queue.length = 0;
+    this.in_held.length = 0;
     this.broker.destroy();
     // What was written (a DISCONNECT with a reason) still goes out.
     this.client.end();
@@ -400,31 +449,51 @@ class Connection {
     for (const frame of this.client_framer.push(chunk)) {
       if (this.closed) return;
       this.stats.in_wire_bytes += frame.length;
-      const type = frame[0] >> 4;
-      if (!this.connected) {
-        if (type !== CONNECT) return this.close("malformed");
-        if (frame.length > this.limits.max_message_bytes) return this.refuse("connect_too_large", null);
-        const p = parse(frame, 4) as mqtt_packet.IConnectPacket;
-        this.version = p.protocolVersion ?? 4;
-        this.stats.protocol_version = this.version;
-        this.stats.client_id = p.clientId;
-        if (p.clientId !== "" && !this.proxy.note_connect(p.clientId, this)) return this.refuse("connect_rate", null);
-        this.connected = true;
-        this.to_broker(frame);
-        continue;
-      }
-      if (type === PUBLISH) this.client_publish(frame);
-      else if (type === SUBSCRIBE) this.client_subscribe(frame);
-      else if (type === UNSUBSCRIBE) {
-        const p = parse(frame, this.version) as mqtt_packet.IUnsubscribePacket;
-        for (const f of p.unsubscriptions) this.filters.delete(f);
-        this.stats.subscriptions = this.filters.size;
-        this.to_broker(frame);
-      } else this.to_broker(frame);
+      if (this.in_held.length > 0) {
+        // Behind a delayed publish: delayed too.
+        if (frame[0] >> 4 === PUBLISH) this.stats.in_delayed++;
+        this.in_held.push(frame);
+      } else this.client_frame(frame);
     }
   }
 
-  private client_publish(frame: Buffer): void {
+  /** Handles the client's packets held behind a delayed publish, in order, until one must wait again. */
+  private release_held(): void {
+    this.in_timer = null;
+    while (this.in_held.length > 0 && !this.closed) {
+      const frame = this.in_held.shift() as Buffer;
+      const was = this.in_held.length;
+      this.client_frame(frame, true);
+      if (this.in_held.length > was) return; // it went back to the front: still waiting
+    }
+    if (!this.closed) this.client.resume();
+  }
+
+  private client_frame(frame: Buffer, released = false): void {
+    const type = frame[0] >> 4;
+    if (!this.connected) {
+      if (type !== CONNECT) return this.close("malformed");
+      if (frame.length > this.limits.max_message_bytes) return this.refuse("connect_too_large", null);
+      const p = parse(frame, 4) as mqtt_packet.IConnectPacket;
+      this.version = p.protocolVersion ?? 4;
+      this.stats.protocol_version = this.version;
+      this.stats.client_id = p.clientId;
+      if (p.clientId !== "" && !this.proxy.note_connect(p.clientId, this)) return this.refuse("connect_rate", null);
+      this.connected = true;
+      this.to_broker(frame);
+      return;
+    }
+    if (type === PUBLISH) this.client_publish(frame, released);
+    else if (type === SUBSCRIBE) this.client_subscribe(frame);
+    else if (type === UNSUBSCRIBE) {
+      const p = parse(frame, this.version) as mqtt_packet.IUnsubscribePacket;
+      for (const f of p.unsubscriptions) this.filters.delete(f);
+      this.stats.subscriptions = this.filters.size;
+      this.to_broker(frame);
+    } else this.to_broker(frame);
+  }
+
+  private client_publish(frame: Buffer, released: boolean): void {
     const p = parse(frame, this.version) as mqtt_packet.IPublishPacket;
     const payload_bytes = typeof p.payload === "string" ? Buffer.byteLength(p.payload) : p.payload.length;
     const size = Buffer.byteLength(p.topic) + payload_bytes;
@@ -437,14 +506,27 @@ class Connection {
     const now = performance.now();
     this.in_window.prune(now);
     this.in_judged.prune(now);
+    const pipe_wait_ms = this.in_pipe.wait_ms(now);
+    if (pipe_wait_ms >= 1) {
+      // Delayed in processing: this publish and everything after it wait until the pipe has processed what came before.
+      if (!released) {
+        this.stats.in_delayed++;
+        this.in_held_since_ms = now;
+      }
+      this.in_held.unshift(frame);
+      this.client.pause();
+      if (this.in_timer === null) this.in_timer = setTimeout(() => this.guard(() => this.release_held()), pipe_wait_ms);
+      return;
+    }
+    if (released) this.stats.in_delay_ms_total += now - this.in_held_since_ms;
     if (this.in_judged.count + 1 > this.limits.publishes_per_s) return this.violation("inbound_publish_rate", size);
-    if (this.in_judged.bytes + size > this.limits.bytes_per_s) return this.violation("inbound_byte_rate", size);
-    if (this.in_window.count + 1 > this.limits.publishes_per_s || this.in_window.bytes + size > this.limits.bytes_per_s) {
+    if (this.in_window.count + 1 > this.limits.publishes_per_s) {
       this.stats.near_misses++;
       this.proxy.near_misses++;
     }
     this.in_window.add(now, size);
     this.in_judged.add(now, size);
+    this.in_pipe.take(now, size);
     this.stats.in_publishes++;
     this.stats.in_bytes += size;
     this.stats.max_in_publishes_per_s = Math.max(this.stats.max_in_publishes_per_s, this.in_window.count);
@@ -534,8 +616,10 @@ class Connection {
       const m = this.out_queue[0];
       const now = performance.now();
       this.out_window.prune(now);
-      if (this.out_window.count + 1 > this.limits.publishes_per_s || (this.out_window.count > 0 && this.out_window.bytes + m.size > this.limits.bytes_per_s)) {
-        const wait = Math.max(1, this.out_window.oldest_expires_ms() - now);
+      const by_count = this.out_window.count + 1 > this.limits.publishes_per_s;
+      const pipe_wait_ms = this.out_pipe.wait_ms(now);
+      if (by_count || pipe_wait_ms >= 1) {
+        const wait = Math.max(1, by_count ? this.out_window.oldest_expires_ms() - now : 0, pipe_wait_ms);
         this.out_timer = setTimeout(() => {
           this.out_timer = null;
           this.drain_out();
@@ -551,6 +635,7 @@ class Connection {
         this.proxy.delayed_deliveries++;
       }
       this.out_window.add(now, m.size);
+      this.out_pipe.take(now, m.size);
       this.stats.out_publishes++;
       this.stats.out_bytes += m.size;
       this.stats.first_out_ms ??= now;

@@ -162,15 +162,25 @@ describe("the AWS IoT proxy enforces AWS IoT Core's per-connection limits", () =
     expect(sub.messages.length).toBe(100);
   });
 
-  test("over 512 KiB in a second: the publish that would pass it is discarded", async () => {
+  test("over 512 KiB/s: the publishes past it are delayed in processing, none lost", async () => {
     const topic = `t/${unique("bytes")}`;
     const pub = await connect();
+    const sub = await connect();
+    await subscribe(sub.client, [topic]);
     const before = proxy.violations.inbound_byte_rate;
     const big = Buffer.alloc(120 * 1024, 7);
-    const acks = await Promise.all(Array.from({ length: 5 }, () => publish_acked(pub.client, topic, big, 1500)));
-    // 4 x 120 KiB (+ topic) fit 512 KiB; the fifth does not.
-    expect(acks).toEqual([true, true, true, true, false]);
-    expect(proxy.violations.inbound_byte_rate).toBe(before + 1);
+    const started = performance.now();
+    const acked_ms: number[] = [];
+    const acks = await Promise.all(
+      Array.from({ length: 5 }, () => publish_acked(pub.client, topic, big, 5000).then((ok) => (acked_ms.push(performance.now() - started), ok))),
+    );
+    expect(acks).toEqual([true, true, true, true, true]);
+    await wait_until(() => sub.messages.length === 5, () => `delivered ${sub.messages.length} of 5`, 5000);
+    // The pipe took each 120 KiB in 120/512 s: the fifth was processed no sooner than four of those after the first.
+    expect(Math.max(...acked_ms)).toBeGreaterThanOrEqual(((4 * 120) / 512) * 1000 - 50);
+    const stats = proxy.connections.find((c) => c.client_id === pub.client.options.clientId);
+    expect(stats?.in_delayed).toBeGreaterThanOrEqual(4);
+    expect(proxy.violations.inbound_byte_rate).toBe(before);
     expect(pub.closed).toBe(false);
   });
 
@@ -201,7 +211,9 @@ describe("the AWS IoT proxy enforces AWS IoT Core's per-connection limits", () =
     }));
     await wait_until(() => sub.messages.length === before + 6, () => `delivered ${sub.messages.length - before} of 6`, 10_000);
     const after = proxy.connections.find((s) => s.client_id === sub.client.options.clientId);
-    expect(after?.max_out_bytes_per_s).toBeLessThanOrEqual(aws_iot_limits.bytes_per_s);
+    // A pipe of 512 KiB/s: a second holds what it processed, at most the rate plus the message it began last.
+    expect(after?.max_out_bytes_per_s).toBeLessThanOrEqual(aws_iot_limits.bytes_per_s + 121 * 1024);
+    expect(after?.max_out_bytes_per_s).toBeGreaterThan(aws_iot_limits.bytes_per_s - 121 * 1024);
   });
 
   test("client-id takeover: a second connection with the same client id closes the first (MQTT 5: 0x8E); a CONNECT within a second of the last is throttled", async () => {
@@ -245,6 +257,25 @@ describe("the AWS IoT proxy enforces AWS IoT Core's per-connection limits", () =
 });
 
 describe("replicas with the aws_iot preset live within AWS IoT Core's limits", () => {
+  test("a replica that pulls a list needs more filters than one SUBSCRIBE may carry: it sends them 8 at a time and syncs", async () => {
+    const transport = { preset: "aws_iot" as const, reconnect_period_ms: 1500 };
+    const hub = await LiveReplica.open(temp_dir(), proxy.url, { name: "hub", transport });
+    // Five pulled origins cost 42 filters (the README's arithmetic); AWS closes a connection whose SUBSCRIBE holds more than 8.
+    const others = Array.from({ length: 4 }, (_, i) => `00000000000000${(0xb0 + i).toString(16)}`);
+    const spoke = await LiveReplica.open(temp_dir(), proxy.url, { name: "spoke", pull: [hub.id, ...others], transport });
+    try {
+      expect(spoke.rep.subscriptions().length).toBeGreaterThan(8);
+      const before = proxy.violations.subscribe_over_8;
+      await hub.append(200);
+      await wait_until(() => spoke.log.held(hub.id) === 200, () => describe_vvs([hub, spoke]), 30_000);
+      expect(proxy.violations.subscribe_over_8).toBe(before);
+      expect(spoke.transport.status().connects).toBe(1);
+    } finally {
+      await spoke.close();
+      await hub.close();
+    }
+  });
+
   test("a replica offline while its peer appended catches up through the proxy: every event, identical, no violation", async () => {
     const events = 12_000;
     const size = 256;
@@ -298,7 +329,7 @@ describe("replicas with the aws_iot preset live within AWS IoT Core's limits", (
       expect(to_c.connections).toBe(1);
       expect(from_a.connections).toBe(1);
       expect(a.transport.status().queue.dropped).toBe(0);
-      expect(to_c.max_out_bytes_per_s).toBeLessThanOrEqual(aws_iot_limits.bytes_per_s);
+      expect(to_c.max_out_bytes_per_s).toBeLessThanOrEqual(aws_iot_limits.bytes_per_s + aws_iot_limits.max_message_bytes);
       // c was sent what it lacked, once: no answer to a request it had given up on.
       expect(c.rep.counters.dropped.unsolicited_answer).toBe(0);
       expect(c.rep.counters.events_duplicate).toBe(0);

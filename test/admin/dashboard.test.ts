@@ -2,15 +2,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
 import { encode } from "cbor2";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launch_chromium } from "../support/chromium.ts";
 import { type AdminServer, start_admin_server } from "../../src/admin/server.ts";
 import { Origin } from "../support/origin.ts";
 import { accept_validated } from "../support/validated_accept.ts";
 import type { AckSource } from "../../src/log/retention.ts";
 import { FakeSync, admin_app, dec, enc } from "./support.ts";
 
-/** Debian's chromium; override with INTERLOG_CHROMIUM. A missing browser fails the test: the dashboard must be checked in a real one. */
-const chromium_path = process.env.INTERLOG_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts_dir = path.join(import.meta.dir, "..", "..", "test-artifacts");
 const token = "dashboard-test-token";
 const peer_cloud = "7a1c00000000c10d";
@@ -25,13 +24,7 @@ let browser: Browser;
 let server: AdminServer;
 
 beforeAll(async () => {
-  if (!fs.existsSync(chromium_path)) {
-    throw new Error(`no Chromium at ${chromium_path}: the dashboard test needs a real browser; install it with: apt-get install -y chromium (or set INTERLOG_CHROMIUM)`);
-  }
-  browser = await chromium.launch({
-    executablePath: chromium_path,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch_chromium("dashboard");
 });
 
 afterAll(async () => {

@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fs from "node:fs";
 import path from "node:path";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launch_chromium } from "../support/chromium.ts";
 import { type AdminServer, start_admin_server } from "../../src/admin/server.ts";
 import { Fleet, fleet_source } from "../../src/sync/fleet.ts";
 import { encode_message } from "../../src/sync/messages.ts";
 import { Replicator, sync_defaults } from "../../src/sync/replicator.ts";
 import { admin_app, open_log } from "./support.ts";
 
-/** Debian's chromium; override with INTERLOG_CHROMIUM. A missing browser fails the test: the page must be checked in a real one. */
-const chromium_path = process.env.INTERLOG_CHROMIUM ?? "/usr/bin/chromium";
 const artifacts_dir = path.join(import.meta.dir, "..", "..", "test-artifacts");
 const token = "fleet-page-token";
 /** Made-up trucks the hub hears from: sync's default peers_max (10 000) takes them all. */
@@ -27,9 +26,6 @@ let server: AdminServer;
 let hub_id: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(chromium_path)) {
-    throw new Error(`no Chromium at ${chromium_path}: the fleet page test needs a real browser; install it with: apt-get install -y chromium (or set INTERLOG_CHROMIUM)`);
-  }
   expect(sync_defaults.peers_max).toBeGreaterThanOrEqual(trucks);
   // A hub that heard the retained vv of 10 000 trucks, each announcing how many events of its own it holds (none reached the hub yet).
   const log = await open_log({ name: "hub" });
@@ -43,10 +39,7 @@ beforeAll(async () => {
   expect(rep.peer_table.size).toBe(trucks);
   const t = await admin_app({ log, token, fleet: new Fleet(fleet_source(log, rep), { now_ms: () => Date.now() }) });
   server = start_admin_server({ app: t.app, listen: "127.0.0.1:0" });
-  browser = await chromium.launch({
-    executablePath: chromium_path,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch_chromium("fleet page");
 });
 
 afterAll(async () => {

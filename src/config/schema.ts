@@ -153,6 +153,9 @@ const mqtt_section = z
         ctx.addIssue({ code: "custom", path: ["max_packet"], message: `AWS IoT Core accepts packets of at most ${aws_iot_packet_max_bytes / 1024}KiB; got ${mqtt.max_packet} bytes` });
       }
     }
+    if (mqtt.preset === "rabbitmq" && mqtt.prefix.includes(".")) {
+      ctx.addIssue({ code: "custom", path: ["prefix"], message: `RabbitMQ maps MQTT's "/" to "." in routing keys, so a "." in the prefix would split a topic level; use letters, digits, _ and - (got "${mqtt.prefix}")` });
+    }
     if (mqtt.preset === "rabbitmq" && mqtt.protocol === "5") {
       ctx.addIssue({ code: "custom", path: ["protocol"], message: 'RabbitMQ\'s MQTT plugin speaks only MQTT 3.1.1; remove protocol or set it to "3.1.1"' });
     }

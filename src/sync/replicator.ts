@@ -278,7 +278,7 @@ export class Replicator {
 
   /** A peer came online that may not get our retained status and vv from the broker (announce_to_new_peers): publish them again. */
   private maybe_announce_again(out: Outbound[], now_ms: number): void {
-    if (!this.announce_due || now_ms - this.announced_ms < this.settings.vv_interval_ms) return;
+    if (!this.announce_due || now_ms - this.announced_ms < Math.max(this.settings.vv_interval_ms, this.settings.announce_min_interval_ms)) return;
     this.announce_due = false;
     this.announced_ms = now_ms;
     this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);

@@ -64,6 +64,14 @@ export interface ReplicatorOptions {
    * without waiting for vv_refresh_ms. Default false (mosquitto, EMQX, AWS).
    */
   announce_to_new_peers?: boolean;
+  /**
+   * Least time between two such announcements: a fleet reconnecting after a
+   * broker node died (every replica sees hundreds of new sessions), or a
+   * peer that flaps its session on purpose, costs each replica at most one
+   * full republication per this long (three times its vv_refresh_ms load at
+   * the defaults), not one per newcomer.
+   */
+  announce_min_interval_ms?: number;
   /** Out-of-order events parked for all peers, counted in memory (frame plus gap_entry_overhead_bytes each). */
   gap_buffer_max_bytes?: number;
   /** The same for the events one peer sent. */
@@ -114,6 +122,7 @@ export const sync_defaults = {
   vv_interval_ms: 200,
   vv_ms_per_origin: 1,
   vv_refresh_ms: 15_000,
+  announce_min_interval_ms: 5_000,
   want_deadline_ms: 60_000,
   peer_cooldown_ms: 60_000,
   gap_buffer_max_bytes: 8 * 1024 * 1024,
@@ -183,6 +192,7 @@ export interface SyncSettings {
   vv_ms_per_origin: number;
   vv_refresh_ms: number;
   announce_to_new_peers: boolean;
+  announce_min_interval_ms: number;
   gap_buffer_max_bytes: number;
   gap_buffer_per_peer_max_bytes: number;
   reassembly_max_bytes: number;
@@ -239,6 +249,7 @@ export function resolve_sync_options(options: ReplicatorOptions): SyncSettings {
     vv_ms_per_origin: options.vv_ms_per_origin ?? d.vv_ms_per_origin,
     vv_refresh_ms: options.vv_refresh_ms ?? d.vv_refresh_ms,
     announce_to_new_peers: options.announce_to_new_peers ?? false,
+    announce_min_interval_ms: options.announce_min_interval_ms ?? d.announce_min_interval_ms,
     gap_hold_ms: options.gap_hold_ms ?? d.gap_hold_ms,
     push_burst_bytes: options.push_burst_bytes ?? d.push_burst_bytes,
     accept_batch_max_bytes: options.accept_batch_max_bytes ?? d.accept_batch_max_bytes,

@@ -150,7 +150,8 @@ export class MqttTransport {
         queue_max_bytes: this.queue_max_bytes,
         max_message_bytes: this.replicator.max_packet_bytes,
       },
-      this.clock,
+      // Pacing runs on a monotonic clock unless one is injected: a wall clock stepped back by NTP would stall it for the step.
+      options.clock ?? { now_ms: () => performance.now() },
       (m, done) => this.send(m, done),
     );
   }
@@ -185,6 +186,10 @@ export class MqttTransport {
     this.client = client;
     client.on("connect", () => this.handle_connect(client));
     client.on("close", () => this.handle_close());
+    // mqtt.js sets the TLS server name from the first node and keeps it for the next ones: each node must be checked under its own name.
+    client.on("reconnect", () => {
+      if (this.urls.length > 1) delete client.options.servername;
+    });
     client.on("disconnect", (packet) => {
       // MQTT 5 reason 0x8E: another client connected with this client id, which is the replica id.
       if (packet.reasonCode === session_taken_over) this.warn_id_clash("the broker closed this connection: another client connected with the same client id");
@@ -326,9 +331,16 @@ export class MqttTransport {
     let waiting = requests.length;
     let failed = false;
     const refused: string[] = [];
-    const subscribed = (err: Error | null | undefined, granted: { topic: string; qos: number }[] | undefined) => {
+    const subscribed = (request: string[], err: Error | null | undefined, granted: { topic: string; qos: number }[] | undefined) => {
       if (failed) return;
-      if (err) {
+      // mqtt.js reports a SUBACK that refuses any filter as an error carrying that SUBACK.
+      const suback = (err as { packet?: { cmd?: string; granted?: unknown[] } } | null | undefined)?.packet;
+      if (err && suback?.cmd === "suback" && (suback.granted ?? []).some((g) => typeof g === "number" && g >= 0x80)) {
+        // The broker answered and refused some filters (ACL, or its subscriptions-per-connection limit): that is no
+        // broken link, and reconnecting would be refused the same way forever. Go on with what was granted.
+        for (const f of request) refused.push(f);
+        this.last_error = `subscribe refused: ${err.message}`;
+      } else if (err) {
         failed = true;
         // Never client.end() here: that stops mqtt.js reconnecting for good (a cluster node closing the link right after
         // CONNACK, as RabbitMQ does while it moves client ids after a node died, left the replica offline forever).
@@ -336,9 +348,14 @@ export class MqttTransport {
         if (client === this.client && !this.stopping) client.stream?.destroy();
         return;
       }
-      for (const g of granted ?? []) if (g.qos > 2) refused.push(g.topic);
+      else for (const g of granted ?? []) if (g.qos > 2) refused.push(g.topic);
       if (--waiting > 0) return;
-      if (refused.length > 0) this.on_warning("the broker refused some subscriptions (check its ACL)", { topics: refused });
+      if (refused.length > 0) {
+        this.on_warning(
+          `the broker refused some subscriptions (check that its ACL lets this replica read ${this.replicator.topics.prefix}/#, and its subscriptions-per-connection limit); syncing with what it granted, so some peers' messages will not arrive`,
+          { topics: refused.slice(0, 20), filters_in_refused_requests: refused.length },
+        );
+      }
       if (this.stopping || client !== this.client) return;
       this.connected = true;
       this.connected_at_ms = this.clock.now_ms();
@@ -346,8 +363,8 @@ export class MqttTransport {
       this.note_room();
       this.push(this.replicator.on_connect(this.clock.now_ms()));
     };
-    if (requests.length === 0) subscribed(null, []);
-    for (const request of requests) client.subscribe(request, (err, granted) => subscribed(err, granted));
+    if (requests.length === 0) subscribed([], null, []);
+    for (const request of requests) client.subscribe(request, (err, granted) => subscribed(Object.keys(request), err, granted));
   }
 
   /**

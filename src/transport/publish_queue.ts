@@ -58,6 +58,7 @@ export class ByteRate {
   }
 
   private refill(now: number): void {
+    if (now < this.last_ms) this.last_ms = now; // the clock stepped back: no time passed, and none is owed
     // Unused time banks only pacing_bank_ms (the queue is drained every few ms, so a message may go a little after its budget came back).
     this.budget = Math.min((pacing_bank_ms * this.rate_per_s) / 1000, this.budget + ((now - this.last_ms) * this.rate_per_s) / 1000);
     this.last_ms = now;
@@ -98,6 +99,13 @@ export class SlidingWindowLimit {
   }
 
   private expire(now: number): void {
+    if (this.at.length > this.head && this.at[this.at.length - 1] > now) {
+      // The clock stepped back: the window's times mean nothing now (waiting them out could stall publishing for the step).
+      this.at.length = 0;
+      this.costs.length = 0;
+      this.head = 0;
+      this.used = 0;
+    }
     while (this.head < this.at.length && this.at[this.head] <= now - this.window_ms) {
       this.used -= this.costs[this.head];
       this.head++;

@@ -39,6 +39,12 @@ describe("mqtt: a cluster's nodes and the broker's kind", () => {
     expect(config_error(() => load_config(bad, {}))).toContain("expected a broker URL like mqtt://127.0.0.1:1883");
   });
 
+  test("a prefix with a dot is refused with the rabbitmq preset (RabbitMQ maps / to .)", () => {
+    const dotted = write_config("data_dir: d\nmqtt:\n  preset: rabbitmq\n  prefix: fleet.eu\n");
+    expect(config_error(() => load_config(dotted, {}))).toContain('mqtt.prefix: RabbitMQ maps MQTT\'s "/" to "."');
+    expect(load_config(write_config("data_dir: d\nmqtt:\n  prefix: fleet.eu\n"), {}).mqtt?.prefix).toBe("fleet.eu");
+  });
+
   test("MQTT 5 with the rabbitmq preset, or an unknown protocol, is refused", () => {
     const v5 = write_config('data_dir: d\nmqtt:\n  preset: rabbitmq\n  protocol: "5"\n');
     expect(config_error(() => load_config(v5, {}))).toContain("mqtt.protocol: RabbitMQ's MQTT plugin speaks only MQTT 3.1.1");

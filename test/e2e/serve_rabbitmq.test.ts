@@ -54,7 +54,7 @@ describe("interlog serve with preset: rabbitmq", () => {
       await wait_for("the late replica to learn and pull a's and b's events", async () => {
         const sc = await status(late);
         return sc.vv[a.id] === 30 && sc.vv[b.id] === 20 ? true : null;
-      });
+      }, 10_000);
     } finally {
       expect(await a.stop()).toBe(0);
       expect(await b.stop()).toBe(0);

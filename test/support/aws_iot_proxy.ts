@@ -111,7 +111,6 @@ export const violation_kinds = [
   "connect_too_large",
   "qos2_publish",
   "inbound_publish_rate",
-  "inbound_byte_rate",
   "subscriptions_over_50",
   "subscribe_over_8",
   "topic_invalid",

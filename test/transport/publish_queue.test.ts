@@ -55,6 +55,32 @@ describe("outgoing pacing", () => {
     });
   });
 
+  test("a clock stepped back (NTP) does not stall pacing for the step", () => {
+    const aws = broker_presets.aws_iot;
+    let now = 10_000_000;
+    let sent = 0;
+    const q = new PublishQueue(
+      { publishes_per_s: aws.publishes_per_s, bytes_per_s: aws.bytes_per_s, inflight_max: 64, queue_max_bytes: 1 << 30, max_message_bytes: aws.max_packet_bytes },
+      { now_ms: () => now },
+      (_m, done) => {
+        sent++;
+        done();
+      },
+    );
+    q.push(Array.from({ length: 200 }, () => msg(100_000)));
+    q.drain();
+    const before = sent;
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(200);
+    now -= 3_600_000;
+    // Within a couple of seconds of the step (not an hour), sending goes on at the rate.
+    for (let i = 0; i < 200; i++) {
+      now += 10;
+      q.drain();
+    }
+    expect(sent - before).toBeGreaterThanOrEqual(8);
+  });
+
   test("at most inflight_max publishes await their acknowledgement", () => {
     const pending: (() => void)[] = [];
     const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 3, queue_max_bytes: 1 << 20, max_message_bytes: 1000 }, { now_ms: () => 0 }, (_m, done) =>

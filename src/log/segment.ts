@@ -113,6 +113,13 @@ export class Segment {
   }
 
   /** Where origin's event `seq` is in this segment, or null. */
+  /** Where origin's newest event here sits when it is seq (and known), read from the index alone: no frame is read. */
+  newest_location(origin: string, seq: number): Location | null {
+    const range = this.origins.get(origin);
+    if (range === undefined || range.seq_last !== seq || range.last_offset < 0) return null;
+    return { offset: range.last_offset, pos: range.last_pos };
+  }
+
   locate(origin: string, hi: number, lo: number, seq: number): Location | null {
     const range = this.origins.get(origin);
     if (range === undefined || seq < range.seq_first || seq > range.seq_last) return null;

@@ -112,6 +112,15 @@ export class SegmentList {
 
   /** The event origin:seq, which the caller knows is held. */
   find(origin: string, seq: number): LogEvent {
+    // An origin's newest event (a peer's announced head) is found from the index alone, and only staging up to it is
+    // flushed: a hub asking on every vv would otherwise flush every other origin's staged events each time.
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const at = this.segments[i].newest_location(origin, seq);
+      if (at === null) continue;
+      this.before_read(at.pos + 1);
+      assert(frame_seq(this.segments[i].view, at.offset) === seq, "the newest event's offset points at it");
+      return LogEvent.at(this.segments[i], at.offset, at.pos);
+    }
     const hi = origin_hi(origin);
     const lo = origin_lo(origin);
     this.before_read(this.end_pos);

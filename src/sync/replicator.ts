@@ -293,6 +293,11 @@ export class Replicator {
     return out;
   }
 
+  /** Bytes of out-of-order events parked for what `peer` sent (its share of the gap buffer). */
+  parked_bytes_from(peer: string): number {
+    return this.gap.bytes_of(peer);
+  }
+
   /** A message received from the broker. Never throws for anything a peer can send. */
   on_message(topic: string, payload: Uint8Array, now_ms: number): Outbound[] {
     const out: Outbound[] = [];
@@ -389,7 +394,9 @@ export class Replicator {
    */
   private check_head(peer: Peer, m: VvMessage, now_ms: number): void {
     const head = m.head ?? null;
-    if (head === null || head.seq > this.log.held(peer.id) || this.heads_reported.get(peer.id) === head.seq) return;
+    // Only against what is durable here: a head that just arrived is still being written (reading it would flush the
+    // log's staging on every vv a hub hears); a later vv, at the latest the refresh, checks it.
+    if (head === null || head.seq > this.log.durable_held(peer.id) || this.heads_reported.get(peer.id) === head.seq) return;
     const held = this.log.get(peer.id, head.seq);
     if (held === null || held.crc === head.crc) return;
     if (this.heads_reported.size >= this.settings.peers_max) this.heads_reported.clear();

@@ -29,7 +29,9 @@ test(`replicas converge after drops, duplicates, reordering, partitions, crashes
     }
   });
   expect(events).toBeGreaterThan(0);
-  if (seeds >= 50) {
+  // Over many seeds every fault and forgery kind must have happened (not when SEED replays one).
+  const replaying = (process.env.SEED ?? "") !== "";
+  if (seeds >= 50 && !replaying) {
     expect(crashes).toBeGreaterThan(0);
     expect(refused.bad_signature).toBeGreaterThan(0);
     expect(refused.unknown_key).toBeGreaterThan(0);

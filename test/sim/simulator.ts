@@ -453,14 +453,19 @@ export class Simulation {
   /**
    * No replica still waits on another: no events buffered behind a gap, no
    * repair request outstanding to a replica. Requests to the hostile client
-   * (it claims events nobody has) and half-reassembled messages (a bounded
-   * cache without expiry: parts of messages dropped in the fault phase stay
-   * until evicted) need not drain.
+   * (it claims events nobody has), what it sent that is parked behind a gap
+   * (it keeps pushing its own new events and serves none of the older ones,
+   * so a replica that missed some in a partition, with no honest replica to
+   * relay them, parks each new one until it expires) and half-reassembled
+   * messages (a bounded cache without expiry: parts of messages dropped in
+   * the fault phase stay until evicted) need not drain.
    */
   private drained(): boolean {
+    const hostile = this.hostile?.id ?? null;
     for (const node of this.nodes) {
-      const s = (node.rep as Replicator).status(this.now);
-      if (s.gap_buffer_events !== 0) return false;
+      const rep = node.rep as Replicator;
+      const s = rep.status(this.now);
+      if (s.gap_buffer_bytes !== (hostile === null ? 0 : rep.parked_bytes_from(hostile))) return false;
       if (s.peers.some((p) => p.want_outstanding && this.nodes.some((n) => n.id === p.id))) return false;
     }
     return true;

@@ -7,9 +7,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { UsageError, bench_usage, parse_bench_args } from "./bench/args.ts";
-import { opt_in_benchmarks } from "./bench/aws_iot_catchup.ts";
 import { BenchContext } from "./bench/context.ts";
-import { benchmarks } from "./bench/registry.ts";
+import { benchmarks, opt_in_benchmarks } from "./bench/registry.ts";
 import { format_json, format_number, format_table, verdict } from "./bench/report.ts";
 import type { BenchRecord, Benchmark } from "./bench/types.ts";
 

@@ -64,9 +64,6 @@ export const aws_iot_catchup_week: Benchmark = {
   },
 };
 
-/** The benchmarks that run only when named with --only (too long for every run). */
-export const opt_in_benchmarks: readonly Benchmark[] = [aws_iot_catchup_week];
-
 export async function aws_iot_catchup(ctx: BenchContext, events: number): Promise<{ value: number; baseline: number; ratio: number }> {
   const dir_a = ctx.fresh_dir("aws-catchup-a");
   const dir_c = ctx.fresh_dir("aws-catchup-c");

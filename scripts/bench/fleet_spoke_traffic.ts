@@ -89,6 +89,6 @@ export const fleet_spoke_traffic_1000_vs_100_ratio = traffic_ratio("fleet_spoke_
  * about 6 minutes of one core (the cost is linear in spokes: ~6 s of CPU
  * per simulated second per 1 000 spokes, most of it the replicas' own
  * message encoding, decoding and signature checks). Runs only when named
- * (see fleet_named_only).
+ * with --only (opt_in_benchmarks in registry.ts).
  */
 export const fleet_spoke_traffic_10k_vs_100_ratio = traffic_ratio("fleet_spoke_traffic_10k_vs_100_ratio", 10_000);

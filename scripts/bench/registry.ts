@@ -8,8 +8,10 @@ import {
   fleet_1000_spoke_bytes_per_event,
   fleet_1000_spoke_msgs_per_event,
   fleet_spoke_traffic_1000_vs_100_ratio,
+  fleet_spoke_traffic_10k_vs_100_ratio,
 } from "./fleet_spoke_traffic.ts";
-import { fleet_named_only } from "./fleet_named.ts";
+import { aws_iot_catchup_week } from "./aws_iot_catchup.ts";
+import { fleet_hub_bytes_per_origin, fleet_hub_ingest_10_per_push_events_per_s, fleet_hub_ingest_events_per_s } from "./fleet_hub_ingest.ts";
 import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
 import { open_1gib_ms } from "./open_1gib_ms.ts";
 import { open_64mib_ms } from "./open_64mib_ms.ts";
@@ -53,6 +55,16 @@ export const benchmarks: readonly Benchmark[] = [
   fleet_1000_spoke_msgs_per_event,
   fleet_1000_spoke_bytes_per_event,
   fleet_spoke_traffic_1000_vs_100_ratio,
-  // Fleets of 10 000 spokes (minutes each): only when --filter names them (fleet_named.ts).
-  ...fleet_named_only(process.argv.slice(2)),
+];
+
+/**
+ * Benchmarks that take minutes each: a plain run leaves them out, `--only
+ * NAME` runs them (`--list` shows them).
+ */
+export const opt_in_benchmarks: readonly Benchmark[] = [
+  aws_iot_catchup_week,
+  fleet_spoke_traffic_10k_vs_100_ratio,
+  fleet_hub_ingest_events_per_s,
+  fleet_hub_ingest_10_per_push_events_per_s,
+  fleet_hub_bytes_per_origin,
 ];

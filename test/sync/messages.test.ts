@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { type SyncMessage, decode_message, encode_message } from "../../src/sync/messages.ts";
+import { Malformed } from "../../src/sync/malformed.ts";
+import { type SyncMessage, assemble_message, decode_message, encode_message } from "../../src/sync/messages.ts";
 import { Topics } from "../../src/sync/topics.ts";
 import { encode_frames } from "../../src/sync/wire_events.ts";
 import { mem_log, write_range } from "../support/forgery.ts";
@@ -44,6 +45,22 @@ describe("wire format", () => {
     // Without the field the answer has none, as before retention.
     const plain = decode_message(encode_message({ kind: "to", from: a, to: b, req: 1, events: new Uint8Array(0), part: null, last: true, held: null, gone: null }), parsed);
     expect("gone" in plain).toBe(false);
+  });
+
+  test("an envelope that gives a key twice is refused as bad CBOR, whichever value comes last", () => {
+    const parsed = topics.parse(topics.status(a)) as NonNullable<ReturnType<Topics["parse"]>>;
+    const text = (t: string) => [0x60 + t.length, ...new TextEncoder().encode(t)];
+    // {from: a, online: true, session: 1, online: false}: a peer saying two things at once.
+    const envelope = new Uint8Array([0xa4, ...text("from"), ...text(a), ...text("online"), 0xf5, ...text("session"), 0x01, ...text("online"), 0xf4]);
+    expect(() => decode_message(assemble_message("status", envelope, null), parsed)).toThrow(/duplicate map key "online"/);
+    try {
+      decode_message(assemble_message("status", envelope, null), parsed);
+    } catch (err) {
+      expect((err as Malformed).reason).toBe("bad_cbor");
+    }
+    // The same envelope without the repeat decodes.
+    const once = new Uint8Array([0xa3, ...text("from"), ...text(a), ...text("online"), 0xf5, ...text("session"), 0x01]);
+    expect(decode_message(assemble_message("status", once, null), parsed)).toEqual({ kind: "status", from: a, online: true, session: 1 });
   });
 
   test("topics name the publisher and, for requests and answers, the peer", () => {

@@ -58,7 +58,10 @@ export interface MqttTransportOptions {
   tick_interval_ms?: number;
   /** How often a rate-limited queue is retried (default 10 ms). */
   drain_interval_ms?: number;
+  /** The replicator's time (status sessions, event ages): the wall clock by default. */
   clock?: Clock;
+  /** What outgoing pacing measures intervals with: monotonic by default (performance.now). */
+  pacing_clock?: Clock;
   timers?: Timers;
   on_warning?: (message: string, details: Record<string, unknown>) => void;
   on_info?: (message: string, details: Record<string, unknown>) => void;
@@ -84,6 +87,8 @@ export interface TransportStatus {
  * persistence forgets everything), a retained offline will, TLS and
  * username/password, and outgoing pacing within the broker's limits.
  */
+const monotonic_clock: Clock = { now_ms: () => performance.now() };
+
 /** MQTT 5 DISCONNECT reason: Session taken over (another client connected with this client id). */
 const session_taken_over = 0x8e;
 /** A connection closed this soon after connecting counts as short... */
@@ -150,8 +155,8 @@ export class MqttTransport {
         queue_max_bytes: this.queue_max_bytes,
         max_message_bytes: this.replicator.max_packet_bytes,
       },
-      // Pacing runs on a monotonic clock unless one is injected: a wall clock stepped back by NTP would stall it for the step.
-      options.clock ?? { now_ms: () => performance.now() },
+      // Pacing runs on a monotonic clock: a wall clock stepped back by NTP would stall it for the step.
+      options.pacing_clock ?? monotonic_clock,
       (m, done) => this.send(m, done),
     );
   }

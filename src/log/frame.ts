@@ -236,6 +236,15 @@ export function frame_epoch(view: DataView, at: number): number {
 export function set_frame_epoch(view: DataView, at: number, epoch: number): void {
   view.setUint32(at + frame_local_offset, local_word(view.getUint32(at + frame_local_offset, true) & local_marks_mask, epoch), true);
 }
+/**
+ * Whether the header at `at` names a record whose seq is a safe integer
+ * and whose local word is whole: a frame check that fails elsewhere (its
+ * len word, its crc) may then still be told by its header.
+ */
+export function frame_header_plausible(view: DataView, at: number): boolean {
+  return local_word_ok(view.getUint32(at + frame_local_offset, true)) && view.getUint32(at + frame_seq_offset + 4, true) < u64_safe_hi_word_limit;
+}
+
 /** Whether the frame at `at` carries anything in its local word (marks or an epoch): such a frame is not as its origin wrote it. */
 export function frame_has_local(view: DataView, at: number): boolean {
   return view.getUint32(at + frame_local_offset, true) !== 0;

@@ -10,6 +10,7 @@ import {
   frame_epoch,
   frame_flags,
   frame_header_bytes,
+  frame_header_plausible,
   frame_len,
   frame_origin_hi,
   frame_origin_lo,
@@ -93,7 +94,9 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
       break;
     }
     if (size === frame_bad) {
-      if (pending_origin.length > 0 || torn_by_last_run(map, view, at, limit, epoch_last_run)) reason = `torn or corrupt record at offset ${at}`;
+      if (pending_origin.length > 0 || torn_by_last_run(map, view, at, limit, epoch_last_run) || continues_data(view, at, limit, vv, names, epoch_committed, epoch_last_run)) {
+        reason = `torn or corrupt record at offset ${at}`;
+      }
       break;
     }
     const epoch = frame_epoch(view, at);
@@ -136,6 +139,23 @@ export function scan_segment(segment: Segment, vv: Map<string, number>, pos_end_
     }
   }
   return { clean: reason === "", cut_bytes: segment.end_bytes, reason, pending_events: pending_origin.length, stop_bytes: at, epoch_last: epoch_committed };
+}
+
+/**
+ * Whether a record that fails its check, where a batch would begin, is the
+ * data going on with a damaged len or crc rather than stale bytes: its
+ * header (whole local word) names the next seq of its origin, in an epoch
+ * not before the data's so far (the last run's, at a segment's start). A
+ * flipped bit in the len word of a frame written by an earlier run
+ * otherwise read as the end of the data, and the acknowledged events after
+ * it vanished without a word, from verify too.
+ */
+function continues_data(view: DataView, at: number, limit: number, vv: Map<string, number>, names: OriginCache, epoch_committed: number, epoch_last_run: number): boolean {
+  if (at + frame_header_bytes > limit || !frame_header_plausible(view, at)) return false;
+  const epoch = frame_epoch(view, at);
+  if (epoch_committed >= 0 ? !epoch_not_before(epoch, epoch_committed) : epoch !== epoch_last_run) return false;
+  const origin = names.get(frame_origin_hi(view, at), frame_origin_lo(view, at));
+  return frame_seq(view, at) === (vv.get(origin) ?? 0) + 1;
 }
 
 /**

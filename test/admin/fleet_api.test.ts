@@ -59,7 +59,8 @@ describe("GET /api/fleet", () => {
     h.clock.now += 2000;
     h.vv(b.id, "truck-b", 10);
     expect(h.log.accept_frames(c.write("c1")).appended).toBe(1);
-    // a's vv names its newest event with another crc than the one held: a copied data directory.
+    // a's vv names its newest event with another crc than the one held: a copied data directory (heads are compared once durable here).
+    await h.log.durable();
     h.vv(a.id, "truck-a", 5, { seq: 3, crc: (crc_of(h.log, a.id, 3) ^ 1) >>> 0 });
     const fleet = new Fleet(fleet_source(h.log, h.rep), h.clock);
     const t = await admin_app({ log: h.log, fleet, clock: h.clock, token });

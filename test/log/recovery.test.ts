@@ -175,6 +175,35 @@ describe("recovery", () => {
     });
   });
 
+  test("a flipped bit in the len word of a frame an earlier run wrote, with later runs' frames after it, is reported, never taken for the end of the data", async () => {
+    for (const bit of [0, 7, 15, 31]) {
+      const dir = temp_dir();
+      // Three runs (three write epochs) into one active segment.
+      for (let run = 0; run < 3; run++) {
+        const log = await Log.open({ dir, segment_size_bytes: 1024 * 1024, sync: "always" });
+        for (let i = 0; i < 5; i++) log.append(new TextEncoder().encode(`run ${run} event ${i}`));
+        await log.close();
+      }
+      const before = await Log.open({ dir, segment_size_bytes: 1024 * 1024, read_only: true });
+      // Run 1's first event: it begins a signed range (run 0's closed with its flush), so no batch is pending there.
+      const victim = before.read(0, 15)[5];
+      const file = path.join(dir, "segments", fs.readdirSync(path.join(dir, "segments")).filter((f) => f.endsWith(".seg")).sort()[0]);
+      const at = victim.frame.byteOffset + Math.floor(bit / 8);
+      await before.close();
+      const fd = fs.openSync(file, "r+");
+      const byte = new Uint8Array(1);
+      fs.readSync(fd, byte, 0, 1, at);
+      byte[0] ^= 1 << bit % 8;
+      fs.writeSync(fd, byte, 0, 1, at);
+      fs.closeSync(fd);
+      const log = await Log.open({ dir, segment_size_bytes: 1024 * 1024, read_only: true });
+      const report = log.verify();
+      expect(report.ok).toBe(false);
+      expect(report.first_bad?.pos).toBe(5);
+      await log.close();
+    }
+  });
+
   test("verify finds a flipped bit in a sealed or the active segment and reports its position", async () => {
     await for_seeds(40, async (rng) => {
       const w = await write_log(rng);

@@ -1,4 +1,5 @@
 import { assert } from "../lib/assert.ts";
+import { page_common_script } from "./page_script.ts";
 
 /**
  * The dashboard: one self-contained page (no CDN, no build step) that polls
@@ -145,21 +146,12 @@ export const dashboard_html = String.raw`<!doctype html>
 <script>
 "use strict";
 (function () {
-  var token_key = "interlog.admin_token";
+  ${page_common_script}
   var params = new URLSearchParams(location.search);
   var poll_ms = Math.max(100, Number(params.get("poll_ms")) || 1000);
   var samples_max = 300;
   var samples = [];
   var timer = null;
-
-  function $(id) { return document.getElementById(id); }
-  function text(id, value) { $(id).textContent = value; }
-
-  function token() { try { return localStorage.getItem(token_key); } catch (e) { return null; } }
-  function store_token(t) { try { localStorage.setItem(token_key, t); } catch (e) {} }
-  function forget_token() { try { localStorage.removeItem(token_key); } catch (e) {} }
-
-  function AuthError(message) { this.message = message; }
 
   function get(path) {
     var headers = {};

@@ -1,4 +1,5 @@
 import { assert } from "../lib/assert.ts";
+import { page_common_script } from "./page_script.ts";
 
 /**
  * The fleet page (GET /fleet): every replica this one knows, one row each
@@ -102,7 +103,7 @@ export const fleet_html = String.raw`<!doctype html>
 <script>
 "use strict";
 (function () {
-  var token_key = "interlog.admin_token";
+  ${page_common_script}
   var params = new URLSearchParams(location.search);
   var poll_ms = Math.max(200, Number(params.get("poll_ms")) || 5000);
   var row_h = ${fleet_row_px}, block_rows = ${fleet_block_rows}, blocks_kept_max = ${fleet_blocks_kept_max}, overscan = ${fleet_overscan_rows};
@@ -117,12 +118,6 @@ export const fleet_html = String.raw`<!doctype html>
   var frame = null;
   var timer = null;
 
-  function $(id) { return document.getElementById(id); }
-  function text(id, value) { $(id).textContent = value; }
-  function token() { try { return localStorage.getItem(token_key); } catch (e) { return null; } }
-  function store_token(t) { try { localStorage.setItem(token_key, t); } catch (e) {} }
-  function forget_token() { try { localStorage.removeItem(token_key); } catch (e) {} }
-  function AuthError(message) { this.message = message; }
 
   function get(path) {
     var headers = {};

@@ -123,9 +123,10 @@ export class Segment {
   locate(origin: string, hi: number, lo: number, seq: number): Location | null {
     const range = this.origins.get(origin);
     if (range === undefined || seq < range.seq_first || seq > range.seq_last) return null;
-    if (seq === range.seq_last && range.last_offset >= 0) {
-      assert(frame_seq(this.view, range.last_offset) === seq, "the newest event's offset points at it");
-      return { offset: range.last_offset, pos: range.last_pos };
+    const newest = this.newest_location(origin, seq);
+    if (newest !== null) {
+      assert(frame_seq(this.view, newest.offset) === seq, "the newest event's offset points at it");
+      return newest;
     }
     const k = Math.floor((seq - range.seq_first) / index_stride_events);
     let offset = range.offsets[k];

@@ -217,10 +217,7 @@ export class Replicator {
     // Own events appended while offline reach peers through their repair requests, not a burst of pushes.
     this.pushed_seq = this.log.durable_held(this.id);
     const out: Outbound[] = [];
-    this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);
-    this.announcer.publish_all(out, now_ms);
-    this.announced_ms = now_ms;
-    this.announce_due = false;
+    this.announce(out, now_ms);
     this.planner.mark_all();
     this.planner.plan(out, now_ms);
     return out;
@@ -279,6 +276,11 @@ export class Replicator {
   /** A peer came online that may not get our retained status and vv from the broker (announce_to_new_peers): publish them again. */
   private maybe_announce_again(out: Outbound[], now_ms: number): void {
     if (!this.announce_due || now_ms - this.announced_ms < Math.max(this.settings.vv_interval_ms, this.settings.announce_min_interval_ms)) return;
+    this.announce(out, now_ms);
+  }
+
+  /** Our online status, vv and every entry, now (on connect, and again for peers that came online). */
+  private announce(out: Outbound[], now_ms: number): void {
     this.announce_due = false;
     this.announced_ms = now_ms;
     this.emit(out, this.topics.status(this.id), { kind: "status", from: this.id, online: true, session: this.session }, true, null);

@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { type Clock, type TimerHandle, type Timers, system_clock, system_timers } from "../lib/clock.ts";
 import { InterlogError } from "../lib/errors.ts";
 import type { Outbound, Replicator } from "../sync/replicator.ts";
-import { type BrokerPresetName, broker_presets } from "./presets.ts";
+import { type BrokerPreset, type BrokerPresetName, broker_presets } from "./presets.ts";
 import { PublishQueue, type PublishQueueStats } from "./publish_queue.ts";
 
 /**
@@ -67,6 +67,9 @@ export interface MqttTransportOptions {
   on_info?: (message: string, details: Record<string, unknown>) => void;
 }
 
+/** Pacing's clock: a wall clock stepped back by NTP would stall it for the step. */
+const monotonic_clock: Clock = { now_ms: () => performance.now() };
+
 export interface TransportStatus {
   connected: boolean;
   /** The broker URL of the current connection (the last one while disconnected), without credentials. */
@@ -87,8 +90,6 @@ export interface TransportStatus {
  * persistence forgets everything), a retained offline will, TLS and
  * username/password, and outgoing pacing within the broker's limits.
  */
-const monotonic_clock: Clock = { now_ms: () => performance.now() };
-
 /** MQTT 5 DISCONNECT reason: Session taken over (another client connected with this client id). */
 const session_taken_over = 0x8e;
 /** A connection closed this soon after connecting counts as short... */
@@ -121,9 +122,9 @@ export class MqttTransport {
   private readonly protocol_version: 4 | 5;
   private readonly subscribe_qos: 0 | 1;
   private current_url: string;
-  /** Connections closed before the broker's CONNACK in a row (an MQTT 3.1.1-only broker closes an MQTT 5 CONNECT so). */
+  /** Connections closed before any CONNACK (an MQTT 3.1.1-only broker closes an MQTT 5 CONNECT so). */
   private closed_before_connack = 0;
-  private saw_connack = false;
+  private readonly preset: BrokerPreset;
   /** When the current event-loop turn started handling incoming messages; -1 outside one. */
   private turn_started_ms = -1;
 
@@ -135,6 +136,7 @@ export class MqttTransport {
     this.on_warning = options.on_warning ?? (() => {});
     this.on_info = options.on_info ?? (() => {});
     const preset = broker_presets[options.preset ?? "generic"];
+    this.preset = preset;
     this.urls = typeof options.url === "string" ? [options.url] : [...options.url];
     if (this.urls.length === 0) throw new InterlogError("CONFIG_INVALID", "no MQTT broker URL given");
     this.current_url = this.urls[0];
@@ -153,7 +155,6 @@ export class MqttTransport {
         bytes_per_s: options.bytes_per_s !== undefined ? options.bytes_per_s : preset.bytes_per_s,
         inflight_max: options.inflight_max ?? 64,
         queue_max_bytes: this.queue_max_bytes,
-        max_message_bytes: this.replicator.max_packet_bytes,
       },
       // Pacing runs on a monotonic clock: a wall clock stepped back by NTP would stall it for the step.
       options.pacing_clock ?? monotonic_clock,
@@ -311,15 +312,9 @@ export class MqttTransport {
 
   private handle_connect(client: MqttClient): void {
     this.counts.connects++;
-    this.saw_connack = true;
-    this.closed_before_connack = 0;
     this.current_url = this.url_of(client);
-    // No-local (MQTT 5) spares the echo of our own publishes; with 3.1.1 the replicator drops them (own_echo).
-    const filters: Record<string, { qos: 0 | 1; nl?: true }> = {};
     const wanted = this.replicator.subscriptions();
-    const qos = this.subscribe_qos;
-    for (const f of wanted) filters[f] = this.protocol_version === 5 ? { qos, nl: true } : { qos };
-    const limit = broker_presets[this.options.preset ?? "generic"].subscriptions_max;
+    const limit = this.preset.subscriptions_max;
     if (limit !== null && wanted.length > limit && this.counts.connects === 1) {
       this.on_warning(
         `this replica needs ${wanted.length} subscriptions but the ${this.options.preset} broker allows ${limit} per connection; list fewer origins in replication.pull (each pulled origin costs about as many filters as there are pulled origins)`,
@@ -327,12 +322,11 @@ export class MqttTransport {
       );
     }
     // AWS IoT Core closes the connection on a SUBSCRIBE of more than 8 filters: send them in requests of at most that many.
-    const per_request = broker_presets[this.options.preset ?? "generic"].filters_per_subscribe_max ?? wanted.length;
-    const requests: Record<string, { qos: 0 | 1; nl?: true }>[] = [];
-    const names = Object.keys(filters);
-    for (let i = 0; i < names.length; i += Math.max(1, per_request)) {
-      requests.push(Object.fromEntries(names.slice(i, i + Math.max(1, per_request)).map((f) => [f, filters[f]])));
-    }
+    const per_request = Math.max(1, this.preset.filters_per_subscribe_max ?? wanted.length);
+    // No-local (MQTT 5) spares the echo of our own publishes; with 3.1.1 the replicator drops them (own_echo).
+    const options = this.protocol_version === 5 ? { qos: this.subscribe_qos, nl: true as const } : { qos: this.subscribe_qos };
+    const requests: string[][] = [];
+    for (let i = 0; i < wanted.length; i += per_request) requests.push(wanted.slice(i, i + per_request));
     let waiting = requests.length;
     let failed = false;
     const refused: string[] = [];
@@ -369,7 +363,9 @@ export class MqttTransport {
       this.push(this.replicator.on_connect(this.clock.now_ms()));
     };
     if (requests.length === 0) subscribed([], null, []);
-    for (const request of requests) client.subscribe(request, (err, granted) => subscribed(Object.keys(request), err, granted));
+    for (const request of requests) {
+      client.subscribe(Object.fromEntries(request.map((f) => [f, options])), (err, granted) => subscribed(request, err, granted));
+    }
   }
 
   /**
@@ -413,7 +409,8 @@ export class MqttTransport {
    */
   private note_closed_before_connack(): void {
     this.closed_before_connack++;
-    if (this.protocol_version !== 5 || this.saw_connack || this.closed_before_connack !== short_sessions_warn) return;
+    // connects counts CONNACKs: once one came, the broker speaks this version.
+    if (this.protocol_version !== 5 || this.counts.connects > 0 || this.closed_before_connack !== short_sessions_warn) return;
     this.on_warning(
       "the broker keeps closing the connection before accepting it; if it speaks only MQTT 3.1.1 (RabbitMQ) set mqtt.preset: rabbitmq or mqtt.protocol: 3.1.1, otherwise check its log for the refusal (client id, login, TLS)",
       { url: redact(this.current_url), closes: this.closed_before_connack },

@@ -11,8 +11,6 @@ export interface PublishLimits {
   inflight_max: number;
   /** Bytes waiting here; beyond it the newest non-retained messages are dropped (repair makes them good). */
   queue_max_bytes: number;
-  /** The largest message. */
-  max_message_bytes: number;
 }
 
 /**

@@ -13,7 +13,7 @@ describe("outgoing pacing", () => {
       let now = 0;
       const sent: { at: number; bytes: number }[] = [];
       const q = new PublishQueue(
-        { publishes_per_s: aws.publishes_per_s, bytes_per_s: aws.bytes_per_s, inflight_max: 8, queue_max_bytes: 1 << 30, max_message_bytes: aws.max_packet_bytes },
+        { publishes_per_s: aws.publishes_per_s, bytes_per_s: aws.bytes_per_s, inflight_max: 8, queue_max_bytes: 1 << 30 },
         { now_ms: () => now },
         (m, done) => {
           sent.push({ at: now, bytes: m.payload.length });
@@ -60,7 +60,7 @@ describe("outgoing pacing", () => {
     let now = 10_000_000;
     let sent = 0;
     const q = new PublishQueue(
-      { publishes_per_s: aws.publishes_per_s, bytes_per_s: aws.bytes_per_s, inflight_max: 64, queue_max_bytes: 1 << 30, max_message_bytes: aws.max_packet_bytes },
+      { publishes_per_s: aws.publishes_per_s, bytes_per_s: aws.bytes_per_s, inflight_max: 64, queue_max_bytes: 1 << 30 },
       { now_ms: () => now },
       (_m, done) => {
         sent++;
@@ -83,7 +83,7 @@ describe("outgoing pacing", () => {
 
   test("at most inflight_max publishes await their acknowledgement", () => {
     const pending: (() => void)[] = [];
-    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 3, queue_max_bytes: 1 << 20, max_message_bytes: 1000 }, { now_ms: () => 0 }, (_m, done) =>
+    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 3, queue_max_bytes: 1 << 20 }, { now_ms: () => 0 }, (_m, done) =>
       pending.push(() => done()),
     );
     q.push(Array.from({ length: 10 }, () => msg(100)));
@@ -97,7 +97,7 @@ describe("outgoing pacing", () => {
 
   test("a full queue drops its newest non-retained messages and keeps retained ones", () => {
     const sent: number[] = [];
-    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 8, queue_max_bytes: 1000, max_message_bytes: 1000 }, { now_ms: () => 0 }, (m) =>
+    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 8, queue_max_bytes: 1000 }, { now_ms: () => 0 }, (m) =>
       sent.push(m.payload.length),
     );
     q.push([msg(400, true), msg(401), msg(402), msg(403)]);
@@ -111,7 +111,7 @@ describe("outgoing pacing", () => {
   test("a newer retained state replaces the queued one on its topic instead of queueing behind it", () => {
     const sent: Outbound[] = [];
     let release: (() => void) | null = null;
-    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 1, queue_max_bytes: 1 << 20, max_message_bytes: 1000 }, { now_ms: () => 0 }, (m, done) => {
+    const q = new PublishQueue({ publishes_per_s: null, bytes_per_s: null, inflight_max: 1, queue_max_bytes: 1 << 20 }, { now_ms: () => 0 }, (m, done) => {
       sent.push(m);
       release = () => done();
     });

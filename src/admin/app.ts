@@ -8,7 +8,7 @@ import { type AdminDeps, admin_limits_default } from "./deps.ts";
 import { fleet_html } from "./fleet_page.ts";
 import { host_guard } from "./host_guard.ts";
 import { error_response, log_error_response } from "./http_errors.ts";
-import { create_metrics } from "./metrics.ts";
+import { AdminMetrics } from "./metrics.ts";
 import { NewEvents } from "./new_events.ts";
 import { QuarantineIndex } from "./quarantine.ts";
 import { RetentionView } from "./retention_view.ts";
@@ -50,7 +50,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
     ready: deps.ready,
     warn: deps.on_warning ?? (() => {}),
     limits,
-    metrics: create_metrics(deps.log, deps.sync, quarantine, deps.clock, retention),
+    metrics: new AdminMetrics({ log: deps.log, sync: deps.sync, quarantine, clock: deps.clock, retention }),
     quarantine,
     new_events: new NewEvents(limits.sse_streams_max),
     retention,

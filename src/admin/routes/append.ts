@@ -75,7 +75,7 @@ export function mount_append_route(app: Hono, ctx: AdminContext): void {
           message = `validator failed: ${err instanceof Error ? err.message : String(err)}`;
         }
         if (message !== null) {
-          ctx.metrics.append_rejected.inc();
+          ctx.metrics.append_rejected_total++;
           const where = payloads.length > 1 ? `event ${i} of the batch: ` : "";
           return error_response(c, 422, "VALIDATION_FAILED", `${where}${message}; nothing was written`);
         }

@@ -25,7 +25,7 @@ export function mount_health_routes(app: Hono, ctx: AdminContext): void {
   });
 
   app.get("/metrics", async (c) => {
-    const text = await ctx.metrics.registry.metrics();
-    return c.body(text, 200, { "Content-Type": ctx.metrics.registry.contentType });
+    const { text, content_type } = await ctx.metrics.scrape();
+    return c.body(text, 200, { "Content-Type": content_type });
   });
 }

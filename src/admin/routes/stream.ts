@@ -105,7 +105,7 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
     }
     open++;
     per_client.set(client, held + 1);
-    ctx.metrics.sse_streams.set(open);
+    ctx.metrics.sse_streams = open;
     disable_idle_timeout(c.env, c.req.raw);
 
     return streamSSE(c, async (stream) => {
@@ -143,7 +143,7 @@ export function mount_stream_route(app: Hono, ctx: AdminContext): void {
         const left = (per_client.get(client) ?? 1) - 1;
         if (left > 0) per_client.set(client, left);
         else per_client.delete(client);
-        ctx.metrics.sse_streams.set(open);
+        ctx.metrics.sse_streams = open;
       }
     }, async (err) => {
       // streamSSE then sends the message as an `error` event and closes the stream.

@@ -23,6 +23,7 @@ import {
   segment_create_zeros_ms,
 } from "./segment_create.ts";
 import { sync_256b_events_per_s } from "./sync_256b_events_per_s.ts";
+import { sync_cpu_s_per_1m_events, sync_cpu_s_per_1m_events_receiver, sync_cpu_s_per_1m_events_sender } from "./sync_cpu_s_per_1m_events.ts";
 import { sync_catchup_100k_peak_rss_bytes, sync_catchup_100k_s } from "./sync_catchup_100k.ts";
 import { sync_wire_overhead_ratio } from "./sync_wire_overhead.ts";
 import type { Benchmark } from "./types.ts";
@@ -47,6 +48,9 @@ export const benchmarks: readonly Benchmark[] = [
   write_amplification_256b_always,
   prune_1gib_ms,
   sync_256b_events_per_s,
+  sync_cpu_s_per_1m_events,
+  sync_cpu_s_per_1m_events_sender,
+  sync_cpu_s_per_1m_events_receiver,
   sync_catchup_100k_s,
   sync_catchup_100k_peak_rss_bytes,
   sync_wire_overhead_ratio,

@@ -69,6 +69,11 @@ export class BenchBroker {
     return broker;
   }
 
+  /** The broker's process id while it runs (for its CPU time), or null. */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }

@@ -28,15 +28,31 @@ export interface SyncRun {
  * sync_window_events ahead of B; the clock stops once B holds them all
  * durably. B must hold nothing else (it has no events of its own).
  */
-export async function sync_run(
+export function sync_run(
   a: BenchReplica,
   b: BenchReplica,
   pool: readonly Uint8Array[],
   events: number,
   window_events = sync_window_events,
 ): Promise<SyncRun> {
+  return sync_run_to(a, () => b.log.durable_count, pool, events, window_events, () => JSON.stringify(b.rep.counters));
+}
+
+/**
+ * sync_run against a B seen only through `b_durable_count` (e.g. a replica
+ * in another process reporting through shared memory); `describe_b` says
+ * what B did when the run gives up.
+ */
+export async function sync_run_to(
+  a: BenchReplica,
+  b_durable_count: () => number,
+  pool: readonly Uint8Array[],
+  events: number,
+  window_events = sync_window_events,
+  describe_b: () => string = () => "",
+): Promise<SyncRun> {
   const mask = pool.length - 1;
-  const base = b.log.durable_count;
+  const base = b_durable_count();
   const batch: Uint8Array[] = [];
   const started = performance.now();
   for (let sent = 0; sent < events; ) {
@@ -46,11 +62,11 @@ export async function sync_run(
     a.append_batch(batch);
     sent += n;
     await next_turn();
-    while (sent - (b.log.durable_count - base) > window_events) await Bun.sleep(1);
+    while (sent - (b_durable_count() - base) > window_events) await Bun.sleep(1);
   }
   await until(
-    () => b.log.durable_count - base >= events,
-    () => `B holds ${b.log.durable_count - base} of ${events} events durably; A ${JSON.stringify(a.transport.status())}; B ${JSON.stringify(b.rep.counters)}`,
+    () => b_durable_count() - base >= events,
+    () => `B holds ${b_durable_count() - base} of ${events} events durably; A ${JSON.stringify(a.transport.status())}; B ${describe_b()}`,
   );
   const seconds = (performance.now() - started) / 1000;
   return { events_per_s: events / seconds, seconds };

@@ -51,17 +51,42 @@ function port_url(url: string, port: number | undefined): string {
  * protocol on this link could reach.
  */
 export async function raw_mqtt_run(load: RawLoad): Promise<RawRun> {
-  const tag = `${process.pid}-${Math.floor(Math.random() * 1e9)}`;
-  const topic = `bench-raw/${tag}/events`;
-  const subscriber = await connect(port_url(load.url, load.port_override?.subscriber), `bench-raw-sub-${tag}`);
-  const publisher = await connect(port_url(load.url, load.port_override?.publisher), `bench-raw-pub-${tag}`);
+  const topic = raw_topic();
+  const subscriber = await connect(port_url(load.url, load.port_override?.subscriber), `bench-raw-sub-${topic.split("/")[1]}`);
   try {
     let received_events = 0;
     subscriber.on("message", (_topic, payload) => {
       received_events += payload.length / load.payload_bytes;
     });
     await subscriber.subscribeAsync(topic, { qos: 1 });
+    return await raw_publish(load, topic, () => received_events);
+  } finally {
+    subscriber.end(true);
+  }
+}
 
+/** A topic of its own for one raw run. */
+export function raw_topic(): string {
+  return `bench-raw/${process.pid}-${Math.floor(Math.random() * 1e9)}/events`;
+}
+
+/** Connects a raw subscriber (in this process or another) the way raw_mqtt_run does. */
+export function raw_connect(url: string, client_id: string): Promise<MqttClient> {
+  return connect(url, client_id);
+}
+
+/**
+ * The publishing half of the raw baseline: publishes load.events payloads on
+ * `topic` to a subscriber that is already listening and that reports what
+ * it received through `received_events` (in this process or another).
+ * `on_start` runs once the publisher is connected, as the clock starts.
+ */
+export async function raw_publish(load: RawLoad, topic: string, received_events: () => number, on_start: () => void = () => {}): Promise<RawRun> {
+  const publisher = await connect(port_url(load.url, load.port_override?.publisher), `bench-raw-pub-${topic.split("/")[1]}`);
+  try {
+    on_start();
+    const base = received_events();
+    const received = (): number => received_events() - base;
     const mask = load.pool.length - 1;
     let inflight = 0;
     let wake: (() => void) | null = null;
@@ -87,16 +112,15 @@ export async function raw_mqtt_run(load: RawLoad): Promise<RawRun> {
         sent += n;
       }
       await next_turn();
-      while (sent - received_events > load.window_events) await Bun.sleep(1);
+      while (sent - received() > load.window_events) await Bun.sleep(1);
     }
     await until(
-      () => received_events >= load.events,
-      () => `raw subscriber received ${received_events} of ${load.events} events`,
+      () => received() >= load.events,
+      () => `raw subscriber received ${received()} of ${load.events} events`,
     );
     const seconds = (performance.now() - started) / 1000;
     return { events_per_s: load.events / seconds, seconds, messages };
   } finally {
     publisher.end(true);
-    subscriber.end(true);
   }
 }

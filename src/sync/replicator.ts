@@ -50,6 +50,7 @@ import {
   type ReplicatorOptions,
   type SyncSettings,
   envelope_reserve_bytes,
+  header_room_bytes,
   message_pool_keep_max,
   publish_overhead_bytes,
   resolve_sync_options,
@@ -135,7 +136,7 @@ export class Replicator {
     this.pull_set = s.pull_set;
     this.max_packet_bytes = s.max_packet_bytes;
     this.encoder = new EventsEncoder(s.max_packet_bytes - envelope_reserve_bytes);
-    this.pool = new MessagePool(s.max_packet_bytes, message_pool_keep_max);
+    this.pool = new MessagePool(header_room_bytes + s.max_packet_bytes, message_pool_keep_max);
     this.gap = new GapBuffer(s.gap_buffer_max_bytes, s.gap_buffer_per_peer_max_bytes);
     this.reassembler = new Reassembler(s.reassembly_max_bytes, s.reassembly_per_peer_max_bytes, (reason) => this.counters.forgotten[reason]++);
     this.answers = new AnswerLimiter(s);
@@ -700,10 +701,14 @@ export class Replicator {
   private encode(topic: string, m: SyncMessage, retain: boolean): Outbound {
     // Batches go into pooled buffers, returned by the transport once acknowledged.
     const pooled = m.kind === "events" || m.kind === "to" ? this.pool.take() : null;
-    const payload = encode_message(m, pooled);
+    // Encoded after header_room_bytes, which the transport may fill with its packet header (one buffer to the socket, no join).
+    const payload = encode_message(m, pooled === null ? null : pooled.subarray(header_room_bytes));
     assert(payload.length + topic.length + publish_overhead_bytes <= this.max_packet_bytes, "an outgoing message fits in max_packet_bytes");
     const o: Outbound = { topic, payload, retain, qos: 1 };
-    if (pooled !== null && payload.buffer === pooled.buffer) o.release = () => this.pool.give(pooled);
+    if (pooled !== null && payload.buffer === pooled.buffer) {
+      o.release = () => this.pool.give(pooled);
+      o.header_room_bytes = header_room_bytes;
+    }
     return o;
   }
 

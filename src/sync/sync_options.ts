@@ -21,6 +21,12 @@ export interface Outbound {
   qos: 0 | 1;
   /** Call once the broker acknowledged the message and nothing reads `payload` any more: its buffer is reused. */
   release?: () => void;
+  /**
+   * Bytes right before `payload` in its ArrayBuffer that nothing else uses:
+   * the transport may write its packet header there and send header and
+   * payload as one buffer instead of joining them in a copy. 0 or unset: none.
+   */
+  header_room_bytes?: number;
 }
 
 export interface ReplicatorOptions {
@@ -163,6 +169,13 @@ export const reassemblies_max = 64;
 
 /** Idle outgoing buffers kept for reuse (at most 2 MiB at 128 KiB packets: a steady stream needs few, a device's idle memory stays small). */
 export const message_pool_keep_max = 16;
+
+/**
+ * Room kept in front of every pooled message for the transport's packet
+ * header (Outbound.header_room_bytes): a PUBLISH header is the topic plus at
+ * most 10 bytes.
+ */
+export const header_room_bytes = 256;
 
 /** Kept free in every message for the topic, the MQTT fixed and variable header and the CBOR envelope. */
 export const envelope_reserve_bytes = 512;

@@ -5,6 +5,8 @@ import { InterlogError } from "../lib/errors.ts";
 import type { Outbound, Replicator } from "../sync/replicator.ts";
 import { type BrokerPreset, type BrokerPresetName, broker_presets } from "./presets.ts";
 import { PublishQueue, type PublishQueueStats } from "./publish_queue.ts";
+import { store_publishes_without_copy } from "./store_without_copy.ts";
+import { write_publishes_whole } from "./whole_publish_writer.ts";
 
 /**
  * Incoming messages handled in one turn of the event loop, in ms at most
@@ -127,6 +129,8 @@ export class MqttTransport {
   private readonly preset: BrokerPreset;
   /** When the current event-loop turn started handling incoming messages; -1 outside one. */
   private turn_started_ms = -1;
+  /** Tells the client's PUBLISH writer that a payload has room for its header in front (whole_publish_writer.ts). */
+  private mark_header_room: (payload: Buffer, room_bytes: number) => void = () => {};
 
   constructor(options: MqttTransportOptions) {
     this.options = options;
@@ -191,6 +195,8 @@ export class MqttTransport {
       client_options.rejectUnauthorized = o.tls.reject_unauthorized ?? true;
     }
     const client = mqtt.connect(this.urls[0], client_options);
+    store_publishes_without_copy(client);
+    this.mark_header_room = write_publishes_whole(client, this.protocol_version);
     this.client = client;
     client.on("connect", () => this.handle_connect(client));
     client.on("close", () => this.handle_close());
@@ -429,7 +435,9 @@ export class MqttTransport {
   private send(m: Outbound, done: (err?: Error) => void): void {
     const client = this.client;
     if (client === null) return done(new Error("no client"));
-    client.publish(m.topic, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), { qos: m.qos, retain: m.retain }, (err) => {
+    const payload = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
+    if (m.header_room_bytes !== undefined) this.mark_header_room(payload, m.header_room_bytes);
+    client.publish(m.topic, payload, { qos: m.qos, retain: m.retain }, (err) => {
       // Acknowledged: mqtt.js keeps only its own copy (for redelivery), so the buffer may be reused.
       if (!err) m.release?.();
       done(err ?? undefined);

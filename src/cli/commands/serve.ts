@@ -35,6 +35,8 @@ a token.`,
       admin_url: admin.url,
       mqtt: redact_config(config).mqtt,
     });
+    // A compiled binary starts with raised JIT thresholds (scripts/firmware/compile.ts); from here on the hot paths should tier up as usual.
+    Bun.unsafe.setJITPolicy(1);
     const signal = await stop_signal;
     log_line("info", "stopping", { signal });
     await node.stop();

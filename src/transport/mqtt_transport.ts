@@ -194,7 +194,8 @@ export class MqttTransport {
       if (o.tls.key_file !== undefined) client_options.key = read_pem(o.tls.key_file, "client key");
       client_options.rejectUnauthorized = o.tls.reject_unauthorized ?? true;
     }
-    const client = mqtt.connect(this.urls[0], client_options);
+    // Parsed here, not by mqtt.js: it uses the deprecated url.parse(), whose warning would greet every start on stderr.
+    const client = mqtt.connect({ ...connect_options_of(this.urls[0]), ...client_options });
     store_publishes_without_copy(client);
     this.mark_header_room = write_publishes_whole(client, this.protocol_version);
     this.client = client;
@@ -463,6 +464,17 @@ function server_of(url: string): { host: string; port: number; protocol: "mqtt" 
   const protocol = u.protocol.slice(0, -1) as "mqtt" | "mqtts" | "ws" | "wss";
   const default_port = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }[protocol];
   return { host: u.hostname.replace(/^\[|\]$/g, ""), port: u.port === "" ? default_port : Number(u.port), protocol };
+}
+
+/** What mqtt.js takes from a broker URL when given one (host, port, protocol, WebSocket path, credentials in the URL, query). */
+function connect_options_of(url: string): IClientOptions {
+  const u = new URL(url);
+  const s = server_of(url);
+  const options: IClientOptions = { protocol: s.protocol, host: s.host, hostname: s.host, port: s.port, path: `${u.pathname}${u.search}` };
+  if (u.username !== "") options.username = decodeURIComponent(u.username);
+  if (u.password !== "") options.password = decodeURIComponent(u.password);
+  if (u.search !== "") options.query = Object.fromEntries(u.searchParams);
+  return options;
 }
 
 function same_server(url: string, host: string | undefined, port: number | undefined): boolean {

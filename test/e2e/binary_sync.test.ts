@@ -85,6 +85,9 @@ describe("the compiled binary", () => {
       expect(await b.stop()).toBe(0);
       await broker.stop();
     }
+    // Everything serve says is a JSON line on stdout; stderr stays empty (mqtt.js's url.parse() deprecation warning used to land there).
+    expect(await new Response(a.proc.stderr).text()).toBe("");
+    expect(await new Response(b.proc.stderr).text()).toBe("");
     // a holds b's events with b's signatures: verify proves them; one payload byte changed on disk, its crc made good, is caught.
     const a_dir = path.join(dir, "truck-a");
     const clean = await run([bin, "verify", "--data-dir", a_dir]);

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { BenchContext } from "./context.ts";
 import { payload_pool } from "./payloads.ts";
 import { BenchBroker } from "./sync_broker.ts";
-import { type CpuChildReport, SharedCounters, counter_slots } from "./sync_cpu_counters.ts";
+import { type CpuChildReport, SharedCounters, counter_slots, report_file } from "./sync_cpu_counters.ts";
 import { events_per_message, sync_batch_events, sync_inflight_max, sync_payload_bytes, sync_run_to, sync_window_events } from "./sync_load.ts";
 import { raw_publish, raw_topic } from "./sync_raw_mqtt.ts";
 import { BenchReplica, until } from "./sync_replica.ts";
@@ -98,10 +98,10 @@ async function sync_round(ctx: BenchContext, broker: BenchBroker, pool: readonly
   const counter_file = path.join(dir_a, "..", `${path.basename(dir_a)}.counters`);
   SharedCounters.create(counter_file);
   const counters = SharedCounters.open(counter_file);
-  const child = ChildProcess.spawn(["replica", broker.url, counter_file, String(cpu_events), dir_b]);
+  const child = ChildProcess.spawn(["replica", broker.url, counter_file, String(cpu_events), dir_b], counters, counter_file);
   let a: BenchReplica | null = null;
   try {
-    const ready = (await child.line()) as { id: string };
+    const ready = (await child.ready()) as { id: string };
     a = await BenchReplica.open(dir_a, broker.url, "a");
     const opened = a;
     opened.start();
@@ -110,13 +110,13 @@ async function sync_round(ctx: BenchContext, broker: BenchBroker, pool: readonly
       () => `the replicas did not see each other: ${opened.warnings.join("; ")}`,
       10_000,
     );
-    child.send("go");
+    await child.go();
     const a_before = process.cpuUsage();
     const broker_before = process_cpu(broker.pid);
     const run = await sync_run_to(opened, () => counters.get(counter_slots.held), pool, cpu_events, sync_window_events, () => `child: ${child.stderr_tail()}`);
     const a_cpu = process.cpuUsage(a_before);
     const broker_after = process_cpu(broker.pid);
-    const b_report = (await child.line()) as CpuChildReport;
+    const b_report = (await child.report()) as CpuChildReport;
     const s = opened.log.stats;
     return {
       details: `A: ${s.fsyncs} fsyncs (mean ${((s.fsync_seconds_total / Math.max(1, s.fsyncs)) * 1000).toFixed(1)} ms), ${opened.rep.counters.messages_out.events} event messages; ${b_report.details}`,
@@ -140,9 +140,9 @@ async function raw_round(ctx: BenchContext, broker: BenchBroker, pool: readonly 
   SharedCounters.create(counter_file);
   const counters = SharedCounters.open(counter_file);
   const topic = raw_topic();
-  const child = ChildProcess.spawn(["raw", broker.url, counter_file, String(cpu_events), topic, String(sync_payload_bytes)]);
+  const child = ChildProcess.spawn(["raw", broker.url, counter_file, String(cpu_events), topic, String(sync_payload_bytes)], counters, counter_file);
   try {
-    await child.line();
+    await child.ready();
     let before = process.cpuUsage();
     let broker_before = process_cpu(broker.pid);
     const run = await raw_publish(
@@ -158,15 +158,15 @@ async function raw_round(ctx: BenchContext, broker: BenchBroker, pool: readonly 
       },
       topic,
       () => counters.get(counter_slots.held),
-      () => {
-        child.send("go");
+      async () => {
+        await child.go();
         before = process.cpuUsage();
         broker_before = process_cpu(broker.pid);
       },
     );
     const cpu = process.cpuUsage(before);
     const broker_after = process_cpu(broker.pid);
-    const report = (await child.line()) as CpuChildReport;
+    const report = (await child.report()) as CpuChildReport;
     return {
       details: "",
       sender: per_1m(cpu.user, cpu.system),
@@ -201,55 +201,80 @@ function process_cpu(pid: number | null): { user: number; system: number } | nul
   }
 }
 
-/** sync_cpu_child.ts running: JSON lines from its stdout, "go" to its stdin; killed if it overruns or the bench exits. */
+/** sync_cpu_child.ts running, told and heard through its counter file; killed if it overruns or the bench exits. */
 class ChildProcess {
-  private buffered = "";
-  private stderr = "";
-  private readonly chunks: AsyncIterator<Uint8Array>;
-  private readonly decoder = new TextDecoder();
   private readonly kill = (): void => {
     this.proc.kill("SIGKILL");
   };
   private readonly timer: ReturnType<typeof setTimeout>;
 
-  private constructor(private readonly proc: Bun.Subprocess<"pipe", "pipe", "pipe">) {
-    this.chunks = proc.stdout[Symbol.asyncIterator]();
+  private constructor(
+    private readonly proc: Bun.Subprocess<"ignore", "ignore", number>,
+    private readonly counters: SharedCounters,
+    private readonly counter_file: string,
+    private readonly stderr_file: string,
+  ) {
     process.on("exit", this.kill);
     this.timer = setTimeout(this.kill, child_timeout_ms);
-    void (async () => {
-      for await (const chunk of proc.stderr) this.stderr = (this.stderr + this.decoder.decode(chunk)).slice(-4000);
-    })();
   }
 
-  static spawn(args: string[]): ChildProcess {
-    return new ChildProcess(Bun.spawn([process.execPath, child_script, ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe" }));
-  }
-
-  /** The next JSON line the child prints. */
-  async line(): Promise<unknown> {
-    for (;;) {
-      const end = this.buffered.indexOf("\n");
-      if (end >= 0) {
-        const text = this.buffered.slice(0, end);
-        this.buffered = this.buffered.slice(end + 1);
-        return JSON.parse(text);
-      }
-      const { value, done } = await this.chunks.next();
-      if (done) throw new Error(`the CPU benchmark's child ended early: ${this.stderr_tail()}`);
-      this.buffered += this.decoder.decode(value);
+  static spawn(args: string[], counters: SharedCounters, counter_file: string): ChildProcess {
+    const stderr_file = `${counter_file}.stderr`;
+    const stderr = fs.openSync(stderr_file, "w");
+    try {
+      const proc = Bun.spawn([process.execPath, child_script, ...args], { stdin: "ignore", stdout: "ignore", stderr });
+      return new ChildProcess(proc, counters, counter_file, stderr_file);
+    } finally {
+      fs.closeSync(stderr);
     }
   }
 
-  send(line: string): void {
-    this.proc.stdin.write(`${line}\n`);
-    void this.proc.stdin.flush();
+  /** What the child wrote once connected. */
+  async ready(): Promise<unknown> {
+    await this.until_slot(counter_slots.ready, 10_000);
+    return this.read_report();
+  }
+
+  /** Tells the child to start measuring, and waits until it does. */
+  async go(): Promise<void> {
+    this.counters.set(counter_slots.go, 1);
+    await this.until_slot(counter_slots.measuring, 10_000);
+  }
+
+  /** The child's report, once it holds every event. */
+  async report(): Promise<unknown> {
+    await this.until_slot(counter_slots.done, child_timeout_ms);
+    return this.read_report();
   }
 
   stderr_tail(): string {
-    return this.stderr.slice(-2000);
+    try {
+      return fs.readFileSync(this.stderr_file, "utf8").slice(-2000);
+    } catch {
+      return "";
+    }
   }
 
-  /** Waits for the child to exit (killing it if it does not within 10 s). */
+  private read_report(): unknown {
+    try {
+      return JSON.parse(fs.readFileSync(report_file(this.counter_file), "utf8"));
+    } catch {
+      return {};
+    }
+  }
+
+  private until_slot(slot: number, timeout_ms: number): Promise<void> {
+    return until(
+      () => {
+        if (this.proc.exitCode !== null && this.counters.get(slot) === 0) throw new Error(`the CPU benchmark's child exited early: ${this.stderr_tail()}`);
+        return this.counters.get(slot) !== 0;
+      },
+      () => `the CPU benchmark's child: ${this.stderr_tail()}`,
+      timeout_ms,
+    );
+  }
+
+  /** Waits for the child to exit (killing it if it does not within 10 s), and removes its files. */
   async finish(): Promise<void> {
     const late = setTimeout(this.kill, 10_000);
     try {
@@ -258,6 +283,8 @@ class ChildProcess {
       clearTimeout(late);
       clearTimeout(this.timer);
       process.off("exit", this.kill);
+      fs.rmSync(this.stderr_file, { force: true });
+      fs.rmSync(report_file(this.counter_file), { force: true });
     }
   }
 }

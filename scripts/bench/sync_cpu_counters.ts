@@ -45,5 +45,17 @@ export interface CpuChildReport {
   details: string;
 }
 
-/** Where the child keeps its figures in its counter file. */
-export const counter_slots = { held: 0, peers: 1 } as const;
+/**
+ * The counter file's slots: what the child holds (durably, or received for
+ * raw) and how many peers it heard from; `ready` (1: connected) and
+ * `done` (1: report written) and `measuring` (1: it took `go`) are the
+ * child's, `go` (1: start measuring) the parent's, who starts the load once
+ * the child measures. No pipe between them: a pending read on a child's stdout cost
+ * the parent measurable CPU in Bun.
+ */
+export const counter_slots = { held: 0, peers: 1, ready: 2, go: 3, done: 4, measuring: 5 } as const;
+
+/** Where the child writes its ready line's id and its report (JSON). */
+export function report_file(counter_file: string): string {
+  return `${counter_file}.json`;
+}

@@ -81,10 +81,10 @@ export function raw_connect(url: string, client_id: string): Promise<MqttClient>
  * it received through `received_events` (in this process or another).
  * `on_start` runs once the publisher is connected, as the clock starts.
  */
-export async function raw_publish(load: RawLoad, topic: string, received_events: () => number, on_start: () => void = () => {}): Promise<RawRun> {
+export async function raw_publish(load: RawLoad, topic: string, received_events: () => number, on_start: () => void | Promise<void> = () => {}): Promise<RawRun> {
   const publisher = await connect(port_url(load.url, load.port_override?.publisher), `bench-raw-pub-${topic.split("/")[1]}`);
   try {
-    on_start();
+    await on_start();
     const base = received_events();
     const received = (): number => received_events() - base;
     const mask = load.pool.length - 1;

@@ -9,6 +9,10 @@ import { type ValidatorSpec, validator_registry } from "../validators/registry.t
 import { config_error_map, describe_value } from "./messages.ts";
 import { duration, size } from "./units_schema.ts";
 
+// zod compiles a fast parser for each object schema with new Function(): the config is parsed once, and that code
+// generation wakes JavaScriptCore's parser and compiler in a binary that otherwise runs precompiled bytecode (issue 16).
+z.config({ jitless: true });
+
 /**
  * The config file format, in zod: what the YAML may say, with defaults.
  * load.ts turns its output into the resolved Config (secrets, paths).

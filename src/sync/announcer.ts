@@ -13,6 +13,13 @@ export interface AnnouncerHost {
   pulls(origin: string): boolean;
   /** Encodes a retained message of this replica's into `out`. */
   publish(out: Outbound[], topic: string, m: VvMessage | EntryMessage): void;
+  /**
+   * The highest own seq the vv may claim: own events pushed live (or
+   * durable before the link came up). A claim ahead of the push makes every
+   * peer ask for events already on their way, and get them twice. Unset:
+   * no limit beyond durability.
+   */
+  own_claim_max?(): number;
 }
 
 /**
@@ -23,8 +30,9 @@ export interface AnnouncerHost {
  * publication costs the entries followed, not peers x pull lists).
  *
  * Invariants: an entry is published only for an origin held durably, at a
- * seq held durably; a published vv fits in one message and keeps the own
- * entry (the acknowledgement peers wait for).
+ * seq held durably; the own entry claims no more than was pushed live
+ * (own_claim_max), and rises when that does; a published vv fits in one
+ * message and keeps the own entry (the acknowledgement peers wait for).
  */
 export class Announcer {
   private readonly id: string;
@@ -42,6 +50,9 @@ export class Announcer {
   private last_entries_ms = Number.NEGATIVE_INFINITY;
   private last_entries_refresh_ms = Number.NEGATIVE_INFINITY;
   private last_entries_count = -1;
+  /** The own claim in the last vv and in the last entries published: a rise is a change even when durable_count is not. */
+  private last_vv_own = -1;
+  private last_entries_own = -1;
 
   constructor(
     private readonly host: AnnouncerHost,
@@ -102,15 +113,17 @@ export class Announcer {
   maybe_publish_entries(out: Outbound[], now_ms: number, force: boolean): void {
     const { log, topics } = this.host;
     const s = this.settings;
-    if (!this.entries_dirty && !force && log.durable_count === this.last_entries_count && now_ms - this.last_entries_refresh_ms < s.vv_refresh_ms) return;
+    const own_claim = this.own_claim();
+    if (!this.entries_dirty && !force && log.durable_count === this.last_entries_count && own_claim === this.last_entries_own && now_ms - this.last_entries_refresh_ms < s.vv_refresh_ms) return;
     if (!force && now_ms - this.last_entries_ms < s.vv_interval_ms) return;
     const refresh = force || now_ms - this.last_entries_refresh_ms >= s.vv_refresh_ms;
     if (refresh) this.last_entries_refresh_ms = now_ms;
     this.last_entries_ms = now_ms;
     this.last_entries_count = log.durable_count;
+    this.last_entries_own = own_claim;
     this.entries_dirty = false;
     const wanted = this.entries_wanted();
-    const vv = log.durable_vv();
+    const vv = this.claimed_vv(own_claim);
     for (const origin of wanted) {
       // Only what this replica holds: a peer's pull list cannot make it publish entries for origins it has never seen.
       const seq = vv.get(origin) ?? 0;
@@ -139,9 +152,24 @@ export class Announcer {
     return wanted;
   }
 
+  /** What the vv says of this replica's own events: durable, and no more than pushed live. */
+  private own_claim(): number {
+    return Math.min(this.host.log.durable_held(this.id), this.host.own_claim_max?.() ?? Number.POSITIVE_INFINITY);
+  }
+
+  /** The durable vv with the own entry at own_claim (absent when 0). */
+  private claimed_vv(own_claim: number): Map<string, number> {
+    const vv = this.host.log.durable_vv();
+    if ((vv.get(this.id) ?? 0) > own_claim) {
+      if (own_claim > 0) vv.set(this.id, own_claim);
+      else vv.delete(this.id);
+    }
+    return vv;
+  }
+
   maybe_publish_vv(out: Outbound[], now_ms: number): void {
     const s = this.settings;
-    const changed = this.host.log.durable_count !== this.last_vv_count;
+    const changed = this.host.log.durable_count !== this.last_vv_count || this.own_claim() !== this.last_vv_own;
     const since = now_ms - this.last_vv_ms;
     const interval = Math.max(s.vv_interval_ms, this.last_vv_entries * s.vv_ms_per_origin);
     if ((changed && since >= interval) || since >= Math.max(s.vv_refresh_ms, interval)) this.publish_vv(out, now_ms);
@@ -152,7 +180,9 @@ export class Announcer {
     const s = this.settings;
     this.last_vv_count = log.durable_count;
     this.last_vv_ms = now_ms;
-    let vv = log.durable_vv();
+    const own_claim = this.own_claim();
+    this.last_vv_own = own_claim;
+    let vv = this.claimed_vv(own_claim);
     const entries_max = s.vv_entries_per_message_max;
     const own = vv.get(this.id);
     if (vv.size > entries_max) {

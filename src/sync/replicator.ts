@@ -160,6 +160,7 @@ export class Replicator {
         topics: this.topics,
         pulls,
         publish: (out: Outbound[], topic: string, m: VvMessage | EntryMessage) => this.emit(out, topic, m, true, null),
+        own_claim_max: () => this.pushed_seq,
       },
       s,
     );

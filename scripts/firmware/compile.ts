@@ -16,6 +16,21 @@ export interface CompileOptions {
   bytecode_order?: boolean;
   /** The program to compile; default src/cli.ts. scripts/measure-firmware.ts compiles its bare baseline with the same flags. */
   entry?: string;
+  /** Other choices of Bun's build flags, for scripts/firmware/build-options.ts to compare; the firmware uses the defaults. */
+  flags?: Partial<BuildFlags>;
+}
+
+/** The size and memory choices among Bun's build flags (issue 16). */
+export interface BuildFlags {
+  /** --bytecode: without it the executable holds only source, parsed at start. */
+  bytecode: boolean;
+  minify: boolean;
+  /** --bytecode-depth; null: every level. */
+  bytecode_depth: number | null;
+  /** --compile-jit-policy. */
+  jit_policy: number;
+  /** --compile-exec-argv, e.g. ["--smol"]. */
+  exec_argv: string[];
 }
 
 /**
@@ -56,6 +71,7 @@ export interface CompileResult {
  */
 export async function compile_interlog(options: CompileOptions): Promise<CompileResult> {
   const { target, outfile, commit } = options;
+  const flags: BuildFlags = { bytecode: true, minify: true, bytecode_depth, jit_policy: start_jit_policy, exec_argv: [], ...options.flags };
   const bun_version = Bun.version;
   const args = [
     "build",
@@ -63,20 +79,20 @@ export async function compile_interlog(options: CompileOptions): Promise<Compile
     "--compile",
     "--no-compile-autoload-dotenv",
     "--no-compile-autoload-bunfig",
-    "--bytecode",
+    ...(flags.bytecode ? ["--bytecode"] : []),
     // Module bodies only: deeper functions compile from the (minified) source when first called. All depths
     // cost 2 MiB more binary (6.1 MiB over a bare program, against 4.1) for about 15 ms less start-up.
-    `--bytecode-depth=${bytecode_depth}`,
-    "--minify",
-    "--keep-names",
-    `--compile-jit-policy=${start_jit_policy}`,
+    ...(flags.bytecode_depth === null || !flags.bytecode ? [] : [`--bytecode-depth=${flags.bytecode_depth}`]),
+    ...(flags.minify ? ["--minify", "--keep-names"] : []),
+    `--compile-jit-policy=${flags.jit_policy}`,
+    ...(flags.exec_argv.length > 0 ? [`--compile-exec-argv=${flags.exec_argv.join(" ")}`] : []),
     "--format=esm",
     `--target=${target.bun_target}`,
     `--define=INTERLOG_COMMIT=${JSON.stringify(commit)}`,
     `--define=INTERLOG_TARGET=${JSON.stringify(target.name)}`,
     `--outfile=${outfile}`,
   ];
-  const orders = options.bytecode_order === false || options.entry !== undefined ? [] : bytecode_order_files.filter((f) => fs.existsSync(f));
+  const orders = options.bytecode_order === false || options.entry !== undefined || !flags.bytecode ? [] : bytecode_order_files.filter((f) => fs.existsSync(f));
   if (orders.length > 0) args.push(`--bytecode-order=${orders.join(",")}`);
   // The host's own runtime is the Bun running this; any other is fetched once from npm.
   if (target.name !== host_target().name) {

@@ -1,6 +1,6 @@
-// One live sync round with the receiver in a child process, for per-side profiles:
-// EVENTS=600000 bun --cpu-prof scripts/bench/profile_sync_split.ts (the child writes its own
-// .cpuprofile into PROFILE_DIR, default the working directory).
+// One live sync round with the receiver in a child process, for per-side CPU and profiles:
+// EVENTS=600000 bun --cpu-prof scripts/bench/profile_sync_split.ts profiles the sender; with
+// PROFILE_DIR=dir the child writes the receiver's .cpuprofile there.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,14 +11,23 @@ import { sync_payload_bytes, sync_run_to } from "./sync_load.ts";
 import { BenchReplica, until } from "./sync_replica.ts";
 
 const events = Number(process.env.EVENTS ?? 200_000);
-const profile_dir = process.env.PROFILE_DIR ?? process.cwd();
+const profile_dir = process.env.PROFILE_DIR;
 const broker = await BenchBroker.start();
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "prof-sync-split-"));
 const counter_file = path.join(root, "counters");
 SharedCounters.create(counter_file);
 const counters = SharedCounters.open(counter_file);
 const child = Bun.spawn(
-  [process.execPath, "--cpu-prof", `--cpu-prof-dir=${profile_dir}`, new URL("./sync_cpu_child.ts", import.meta.url).pathname, "replica", broker.url, counter_file, String(events), path.join(root, "b")],
+  [
+    process.execPath,
+    ...(profile_dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile_dir}`]),
+    new URL("./sync_cpu_child.ts", import.meta.url).pathname,
+    "replica",
+    broker.url,
+    counter_file,
+    String(events),
+    path.join(root, "b"),
+  ],
   { stdin: "ignore", stdout: "inherit", stderr: "inherit" },
 );
 await until(() => counters.get(counter_slots.ready) !== 0, () => "the child did not start", 10_000);

@@ -70,11 +70,6 @@ export function raw_topic(): string {
   return `bench-raw/${process.pid}-${Math.floor(Math.random() * 1e9)}/events`;
 }
 
-/** Connects a raw subscriber (in this process or another) the way raw_mqtt_run does. */
-export function raw_connect(url: string, client_id: string): Promise<MqttClient> {
-  return connect(url, client_id);
-}
-
 /**
  * The publishing half of the raw baseline: publishes load.events payloads on
  * `topic` to a subscriber that is already listening and that reports what

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { allocate_file_blocks, release_file_blocks } from "./fallocate.ts";
 import { DirLock } from "./lock.ts";
+import { release_mapped_pages } from "./release_pages.ts";
 
 /**
  * Everything the log does to the file system goes through this interface, so
@@ -51,6 +52,12 @@ export interface FileIO {
    * otherwise held until the mapping is collected. Optional; best effort.
    */
   release_blocks?(file: string): void;
+  /**
+   * Drops the resident pages of a whole mapping from map(), keeping its data
+   * (it is read back from the page cache on use), so a sealed segment read
+   * once does not stay in the process's RSS. Optional; best effort.
+   */
+  release_mapped?(map: Uint8Array): void;
   sync_dir(dir: string): Promise<void>;
   sync_dir_sync(dir: string): void;
   /** Free bytes on the file system holding dir, or null when unknown. */
@@ -214,6 +221,9 @@ export const node_file_io: FileIO = {
   create_zeroed_sync: (file, size_bytes) => create_zeroed_file_sync(file, size_bytes),
   open(file) {
     return new NodeFileHandle(fs.openSync(file, "r+"));
+  },
+  release_mapped(map) {
+    release_mapped_pages(map);
   },
   map(file) {
     return Bun.mmap(file);

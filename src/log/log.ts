@@ -698,6 +698,8 @@ export class Log {
       try {
         await this.commit.synced(segment.end_pos);
         await this.files.write_summary(segment);
+        // Sealed and durable: what was read of it (sync publishes what it reads) need not stay resident.
+        if (!this.closed) this.io.release_mapped?.(segment.map);
       } catch (err) {
         if (!is_interlog_error(err)) {
           this.options.on_warning("could not write a segment summary; the next start scans that segment instead", { error: String(err) });

@@ -698,8 +698,9 @@ export class Log {
       try {
         await this.commit.synced(segment.end_pos);
         await this.files.write_summary(segment);
-        // Sealed and durable: what was read of it (sync publishes what it reads) need not stay resident.
-        if (!this.closed) this.io.release_mapped?.(segment.map);
+        // Sealed and durable: what was read of it (sync publishes what it reads) need not stay resident. Older sealed
+        // segments are let go again, so what catch-ups read from them since the last rotation does not pile up either.
+        if (!this.closed) for (const sealed of this.segments.all()) if (sealed.sealed) this.io.release_mapped?.(sealed.map);
       } catch (err) {
         if (!is_interlog_error(err)) {
           this.options.on_warning("could not write a segment summary; the next start scans that segment instead", { error: String(err) });

@@ -1,5 +1,6 @@
-import { FFIType, dlopen, read } from "bun:ffi";
+import { FFIType, read } from "bun:ffi";
 import os from "node:os";
+import { libc_ffi_platform, open_libc } from "./libc.ts";
 
 /**
  * Allocates a file's blocks without writing them, or says it cannot: Linux
@@ -15,9 +16,6 @@ import os from "node:os";
  * and gets `false`, and the caller writes zeros instead.
  */
 
-/** glibc first, then musl (x64, arm64). The libc the process runs on is already loaded, so this only finds it. */
-const libc_names = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-
 interface Libc {
   fallocate(fd: number, mode: number, offset: number, len: number): number;
   /** The calling thread's errno, read right after a failed call. */
@@ -29,26 +27,20 @@ let libc: Libc | null | undefined;
 
 function load_libc(): Libc | null {
   // off_t is 64-bit on both; on a 32-bit ABI `fallocate` would take a 32-bit off_t.
-  if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) return null;
-  for (const name of libc_names) {
-    try {
-      const lib = dlopen(name, {
-        fallocate: { args: [FFIType.i32, FFIType.i32, FFIType.i64, FFIType.i64], returns: FFIType.i32 },
-        __errno_location: { args: [], returns: FFIType.ptr },
-      });
-      const { fallocate, __errno_location } = lib.symbols;
-      return {
-        fallocate: (fd, mode, offset, len) => fallocate(fd, mode, offset, len),
-        errno: () => {
-          const at = __errno_location();
-          return at === null ? 0 : read.i32(at, 0);
-        },
-      };
-    } catch {
-      // Not this name, or no such symbol in it: try the next.
-    }
-  }
-  return null;
+  if (!libc_ffi_platform()) return null;
+  const opened = open_libc({
+    fallocate: { args: [FFIType.i32, FFIType.i32, FFIType.i64, FFIType.i64], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  });
+  if (!("lib" in opened)) return null;
+  const { fallocate, __errno_location } = opened.lib.symbols;
+  return {
+    fallocate: (fd, mode, offset, len) => fallocate(fd, mode, offset, len),
+    errno: () => {
+      const at = __errno_location();
+      return at === null ? 0 : read.i32(at, 0);
+    },
+  };
 }
 
 function the_libc(): Libc | null {

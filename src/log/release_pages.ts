@@ -1,4 +1,5 @@
-import { FFIType, dlopen, ptr } from "bun:ffi";
+import { FFIType, ptr } from "bun:ffi";
+import { libc_ffi_platform, open_libc } from "./libc.ts";
 
 /**
  * Drops a mapping's resident pages from this process: Linux madvise(2) with
@@ -14,24 +15,17 @@ import { FFIType, dlopen, ptr } from "bun:ffi";
 /** MADV_DONTNEED in linux/mman.h (the same on x86-64 and arm64). */
 const madv_dontneed = 4;
 const page_bytes = 4096;
-const libc_names = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
 type Madvise = (address: number, length: number, advice: number) => number;
 /** undefined: not looked up yet; null: not available here. */
 let madvise: Madvise | null | undefined;
 
 function load(): Madvise | null {
-  if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) return null;
-  for (const name of libc_names) {
-    try {
-      const lib = dlopen(name, { madvise: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
-      const call = lib.symbols.madvise;
-      return (address, length, advice) => call(address, length, advice);
-    } catch {
-      // Not this name: try the next.
-    }
-  }
-  return null;
+  if (!libc_ffi_platform()) return null;
+  const opened = open_libc({ madvise: { args: [FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 } });
+  if (!("lib" in opened)) return null;
+  const call = opened.lib.symbols.madvise;
+  return (address, length, advice) => call(address, length, advice);
 }
 
 /**

@@ -29,6 +29,7 @@ import { gzipSync } from "node:zlib";
 import { Mosquitto } from "../test/support/mosquitto.ts";
 import { compile_interlog, repo_root, source_commit } from "./firmware/compile.ts";
 import { describe_rss, rss_breakdown } from "./firmware/rss.ts";
+import { type RunningServe, start_serve, stop_serve, write_serve_config } from "./firmware/serve_run.ts";
 import { firmware_targets, host_target } from "./firmware/targets.ts";
 
 interface Figure {
@@ -143,43 +144,9 @@ function rss_kib(pid: number): number {
   return m === null ? 0 : Number(m[1]);
 }
 
-interface Running {
-  proc: ReturnType<typeof Bun.spawn>;
-  admin_url: string;
-  ready_ms: number;
-}
-
-/** Starts serve on `data_dir` and resolves once /readyz answers 200, with the time that took. `mqtt_url`: sync through that broker. */
-async function start_serve(command: string[], dir: string, timeout_ms = 120_000, mqtt_url?: string): Promise<Running> {
-  const config = path.join(dir, "interlog.yaml");
-  const mqtt = mqtt_url === undefined ? "" : `mqtt:\n  url: ${mqtt_url}\n`;
-  fs.writeFileSync(config, `name: measure\ndata_dir: ./data\nlog:\n  sync: always\nadmin:\n  listen: 127.0.0.1:0\n${mqtt}`);
-  const t0 = performance.now();
-  const proc = Bun.spawn([...command, "serve", "--config", config], { cwd: dir, stdout: "pipe", stderr: "inherit", env: { PATH: process.env.PATH ?? "" } });
-  children.push(proc);
-  let admin_url = "";
-  void (async () => {
-    let pending = "";
-    for await (const chunk of proc.stdout) {
-      pending += new TextDecoder().decode(chunk);
-      const m = /"admin_url":"([^"]+)"/.exec(pending);
-      if (m !== null && admin_url === "") admin_url = m[1];
-      pending = pending.slice(-4096);
-    }
-  })();
-  for (;;) {
-    if (performance.now() - t0 > timeout_ms || proc.exitCode !== null) throw new Error(`serve did not become ready (exit ${proc.exitCode})`);
-    if (admin_url !== "") {
-      const ok = await fetch(`${admin_url}/readyz`).then((r) => r.status === 200, () => false);
-      if (ok) return { proc, admin_url, ready_ms: performance.now() - t0 };
-    }
-    await Bun.sleep(2);
-  }
-}
-
-async function stop(running: Running): Promise<void> {
-  running.proc.kill("SIGTERM");
-  await running.proc.exited;
+/** serve with this run's config in `dir` (synced through `mqtt_url` when given), ready; killed at exit whatever happens. */
+function start_in(command: string[], dir: string, mqtt_url?: string): Promise<RunningServe> {
+  return start_serve(command, write_serve_config(dir, "measure", mqtt_url), { on_spawn: (proc) => children.push(proc) });
 }
 
 /** The bare program's start to its first 200, median of --runs. */
@@ -187,9 +154,9 @@ async function measure_start_bare(bare: string): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const dir = fs.mkdtempSync(path.join(work, "bare-"));
-    const running = await start_serve([bare], dir);
+    const running = await start_in([bare], dir);
     times.push(running.ready_ms);
-    await stop(running);
+    await stop_serve(running);
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const ms = median(times);
@@ -197,10 +164,10 @@ async function measure_start_bare(bare: string): Promise<number> {
   return ms;
 }
 
-async function status_of(admin_url: string): Promise<{ vv: Record<string, number>; sync?: { connected: boolean } }> {
+async function status_of(admin_url: string): Promise<{ vv: Record<string, number> }> {
   const r = await fetch(`${admin_url}/api/status`);
   if (!r.ok) throw new Error(`GET /api/status: HTTP ${r.status}`);
-  return (await r.json()) as { vv: Record<string, number>; sync?: { connected: boolean } };
+  return (await r.json()) as { vv: Record<string, number> };
 }
 
 async function until(what: string, timeout_ms: number, check: () => Promise<boolean>): Promise<void> {
@@ -214,17 +181,17 @@ async function until(what: string, timeout_ms: number, check: () => Promise<bool
 /** Idle RSS with the admin API on and sync connected to a broker, after idle_seconds, and the bare program's after as long. */
 async function measure_idle_synced(bin: string, bare: string, broker_url: string): Promise<void> {
   const dir = fs.mkdtempSync(path.join(work, "idle-"));
-  const running = await start_serve([bin], dir, 120_000, broker_url);
-  await until("serve connects to the broker", 30_000, async () => (await status_of(running.admin_url)).sync?.connected === true);
+  // Ready means connected: /readyz answers 200 only once the broker is.
+  const running = await start_in([bin], dir, broker_url);
   await Bun.sleep(idle_seconds * 1000);
   const ours = rss_breakdown(running.proc.pid, fs.realpathSync(bin));
-  await stop(running);
+  await stop_serve(running);
   fs.rmSync(dir, { recursive: true, force: true });
   const bare_dir = fs.mkdtempSync(path.join(work, "bare-idle-"));
-  const bare_running = await start_serve([bare], bare_dir);
+  const bare_running = await start_in([bare], bare_dir);
   await Bun.sleep(idle_seconds * 1000);
   const base = rss_breakdown(bare_running.proc.pid, fs.realpathSync(bare));
-  await stop(bare_running);
+  await stop_serve(bare_running);
   fs.rmSync(bare_dir, { recursive: true, force: true });
   record(`RSS idle bare program (after ${idle_seconds} s)`, base.rss_mib, "MiB", describe_rss(base));
   record(
@@ -250,8 +217,8 @@ async function measure_sync_memory(bin: string, broker_url: string): Promise<voi
   const lines = Buffer.from(Array.from({ length: catchup_events }, (_, i) => `{"lat":53.5461,"lon":9.9661,"n":${i}}\n`).join(""));
   const append = Bun.spawnSync([bin, "append", "--data-dir", path.join(dir_a, "data"), "--sync", "never"], { stdin: lines, stdout: "ignore", stderr: "pipe" });
   if (append.exitCode !== 0) throw new Error(`append failed: ${append.stderr.toString()}`);
-  const a = await start_serve([bin], dir_a, 120_000, broker_url);
-  const b = await start_serve([bin], dir_b, 120_000, broker_url);
+  const a = await start_in([bin], dir_a, broker_url);
+  const b = await start_in([bin], dir_b, broker_url);
   try {
     const a_id = Object.keys((await status_of(a.admin_url)).vv)[0];
     const b_has = async (n: number) => ((await status_of(b.admin_url)).vv[a_id] ?? 0) >= n;
@@ -290,8 +257,8 @@ async function measure_sync_memory(bin: string, broker_url: string): Promise<voi
     );
     record("RSS after 1M events appended and synced (receiver)", b_after.rss_mib, "MiB", describe_rss(b_after));
   } finally {
-    await stop(a);
-    await stop(b);
+    await stop_serve(a);
+    await stop_serve(b);
     fs.rmSync(dir_a, { recursive: true, force: true });
     fs.rmSync(dir_b, { recursive: true, force: true });
   }
@@ -302,12 +269,12 @@ async function measure_start(command: string[], label: string, count = runs): Pr
   const restart: number[] = [];
   for (let i = 0; i < count; i++) {
     const dir = fs.mkdtempSync(path.join(work, "start-"));
-    const first = await start_serve(command, dir);
+    const first = await start_in(command, dir);
     fresh.push(first.ready_ms);
-    await stop(first);
-    const again = await start_serve(command, dir);
+    await stop_serve(first);
+    const again = await start_in(command, dir);
     restart.push(again.ready_ms);
-    await stop(again);
+    await stop_serve(again);
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const runs_note = `median of ${count}`;
@@ -318,7 +285,7 @@ async function measure_start(command: string[], label: string, count = runs): Pr
 
 async function measure_load(bin: string): Promise<void> {
   const dir = fs.mkdtempSync(path.join(work, "load-"));
-  const running = await start_serve([bin], dir);
+  const running = await start_in([bin], dir);
   const pid = running.proc.pid;
   await Bun.sleep(3000);
   record("RSS idle (serve, offline, after 3 s)", mib(rss_kib(pid) * 1024), "MiB");
@@ -365,7 +332,7 @@ async function measure_load(bin: string): Promise<void> {
     await Bun.sleep(2000);
     record(`RSS 2 s after the load (${shape})`, mib(rss_kib(pid) * 1024), "MiB");
   }
-  await stop(running);
+  await stop_serve(running);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

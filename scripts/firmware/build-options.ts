@@ -15,9 +15,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { Subprocess } from "bun";
 import { Mosquitto } from "../../test/support/mosquitto.ts";
 import { type BuildFlags, compile_interlog, repo_root, source_commit } from "./compile.ts";
 import { type RssBreakdown, rss_breakdown } from "./rss.ts";
+import { start_serve, stop_serve, write_serve_config } from "./serve_run.ts";
 import { host_target } from "./targets.ts";
 
 interface Variant {
@@ -45,7 +47,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "interlog-options-"));
 const broker = await Mosquitto.start();
-const children: ReturnType<typeof Bun.spawn>[] = [];
+const children: Subprocess[] = [];
 try {
   const commit = source_commit();
   const target = host_target();
@@ -75,42 +77,16 @@ try {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-/** Starts serve once to make its data directory, then again (timed to /readyz), connects it and keeps it idle. */
+/** Starts serve once to make its data directory, then again (timed to /readyz, which means connected), and keeps it idle. */
 async function start_and_idle(binary: string): Promise<{ restart_ms: number; rss: RssBreakdown }> {
   const dir = fs.mkdtempSync(path.join(work, "run-"));
-  const config = path.join(dir, "interlog.yaml");
-  fs.writeFileSync(config, `name: options\ndata_dir: ./data\nlog:\n  sync: always\nadmin:\n  listen: 127.0.0.1:0\nmqtt:\n  url: ${broker.url}\n`);
-  const first = await start(binary, dir, config);
-  first.proc.kill("SIGTERM");
-  await first.proc.exited;
-  const again = await start(binary, dir, config);
-  const deadline = performance.now() + 30_000;
-  while (!again.text().includes("connected to the MQTT broker")) {
-    if (performance.now() > deadline) throw new Error(`serve did not connect:\n${again.text()}`);
-    await Bun.sleep(20);
-  }
+  const config = write_serve_config(dir, "options", broker.url);
+  const options = { stderr: "ignore" as const, on_spawn: (proc: Subprocess) => children.push(proc) };
+  await stop_serve(await start_serve([binary], config, options));
+  const again = await start_serve([binary], config, options);
   await Bun.sleep(idle_ms);
   const rss = rss_breakdown(again.proc.pid, fs.realpathSync(binary));
-  again.proc.kill("SIGTERM");
-  await again.proc.exited;
+  await stop_serve(again);
   fs.rmSync(dir, { recursive: true, force: true });
   return { restart_ms: again.ready_ms, rss };
-}
-
-async function start(binary: string, dir: string, config: string): Promise<{ proc: ReturnType<typeof Bun.spawn>; ready_ms: number; text: () => string }> {
-  const t0 = performance.now();
-  const proc = Bun.spawn([binary, "serve", "--config", config], { cwd: dir, stdout: "pipe", stderr: "ignore", env: { PATH: process.env.PATH ?? "" } });
-  children.push(proc);
-  let text = "";
-  void (async () => {
-    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) text += new TextDecoder().decode(chunk);
-  })();
-  const deadline = t0 + 60_000;
-  for (;;) {
-    if (performance.now() > deadline || proc.exitCode !== null) throw new Error(`serve did not become ready:\n${text}`);
-    const url = /"admin_url":"([^"]+)"/.exec(text)?.[1];
-    if (url !== undefined && (await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false))) break;
-    await Bun.sleep(2);
-  }
-  return { proc, ready_ms: performance.now() - t0, text: () => text };
 }

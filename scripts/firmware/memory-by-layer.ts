@@ -16,9 +16,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { Subprocess } from "bun";
 import { Mosquitto } from "../../test/support/mosquitto.ts";
 import { compile_interlog, repo_root, source_commit } from "./compile.ts";
 import { type RssBreakdown, rss_breakdown } from "./rss.ts";
+import { start_serve, stop_serve, write_serve_config } from "./serve_run.ts";
 import { host_target } from "./targets.ts";
 
 const { values } = parseArgs({ args: process.argv.slice(2), options: { runs: { type: "string" } }, strict: true });
@@ -30,8 +32,6 @@ const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response
 process.stdout.write(JSON.stringify({ admin_url: "http://127.0.0.1:" + server.port }) + "\\n");
 process.once("SIGTERM", () => process.exit(0));
 `;
-const config_text = (dir: string, mqtt_url?: string) =>
-  `name: layer\ndata_dir: ${path.join(dir, "data")}\nlog:\n  sync: always\nadmin:\n  listen: 127.0.0.1:0\n${mqtt_url === undefined ? "" : `mqtt:\n  url: ${mqtt_url}\n`}`;
 
 interface Layer {
   name: string;
@@ -71,7 +71,7 @@ const log = await Log.open({ dir: config.data_dir, name: config.name, sync: conf
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "interlog-layers-"));
 const broker = await Mosquitto.start();
-const children: ReturnType<typeof Bun.spawn>[] = [];
+const children: Subprocess[] = [];
 try {
   const commit = source_commit();
   const target = host_target();
@@ -110,24 +110,14 @@ try {
 
 async function idle_rss(binary: string, mqtt: boolean): Promise<RssBreakdown> {
   const dir = fs.mkdtempSync(path.join(work, "run-"));
-  const config = path.join(dir, "interlog.yaml");
-  fs.writeFileSync(config, config_text(dir, mqtt ? broker.url : undefined));
-  const proc = Bun.spawn([binary, "serve", "--config", config], { cwd: dir, stdout: "pipe", stderr: "ignore", env: { PATH: process.env.PATH ?? "" } });
-  children.push(proc);
-  let text = "";
-  void (async () => {
-    for await (const chunk of proc.stdout) text += new TextDecoder().decode(chunk);
-  })();
-  const deadline = performance.now() + 60_000;
-  const ready = () => (mqtt ? text.includes("connected to the MQTT broker") : text.includes("admin_url"));
-  while (!ready()) {
-    if (performance.now() > deadline || proc.exitCode !== null) throw new Error(`${binary} did not start:\n${text}`);
-    await Bun.sleep(20);
-  }
+  // Ready means connected when synced: /readyz answers 200 only once the broker is (the layer programs answer it at once).
+  const running = await start_serve([binary], write_serve_config(dir, "layer", mqtt ? broker.url : undefined), {
+    stderr: "ignore",
+    on_spawn: (proc) => children.push(proc),
+  });
   await Bun.sleep(idle_ms);
-  const b = rss_breakdown(proc.pid, fs.realpathSync(binary));
-  proc.kill("SIGTERM");
-  await proc.exited;
+  const b = rss_breakdown(running.proc.pid, fs.realpathSync(binary));
+  await stop_serve(running);
   fs.rmSync(dir, { recursive: true, force: true });
   return b;
 }

@@ -20,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { Mosquitto } from "../../test/support/mosquitto.ts";
 import { bytecode_order_dir, compile_interlog, source_commit } from "./compile.ts";
+import { start_serve, stop_serve, write_serve_config } from "./serve_run.ts";
 import { host_target } from "./targets.ts";
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "interlog-order-"));
@@ -41,26 +42,9 @@ try {
 
 async function record_serve(binary: string, out: string): Promise<void> {
   const dir = fs.mkdtempSync(path.join(work, "serve-"));
-  const config = path.join(dir, "interlog.yaml");
-  fs.writeFileSync(config, `name: order\ndata_dir: ./data\nlog:\n  sync: always\nadmin:\n  listen: 127.0.0.1:0\nmqtt:\n  url: ${broker.url}\n`);
-  const proc = Bun.spawn([binary, "serve", "--config", config], {
-    cwd: dir,
-    stdout: "pipe",
-    stderr: "inherit",
-    env: { PATH: process.env.PATH ?? "", BUN_BYTECODE_ORDER_OUT: out },
-  });
-  let text = "";
-  const reader = (async () => {
-    for await (const chunk of proc.stdout) text += new TextDecoder().decode(chunk);
-  })();
-  const deadline = Date.now() + 60_000;
-  let admin_url = "";
-  while (!text.includes("connected to the MQTT broker")) {
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`serve did not connect:\n${text}`);
-    admin_url = /"admin_url":"([^"]+)"/.exec(text)?.[1] ?? "";
-    await Bun.sleep(20);
-  }
-  admin_url = /"admin_url":"([^"]+)"/.exec(text)?.[1] ?? admin_url;
+  // Ready means connected: /readyz answers 200 only once the broker is.
+  const running = await start_serve([binary], write_serve_config(dir, "order", broker.url), { env: { BUN_BYTECODE_ORDER_OUT: out } });
+  const { admin_url } = running;
   const expect_ok = async (response: Promise<Response>, what: string) => {
     const r = await response;
     if (!r.ok) throw new Error(`${what}: HTTP ${r.status} ${await r.text()}`);
@@ -74,9 +58,7 @@ async function record_serve(binary: string, out: string): Promise<void> {
   }
   // Idle for a while, as a device mostly is: keep-alives and timers run.
   await Bun.sleep(3000);
-  proc.kill("SIGTERM");
-  await proc.exited;
-  await reader;
+  await stop_serve(running);
   if (!fs.existsSync(out)) throw new Error(`serve wrote no profile to ${out}`);
 }
 

@@ -7,10 +7,12 @@ import {
   flag_batch_end,
   flag_signed,
   frame_crc_compute,
+  frame_crc_from_offset,
   frame_crc_offset,
   frame_flags_offset,
   frame_header_bytes,
   frame_len_offset,
+  frame_local_offset,
   frame_size_bytes,
   frame_size_of_len,
   proof_bytes,
@@ -20,7 +22,8 @@ import {
 } from "./frame.ts";
 import { range_seal_bytes, staging_bytes } from "./log_options.ts";
 import { proof_at, proof_signature_offset, RangeHash, write_proof_head } from "./proof.ts";
-import type { ReplicaKey } from "./replica_key.ts";
+import { signature_bytes } from "./key_id.ts";
+import type { Signer } from "./signer.ts";
 import type { Segment } from "./segment.ts";
 
 /** What the stager writes to, and whom it tells. */
@@ -62,7 +65,7 @@ export class FrameStager {
   private staged_at: number;
   private segment: Segment;
   /** The key that signs own frames; null for a read-only log, which stages nothing. */
-  private readonly key: ReplicaKey | null;
+  private readonly key: Signer | null;
   private readonly own_hi: number;
   private readonly own_lo: number;
   /** First seq of the open range (own frames not yet signed); 0 when none. */
@@ -76,7 +79,10 @@ export class FrameStager {
   /** This run's write epoch, stamped into every frame's local word as it goes to the file (frame.ts local_word). */
   private readonly epoch: number;
 
-  constructor(sink: StagerSink, segment: Segment, key: ReplicaKey | null, own_hi: number, own_lo: number, epoch = 0) {
+  /** Signatures an async signer is still making, each patching its frame in the file when it comes. */
+  private signing: Promise<Error | null>[] = [];
+
+  constructor(sink: StagerSink, segment: Segment, key: Signer | null, own_hi: number, own_lo: number, epoch = 0) {
     this.epoch = epoch;
     this.sink = sink;
     this.segment = segment;
@@ -179,7 +185,7 @@ export class FrameStager {
    * Returns the frame's padded size.
    */
   private write_big_proof(handle: FileHandle, offset: number, payload: Uint8Array): number {
-    const key = this.key as ReplicaKey;
+    const key = this.key as Signer;
     const header = this.big_header;
     const view = this.big_header_view;
     const len = frame_header_bytes + payload.length + proof_bytes;
@@ -196,13 +202,19 @@ export class FrameStager {
     hash.add(header, frame_crc_offset + 4, frame_header_bytes);
     hash.add(payload, 0, payload.length);
     hash.add(tail, 0, proof_signature_offset);
-    tail.set(key.sign(hash.message()), proof_signature_offset);
-    let crc = crc32c_update(0, header, frame_crc_offset + 4, frame_header_bytes - 4);
+    const signature = key.sign(hash.message());
+    let crc = crc32c_update(0, header, frame_crc_from_offset, frame_local_offset);
     crc = crc32c_update(crc, payload, 0, payload.length);
-    crc = crc32c_update(crc, tail, 0, proof_bytes);
-    view.setUint32(frame_crc_offset, crc, true);
+    crc = crc32c_update(crc, tail, 0, proof_signature_offset);
+    const tail_at = offset + frame_header_bytes + payload.length;
+    if (signature instanceof Uint8Array) {
+      tail.set(signature, proof_signature_offset);
+      view.setUint32(frame_crc_offset, crc32c_update(crc, signature, 0, signature_bytes), true);
+    } else {
+      this.patch_later(handle, signature, tail_at + proof_signature_offset, offset + frame_crc_offset, crc);
+    }
     // len goes last with the header (the caller writes it); until then a reader sees 0.
-    handle.write(tail, 0, tail.length, offset + frame_header_bytes + payload.length);
+    handle.write(tail, 0, tail.length, tail_at);
     this.end_range();
     return size;
   }
@@ -217,7 +229,7 @@ export class FrameStager {
     if (!this.range_open) return;
     const at = this.tail_at;
     assert(at >= 0, "an open range ends with an own frame in staging");
-    const key = this.key as ReplicaKey;
+    const key = this.key as Signer;
     const bytes = this.staging;
     const view = this.staging_view;
     const old_len = view.getUint32(at + frame_len_offset, true);
@@ -235,12 +247,58 @@ export class FrameStager {
     assert(this.range_start_bytes >= this.staged_at, "an open range lies in staging");
     hash.add(bytes, this.range_start_bytes - this.staged_at, at);
     hash.add_last_frame(bytes, view, at);
-    bytes.set(key.sign(hash.message()), proof + proof_signature_offset);
-    view.setUint32(at + frame_crc_offset, frame_crc_compute(bytes, at, len), true);
+    const signature = key.sign(hash.message());
     this.staged_bytes = at + size;
     this.segment.end_bytes += size - old_size;
     assert(this.staged_at + this.staged_bytes === this.segment.end_bytes, "staging ends where the segment's data ends");
     this.end_range();
+    if (signature instanceof Uint8Array) {
+      bytes.set(signature, proof + proof_signature_offset);
+      view.setUint32(at + frame_crc_offset, frame_crc_compute(bytes, at, len), true);
+      return;
+    }
+    // An async signer: the crc up to the signature now, the range to the file, the signature and crc when they come.
+    bytes.fill(0, proof + proof_signature_offset, proof + proof_signature_offset + signature_bytes);
+    view.setUint32(at + frame_crc_offset, 0, true);
+    const frame_at = this.staged_at + at;
+    const crc = crc32c_update(crc32c_update(0, bytes, at + frame_crc_from_offset, at + frame_local_offset), bytes, at + frame_header_bytes, at + len - signature_bytes);
+    this.flush();
+    this.patch_later(this.sink.handle(), signature, frame_at + len - signature_bytes, frame_at + frame_crc_offset, crc);
+  }
+
+  /**
+   * Writes a signature still being made into the file once it comes, with
+   * the crc that covers it (`crc_before`: the crc up to the signature). Its
+   * frame reads as torn until then; the group commit waits for every patch
+   * before an fsync (signatures_settled), so a durable frame is signed.
+   */
+  private patch_later(handle: FileHandle, signature: Promise<Uint8Array>, signature_at: number, crc_at: number, crc_before: number): void {
+    const job = signature
+      .then((sig) => {
+        assert(sig.length === signature_bytes, "an Ed25519 signature is 64 bytes");
+        const crc = new Uint8Array(4);
+        new DataView(crc.buffer).setUint32(0, crc32c_update(crc_before, sig, 0, signature_bytes), true);
+        handle.write(sig, 0, signature_bytes, signature_at);
+        handle.write(crc, 0, 4, crc_at);
+        this.sink.wrote(handle);
+      })
+      // Never a rejection nobody awaits (a log abandoned in a crash): the failure stops the log, and the next fsync reports it.
+      .then(
+        () => null,
+        (err: unknown) => this.sink.fail(err),
+      );
+    this.signing.push(job);
+  }
+
+  /** Resolves once every signature asked for so far is in the file (null when none is pending); rejects when one failed. */
+  signatures_settled(): Promise<void> | null {
+    if (this.signing.length === 0) return null;
+    const jobs = this.signing;
+    this.signing = [];
+    return Promise.all(jobs).then((failures) => {
+      const failure = failures.find((f) => f !== null);
+      if (failure !== undefined) throw failure;
+    });
   }
 
   private end_range(): void {

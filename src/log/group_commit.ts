@@ -28,6 +28,8 @@ export interface GroupCommitInit {
   next_pos: number;
   /** Writes staged frames to the file (FrameStager.flush). */
   flush_staged: () => void;
+  /** Writes still to come before an fsync may cover what was flushed (an async signer's signatures), or null. */
+  settle_writes?: () => Promise<void> | null;
   on_warning: Warn;
   /** The log just stopped after a failed write or fsync; `durable_pos` is the last position it had made durable. */
   on_failed: (durable_pos: number, cause: unknown) => void;
@@ -57,6 +59,7 @@ export class GroupCommit {
   private readonly timers: Timers;
   private readonly stats: LogStats;
   private readonly flush_staged: () => void;
+  private readonly settle_writes: () => Promise<void> | null;
   private readonly on_warning: Warn;
   private readonly on_failed: (durable_pos: number, cause: unknown) => void;
 
@@ -96,6 +99,7 @@ export class GroupCommit {
     this.timers = init.timers;
     this.stats = init.stats;
     this.flush_staged = init.flush_staged;
+    this.settle_writes = init.settle_writes ?? (() => null);
     this.on_warning = init.on_warning;
     this.on_failed = init.on_failed;
     this.next_pos = init.next_pos;
@@ -239,6 +243,8 @@ export class GroupCommit {
     try {
       this.flush();
       const target = this.next_pos;
+      const settling = this.settle_writes();
+      if (settling !== null) await settling;
       const handles = this.unsynced;
       this.unsynced = [];
       const started = performance.now();

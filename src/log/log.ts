@@ -43,8 +43,8 @@ import { type LogOptions, own_batch_room_bytes, type ResolvedLogOptions, resolve
 import { type PrunedState, type PrunedTotals, write_pruned_state } from "./pruned_state.ts";
 import { type RecoveryReport, recover } from "./recovery.ts";
 import { type AckBlocker, type AckSource, describe_blocker, no_acks, plan_prune, type RetentionPolicy, segment_blocker } from "./retention.ts";
+import { bytes_of_hex } from "./key_id.ts";
 import { create_replica, read_replica, refuse_old_format, type Replica } from "./replica.ts";
-import type { ReplicaKey } from "./replica_key.ts";
 import { Segment } from "./segment.ts";
 import { SegmentFiles, segments_dir_name, write_failure_marker } from "./segment_files.ts";
 import { summary_file_name } from "./segment.ts";
@@ -184,7 +184,7 @@ export class Log {
     this.created = info.created;
     this.public_key = info.public_key;
     this.keys = new KeyRing(options.trust_replicas);
-    this.keys.pin(this.id, Buffer.from(info.public_key, "hex"));
+    this.keys.pin(this.id, bytes_of_hex(info.public_key));
     this.origin_hi = origin_hi(this.id);
     this.origin_lo = origin_lo(this.id);
     this.sync_mode = options.sync;
@@ -216,6 +216,7 @@ export class Log {
       stats: this.stats,
       next_pos: this.next_pos,
       flush_staged: () => this.stager.flush(),
+      settle_writes: () => this.stager.signatures_settled(),
       on_warning: options.on_warning,
       on_failed: (durable_pos, cause) => {
         this.failure_recorded = write_failure_marker(this.io, segments_dir, durable_pos, cause).catch((err: unknown) => {
@@ -239,10 +240,10 @@ export class Log {
     refuse_old_format(io, dir);
     const lock = read_only ? null : io.lock(path.join(dir, "lock"));
     try {
-      let replica = read_replica(io, dir, !read_only);
+      let replica = read_replica(io, dir, !read_only, options.signer);
       if (replica === null) {
         if (read_only || !options.create) throw replica_missing(dir);
-        replica = await create_replica(io, dir, options.name, options.clock.now_ms(), options.fill_random);
+        replica = await create_replica(io, dir, options.name, options.clock.now_ms(), options.fill_random, options.signer);
         // The directory may have been made by someone else just before (mkdir -p, systemd): its entry, and its
         // parents' entries, must be durable before any write is acknowledged. Once per log, so all the way up.
         for (let d = path.resolve(dir); d !== path.dirname(d); d = path.dirname(d)) await io.sync_dir(path.dirname(d));

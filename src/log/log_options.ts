@@ -1,6 +1,7 @@
 import { assert } from "../lib/assert.ts";
 import { type Clock, type Timers, system_clock, system_timers } from "../lib/clock.ts";
 import { type FileIO, node_file_io } from "./file_io.ts";
+import type { Signer } from "./signer.ts";
 import { frame_header_bytes, payload_max_bytes, proof_bytes } from "./frame.ts";
 import { bad_argument } from "./log_errors.ts";
 import { type RetentionOptions, retention_policies } from "./retention.ts";
@@ -82,6 +83,12 @@ export interface LogOptions {
   clock?: Clock;
   timers?: Timers;
   fill_random?: (bytes: Uint8Array) => void;
+  /**
+   * This replica's key from outside the data directory (a browser tab's
+   * WebCrypto key): replica.key is then neither read nor written, and
+   * replica.json must name the signer's id and public key.
+   */
+  signer?: Signer;
   /** The only origins (replica ids or public keys, hex) whose events this log accepts from others; unset = trust on first use. */
   trust_replicas?: readonly string[] | null;
   /** Called with recovery reports and background problems a technician should see. */
@@ -106,6 +113,7 @@ export interface ResolvedLogOptions {
   clock: Clock;
   timers: Timers;
   fill_random: ((bytes: Uint8Array) => void) | undefined;
+  signer: Signer | null;
   trust_replicas: readonly string[] | null;
   on_warning: Warn;
   retention: RetentionOptions | null;
@@ -130,6 +138,9 @@ export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
   if (options.sync === "interval" && !(sync_interval_ms > 0 && sync_interval_ms <= sync_interval_max_ms)) {
     throw bad_argument(`sync interval ${sync_interval_ms} ms is invalid; use a positive number of milliseconds up to ${sync_interval_max_ms}`);
   }
+  if (options.sync === "never" && options.signer?.asynchronous === true) {
+    throw bad_argument(`sync mode "never" is not available to a replica whose key signs asynchronously (a browser's); use always or interval`);
+  }
   const read_only = options.read_only ?? false;
   return {
     dir: options.dir,
@@ -144,6 +155,7 @@ export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
     clock: options.clock ?? system_clock,
     timers: with_soon(options.timers ?? system_timers),
     fill_random: options.fill_random,
+    signer: options.signer ?? null,
     trust_replicas: options.trust_replicas ?? null,
     on_warning: options.on_warning ?? (() => {}),
     retention: check_retention(options.retention ?? null, segment_size_bytes),

@@ -1,7 +1,8 @@
 import { assert } from "../lib/assert.ts";
 import { read_u64, write_u64 } from "../lib/bytes.ts";
 import { flag_signed, frame_crc_offset, frame_flags_offset, frame_len_offset, proof_bytes } from "./frame.ts";
-import { public_key_bytes, signature_bytes } from "./replica_key.ts";
+import { public_key_bytes, signature_bytes } from "./key_id.ts";
+import { Sha256 } from "../lib/sha256.ts";
 
 /**
  * The proof of a signed range (design.md section 3, "Trust"). An origin
@@ -28,7 +29,7 @@ assert(proof_signature_offset + signature_bytes === proof_bytes, "the proof is f
 
 /** Incremental SHA-256 over byte runs. */
 export class RangeHash {
-  private hasher = new Bun.CryptoHasher("sha256");
+  private readonly hasher = new Sha256();
 
   add(bytes: Uint8Array, start: number, end: number): void {
     assert(start <= end, "a run has a start before its end");
@@ -48,7 +49,7 @@ export class RangeHash {
 
   /** The message the signature covers. Ends this hash. */
   message(): Uint8Array {
-    const digest = this.hasher.digest() as Uint8Array;
+    const digest = this.hasher.digest();
     const out = new Uint8Array(range_domain.length + digest.length);
     out.set(range_domain, 0);
     out.set(digest, range_domain.length);

@@ -2,7 +2,9 @@ import path from "node:path";
 import { InterlogError } from "../lib/errors.ts";
 import type { FileIO } from "./file_io.ts";
 import { is_origin } from "./ids.ts";
+import { bytes_of_hex, hex_of } from "./key_id.ts";
 import { private_seed_bytes, ReplicaKey } from "./replica_key.ts";
+import type { Signer } from "./signer.ts";
 
 /**
  * replica.json: who this log belongs to, and replica.key: its private key.
@@ -28,7 +30,7 @@ export const data_format = 3;
 export interface Replica {
   info: ReplicaInfo;
   /** Null when the log is opened read-only and the key file is not readable. */
-  key: ReplicaKey | null;
+  key: Signer | null;
 }
 
 function invalid(file: string, what: string): InterlogError {
@@ -60,7 +62,8 @@ export function refuse_old_format(io: FileIO, dir: string): void {
   if (typeof info === "object" && info !== null && is_old_format(info)) throw old_format(dir);
 }
 
-export function read_replica(io: FileIO, dir: string, need_key = true): Replica | null {
+/** `signer`: the key kept outside the directory (LogOptions.signer); replica.key is then not read. */
+export function read_replica(io: FileIO, dir: string, need_key = true, signer: Signer | null = null): Replica | null {
   const file = path.join(dir, replica_file_name);
   const bytes = io.read_file(file);
   if (bytes === null) return null;
@@ -78,6 +81,12 @@ export function read_replica(io: FileIO, dir: string, need_key = true): Replica 
   if (info.format !== data_format) throw invalid(file, `has format ${String(info.format)}, this version reads format ${data_format}`);
   if (typeof info.public_key !== "string" || !/^[0-9a-f]{64}$/.test(info.public_key)) throw invalid(file, `lacks a valid "public_key" (64 hex digits)`);
   const replica: ReplicaInfo = { id: info.id, name: info.name, created: typeof info.created === "string" ? info.created : "", public_key: info.public_key, format: data_format };
+  if (signer !== null) {
+    if (signer.id !== replica.id || signer.public_key_hex !== replica.public_key) {
+      throw invalid(file, `belongs to replica ${replica.id}, not to this key's replica ${signer.id}`);
+    }
+    return { info: replica, key: signer };
+  }
   const key_file = path.join(dir, key_file_name);
   const key_bytes = io.read_file(key_file);
   if (key_bytes === null) {
@@ -86,7 +95,7 @@ export function read_replica(io: FileIO, dir: string, need_key = true): Replica 
   }
   const seed_hex = new TextDecoder().decode(key_bytes).trim();
   if (!/^[0-9a-f]{64}$/.test(seed_hex)) throw invalid(key_file, "is not 64 hex digits");
-  const key = ReplicaKey.from_seed(new Uint8Array(Buffer.from(seed_hex, "hex")));
+  const key = ReplicaKey.from_seed(bytes_of_hex(seed_hex));
   if (key.id !== replica.id || key.public_key_hex !== replica.public_key) {
     throw invalid(key_file, `does not belong to replica ${replica.id} (the key and replica.json come from different directories)`);
   }
@@ -99,11 +108,17 @@ export async function create_replica(
   name: string,
   now_ms: number,
   fill_random?: (bytes: Uint8Array) => void,
+  signer: Signer | null = null,
 ): Promise<Replica> {
-  const { key, seed } = ReplicaKey.generate(fill_random);
-  if (seed.length !== private_seed_bytes) throw new Error("unreachable: seed size");
-  // The key first: a replica.json without its key would be a directory no one can sign for.
-  await io.write_file_atomic(path.join(dir, key_file_name), new TextEncoder().encode(`${Buffer.from(seed).toString("hex")}\n`), 0o600);
+  let key: Signer;
+  if (signer !== null) key = signer;
+  else {
+    const made = ReplicaKey.generate(fill_random);
+    if (made.seed.length !== private_seed_bytes) throw new Error("unreachable: seed size");
+    key = made.key;
+    // The key first: a replica.json without its key would be a directory no one can sign for.
+    await io.write_file_atomic(path.join(dir, key_file_name), new TextEncoder().encode(`${hex_of(made.seed)}\n`), 0o600);
+  }
   const info: ReplicaInfo = { id: key.id, name, created: new Date(now_ms).toISOString(), public_key: key.public_key_hex, format: data_format };
   await io.write_file_atomic(path.join(dir, replica_file_name), new TextEncoder().encode(`${JSON.stringify(info, null, 2)}\n`));
   return { info, key };

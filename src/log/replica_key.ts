@@ -1,40 +1,25 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { assert } from "../lib/assert.ts";
+import type { Signer } from "./signer.ts";
+import { id_of_public_key, private_seed_bytes, public_key_bytes } from "./key_id.ts";
+import { import_public_key, verify_now } from "./ed25519_verify.ts";
 
 /**
- * A replica's Ed25519 key pair. The replica id is bound to the public key:
- * it is the first 64 bits of SHA-256(public key), in hex, so an id cannot be
- * claimed without the key, and a peer that sees a key checks it against the
- * id before pinning it (design.md section 3, "Trust").
+ * A replica's Ed25519 key pair, held in replica.key (node:crypto; the
+ * browser keeps a WebCrypto key instead, src/browser/key_store.ts). The id
+ * is bound to the public key (key_id.ts).
  */
-export const public_key_bytes = 32;
-export const signature_bytes = 64;
-export const private_seed_bytes = 32;
+export { id_of_public_key, private_seed_bytes, public_key_bytes, signature_bytes } from "./key_id.ts";
 
-// DER wrappers of a raw Ed25519 key (RFC 8410): node:crypto takes keys as KeyObjects only.
+// DER wrapper of a raw Ed25519 seed (RFC 8410): node:crypto takes keys as KeyObjects only.
 const pkcs8_prefix = Buffer.from("302e020100300506032b657004220420", "hex");
-const spki_prefix = Buffer.from("302a300506032b6570032100", "hex");
 
-/** The replica id a public key stands for. */
-export function id_of_public_key(public_key: Uint8Array): string {
-  assert(public_key.length === public_key_bytes, "an Ed25519 public key is 32 bytes");
-  return createHash("sha256").update(public_key).digest("hex").slice(0, 16);
-}
-
-export function public_key_object(public_key: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([spki_prefix, public_key]), format: "der", type: "spki" });
-}
+export const public_key_object = import_public_key;
 
 /** Whether `signature` is public_key's over message. Never throws on bad input. */
-export function verify_signature(key: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
-  try {
-    return verify(null, message, key, signature);
-  } catch {
-    return false;
-  }
-}
+export const verify_signature = verify_now;
 
-export class ReplicaKey {
+export class ReplicaKey implements Signer {
   readonly id: string;
   readonly public_key: Uint8Array;
   private readonly private_key: KeyObject;

@@ -58,7 +58,8 @@ import {
 import { type SyncStatus, sync_status } from "./sync_status.ts";
 import { Topics } from "./topics.ts";
 import { DecodedEvents, EventsChunker, EventsEncoder, decode_events, region_events_max } from "./wire_events.ts";
-import { keep_signed_ranges, type RangeProblem } from "../log/signed_ranges.ts";
+import type { RangeCheck } from "../log/key_ring.ts";
+import { type RangeProblem, signed_range_steps } from "../log/signed_ranges.ts";
 import { Conflicts } from "./conflicts.ts";
 import { RejectionMessages } from "./rejections.ts";
 
@@ -304,6 +305,28 @@ export class Replicator {
 
   /** A message received from the broker. Never throws for anything a peer can send. */
   on_message(topic: string, payload: Uint8Array, now_ms: number): Outbound[] {
+    const steps = this.receive(topic, payload, now_ms);
+    let step = steps.next();
+    while (!step.done) step = steps.next(step.value.map((check) => this.log.keys.verify_now(check)));
+    return step.value;
+  }
+
+  /**
+   * on_message with the signatures verified by `verify` (a browser's
+   * WebCrypto, which only answers asynchronously), from the same code. The
+   * caller must make no other call into this replicator until it resolves
+   * (MqttTransport queues them): the message is handled as one step, as
+   * on_message handles it.
+   */
+  async on_message_async(topic: string, payload: Uint8Array, now_ms: number, verify: (checks: readonly RangeCheck[]) => Promise<boolean[]>): Promise<Outbound[]> {
+    const steps = this.receive(topic, payload, now_ms);
+    let step = steps.next();
+    while (!step.done) step = steps.next(await verify(step.value));
+    return step.value;
+  }
+
+  /** Handles a message, yielding the signature checks of the events it carries for the caller to verify. */
+  private *receive(topic: string, payload: Uint8Array, now_ms: number): Generator<RangeCheck[], Outbound[], boolean[]> {
     const out: Outbound[] = [];
     this.counters.bytes_in += payload.length;
     const parsed = this.topics.parse(topic);
@@ -321,7 +344,7 @@ export class Replicator {
       peer.messages_in++;
       peer.bytes_in += payload.length;
       this.counters.messages_in[message.kind]++;
-      this.handle(out, peer, message, now_ms);
+      yield* this.handle(out, peer, message, now_ms);
     } catch (err) {
       if (!(err instanceof Malformed)) throw err;
       return this.drop(out, err.reason, this.peers.get(parsed.from) ?? null);
@@ -332,7 +355,7 @@ export class Replicator {
 
   // --------------------------------------------------------------- handling
 
-  private handle(out: Outbound[], peer: Peer, m: SyncMessage, now_ms: number): void {
+  private *handle(out: Outbound[], peer: Peer, m: SyncMessage, now_ms: number): Generator<RangeCheck[], void, boolean[]> {
     switch (m.kind) {
       case "vv":
         return this.handle_vv(peer, m, now_ms);
@@ -351,12 +374,12 @@ export class Replicator {
         return;
       }
       case "events":
-        this.take_events(peer, "events", m.events, m.part, now_ms, null);
+        yield* this.take_events(peer, "events", m.events, m.part, now_ms, null);
         return;
       case "want":
         return this.serve(out, peer, m, now_ms);
       case "to":
-        this.take_events(peer, "to", m.events, m.part, now_ms, m.req);
+        yield* this.take_events(peer, "to", m.events, m.part, now_ms, m.req);
         this.planner.answer(peer, m, now_ms);
         return;
     }
@@ -475,7 +498,7 @@ export class Replicator {
    * (keep_signed_ranges); only verified ranges reach the merge. An answer is
    * taken only from a peer this replica asked, for the origins it asked.
    */
-  private take_events(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number, req: number | null): void {
+  private *take_events(peer: Peer, kind: "events" | "to", bytes: Uint8Array, part: Part | null, now_ms: number, req: number | null): Generator<RangeCheck[], void, boolean[]> {
     if (kind === "to" && (peer.want === null || peer.want.req !== req)) throw new Malformed("unsolicited_answer", `an answer from ${peer.id} to a request not outstanding`);
     let region = bytes;
     if (part !== null) {
@@ -498,7 +521,7 @@ export class Replicator {
         if (!want.ranges.some((r) => r.origin === decoded.origin[first])) throw new Malformed("unsolicited_answer", `an answer from ${peer.id} with events of ${decoded.origin[first]}, not asked of it`);
       }
     }
-    const kept = keep_signed_ranges(decoded, this.log.keys, this.count_refused);
+    const kept = yield* signed_range_steps(decoded, this.log.keys, this.count_refused);
     // Runs as the merge reads them (one origin's consecutive seqs): a sender may cut a range into two wire runs.
     decoded.reindex_runs();
     if (kept > 0) this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { type Clock, type TimerHandle, type Timers, system_clock, system_timers } from "../lib/clock.ts";
 import { InterlogError } from "../lib/errors.ts";
+import type { RangeCheck } from "../log/key_ring.ts";
 import type { Outbound, Replicator } from "../sync/replicator.ts";
 import { type BrokerPreset, type BrokerPresetName, broker_presets } from "./presets.ts";
 import { PublishQueue, type PublishQueueStats } from "./publish_queue.ts";
@@ -67,6 +68,18 @@ export interface MqttTransportOptions {
   timers?: Timers;
   on_warning?: (message: string, details: Record<string, unknown>) => void;
   on_info?: (message: string, details: Record<string, unknown>) => void;
+  /**
+   * Verifies received signatures asynchronously (a browser's WebCrypto):
+   * messages then go through Replicator.on_message_async one at a time, and
+   * every other call into the replicator waits for the one in flight.
+   */
+  verify_async?: (checks: readonly RangeCheck[]) => Promise<boolean[]>;
+  /**
+   * Write each PUBLISH as one buffer without mqtt.js's copy (default true):
+   * these reach into mqtt.js's Node stream writer; its browser build
+   * writes to a WebSocket and takes the plain path.
+   */
+  whole_publishes?: boolean;
 }
 
 /** Pacing's clock: a wall clock stepped back by NTP would stall it for the step. */
@@ -131,6 +144,8 @@ export class MqttTransport {
   private turn_started_ms = -1;
   /** Tells the client's PUBLISH writer that a payload has room for its header in front (whole_publish_writer.ts). */
   private mark_header_room: (payload: Buffer, room_bytes: number) => void = () => {};
+  /** A message being verified asynchronously (verify_async), or null: the replicator takes one input at a time. */
+  private inbound: Promise<void> | null = null;
 
   constructor(options: MqttTransportOptions) {
     this.options = options;
@@ -196,8 +211,10 @@ export class MqttTransport {
     }
     // Parsed here, not by mqtt.js: it uses the deprecated url.parse(), whose warning would greet every start on stderr.
     const client = mqtt.connect({ ...connect_options_of(this.urls[0]), ...client_options });
-    store_publishes_without_copy(client);
-    this.mark_header_room = write_publishes_whole(client, this.protocol_version);
+    if (o.whole_publishes ?? true) {
+      store_publishes_without_copy(client);
+      this.mark_header_room = write_publishes_whole(client, this.protocol_version);
+    }
     this.client = client;
     client.on("connect", () => this.handle_connect(client));
     client.on("close", () => this.handle_close());
@@ -223,14 +240,18 @@ export class MqttTransport {
         });
       }
       this.note_room();
-      this.push(this.replicator.on_message(topic, payload, this.clock.now_ms()));
+      if (o.verify_async !== undefined) this.receive_async(topic, payload, o.verify_async);
+      else this.push(this.replicator.on_message(topic, payload, this.clock.now_ms()));
     });
     // mqtt.js takes the next message of a read once this calls back: past the turn's budget, let the event loop run first.
     client.handleMessage = (_packet, callback) => {
-      if (this.turn_started_ms < 0 || performance.now() - this.turn_started_ms < incoming_turn_budget_ms) callback();
+      if (this.inbound !== null) void this.inbound.then(() => callback());
+      else if (this.turn_started_ms < 0 || performance.now() - this.turn_started_ms < incoming_turn_budget_ms) callback();
       else setImmediate(() => callback());
     };
     this.tick_timer = this.timers.every(o.tick_interval_ms ?? 100, () => {
+      // A tick that finds a message being verified is skipped: the next one comes soon.
+      if (this.inbound !== null) return;
       this.note_room();
       this.push(this.replicator.tick(this.clock.now_ms()));
     });
@@ -239,9 +260,35 @@ export class MqttTransport {
     });
   }
 
+  /** A message through the async verifier; mqtt.js hands over the next one only once it is done (handleMessage). */
+  private receive_async(topic: string, payload: Uint8Array, verify: (checks: readonly RangeCheck[]) => Promise<boolean[]>): void {
+    const handled = (async () => {
+      try {
+        const out = await this.replicator.on_message_async(topic, payload, this.clock.now_ms(), verify);
+        this.inbound = null;
+        this.note_room();
+        this.push(out);
+      } catch (err) {
+        this.inbound = null;
+        this.on_warning("a received message could not be handled", { topic, error: String(err) });
+      }
+    })();
+    this.inbound = handled;
+  }
+
+  /** Runs fn now, or once no message is being verified (each time one is done, the check is made again). */
+  private when_idle(fn: () => void): void {
+    const run = (): void => {
+      if (this.inbound === null) fn();
+      else void this.inbound.then(run);
+    };
+    run();
+  }
+
   /** Call after local appends became durable: own events are pushed without waiting for the next tick. */
   notify_local(): void {
     if (!this.connected) return;
+    if (this.inbound !== null) return this.when_idle(() => this.notify_local());
     this.note_room();
     this.push(this.replicator.on_local(this.clock.now_ms()));
     this.continue_push();
@@ -275,6 +322,7 @@ export class MqttTransport {
     this.tick_timer?.cancel();
     this.drain_timer?.cancel();
     const client = this.client;
+    while (this.inbound !== null) await this.inbound;
     if (this.connected) {
       this.push(this.replicator.shutdown(this.clock.now_ms()));
       const deadline = Date.now() + timeout_ms;
@@ -368,8 +416,11 @@ export class MqttTransport {
       this.connected = true;
       this.connected_at_ms = this.clock.now_ms();
       this.on_info("connected to the MQTT broker", { url: redact(this.current_url), id: this.replicator.id, mqtt: this.protocol_version === 5 ? "5" : "3.1.1" });
-      this.note_room();
-      this.push(this.replicator.on_connect(this.clock.now_ms()));
+      this.when_idle(() => {
+        if (this.stopping || client !== this.client || !this.connected) return;
+        this.note_room();
+        this.push(this.replicator.on_connect(this.clock.now_ms()));
+      });
     };
     if (requests.length === 0) subscribed([], null, []);
     for (const request of requests) {
@@ -407,7 +458,7 @@ export class MqttTransport {
     this.connected = false;
     this.counts.disconnects++;
     this.queue.clear();
-    this.replicator.on_disconnect(this.clock.now_ms());
+    this.when_idle(() => this.replicator.on_disconnect(this.clock.now_ms()));
     if (!this.stopping) this.on_info("lost the MQTT broker; reconnecting", { url: redact(this.current_url), urls: this.urls.length });
   }
 

@@ -1,4 +1,6 @@
 import { Random } from "../../src/lib/random.ts";
+import { verify_async as verify_async_of_key } from "../../src/log/ed25519_verify.ts";
+import type { RangeCheck } from "../../src/log/key_ring.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
 import type { RetentionOptions } from "../../src/log/retention.ts";
 import { PeerAcks } from "../../src/sync/acks.ts";
@@ -24,6 +26,8 @@ export class TestNode {
   tamper_out: ((topic: string, payload: Uint8Array) => Uint8Array) | null = null;
   readonly warnings: string[] = [];
   manual_fsync: (() => void) | null = null;
+  /** Verifies received signatures asynchronously (Replicator.on_message_async), as a browser tab does with WebCrypto. */
+  verify_async: ((checks: readonly RangeCheck[]) => Promise<boolean[]>) | null = null;
 
   constructor(
     readonly net: TestNet,
@@ -45,6 +49,8 @@ export interface AddOptions extends Partial<Omit<ReplicatorOptions, "log">> {
   retention?: RetentionOptions;
   /** retention.upstreams (default: every peer that pulls the origin). */
   upstreams?: readonly string[];
+  /** Verify received signatures through on_message_async (node:crypto behind a promise that settles a turn later, as WebCrypto's does). */
+  verify_async?: boolean;
 }
 
 export class TestNet {
@@ -76,12 +82,18 @@ export class TestNet {
       fill_random: (b) => this.rng.fill(b),
       retention: options.retention ?? null,
     });
-    const { sync: _sync, retention, upstreams, ...rest } = options;
+    const { sync: _sync, retention, upstreams, verify_async, ...rest } = options;
     const on_claim_raised = retention === undefined ? undefined : () => void log.maintain();
     const rep = new Replicator({ prefix: "t", want_timeout_ms: 1000, retry_backoff_base_ms: 100, on_claim_raised, ...rest, log });
     if (retention !== undefined) log.set_acks(new PeerAcks(rep, upstreams ?? null));
     const node = new TestNode(this, log, rep, io);
     if (manual) node.manual_fsync = () => timers.fire_every();
+    if (verify_async === true) {
+      node.verify_async = async (checks) => {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return await Promise.all(checks.map((c) => verify_async_of_key(c.public_key, c.message, c.signature)));
+      };
+    }
     this.nodes.push(node);
     return node;
   }
@@ -124,7 +136,7 @@ export class TestNet {
   readonly to_others: Delivery[] = [];
 
   /** Delivers everything queued (and what that causes) at the current time; returns how many messages. */
-  private deliver_all(): number {
+  private async deliver_all(): Promise<number> {
     let messages = 0;
     while (this.queue.length > 0) {
       const d = this.queue.shift() as Delivery;
@@ -135,17 +147,18 @@ export class TestNet {
         continue;
       }
       if (node.epoch !== d.epoch || !this.broker.is_connected(node.id, d.epoch)) continue;
-      this.publish(node, node.rep.on_message(d.topic, d.payload, this.now));
+      const out = node.verify_async === null ? node.rep.on_message(d.topic, d.payload, this.now) : await node.rep.on_message_async(d.topic, d.payload, this.now, node.verify_async);
+      this.publish(node, out);
     }
     return messages;
   }
 
   /** One step of time: delivers what is queued, lets fsyncs run, reports durable progress, then moves the clock by tick_ms and ticks every connected replica. */
   async step(tick_ms = 100): Promise<void> {
-    this.deliver_all();
+    await this.deliver_all();
     await new Promise<void>((resolve) => setImmediate(resolve));
     for (const node of this.nodes) if (node.epoch !== 0) this.publish(node, node.rep.on_local(this.now));
-    this.deliver_all();
+    await this.deliver_all();
     this.now += tick_ms;
     for (const node of this.nodes) if (node.epoch !== 0) this.publish(node, node.rep.tick(this.now));
   }
@@ -155,7 +168,7 @@ export class TestNet {
     let messages = 0;
     let idle = 0;
     for (let round = 0; round < rounds; round++) {
-      const delivered = this.deliver_all();
+      const delivered = await this.deliver_all();
       messages += delivered;
       const busy = delivered > 0;
       await new Promise<void>((resolve) => setImmediate(resolve));

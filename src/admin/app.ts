@@ -15,6 +15,7 @@ import { RetentionView } from "./retention_view.ts";
 import { mount_append_route } from "./routes/append.ts";
 import { mount_fleet_route } from "./routes/fleet.ts";
 import { mount_health_routes } from "./routes/health.ts";
+import { check_page_app_dir, mount_page_app_route } from "./routes/page_app.ts";
 import { mount_prune_route } from "./routes/prune.ts";
 import { mount_event_route, mount_read_route } from "./routes/read.ts";
 import { mount_status_routes } from "./routes/status.ts";
@@ -24,9 +25,16 @@ import { Fleet, fleet_source } from "../sync/fleet.ts";
 /** Served without the token: liveness for supervisors, and the dashboard and fleet pages, which hold no data themselves. */
 const public_paths = new Set(["/healthz", "/", "/fleet"]);
 
+/** The browser replica page's files (routes/page_app.ts): static too; its data lives in the browser. */
+function is_public_path(path: string): boolean {
+  return public_paths.has(path) || path === "/app" || path.startsWith("/app/");
+}
+
 /** The admin HTTP API and dashboard of one replica (design.md section 5). */
 export function create_admin_app(deps: AdminDeps): Hono {
   const limits = { ...admin_limits_default, ...deps.limits };
+  // Before anything else: a missing build refuses the start (CONFIG_INVALID) instead of a page of 404s.
+  if (deps.page_app_dir !== undefined) check_page_app_dir(deps.page_app_dir);
   assert(Number.isSafeInteger(deps.body_limit_bytes) && deps.body_limit_bytes > 0, "body_limit_bytes is a positive integer");
   assert(limits.page_events_default >= 1 && limits.page_events_default <= limits.page_events_max, "default page size within the maximum");
   assert(limits.sse_streams_max >= 1 && limits.sse_poll_interval_ms > 0 && limits.sse_heartbeat_interval_ms > 0, "SSE limits are positive");
@@ -63,7 +71,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
   app.use("*", host_guard(deps.allowed_hosts ?? []));
   if (deps.token !== undefined && deps.token !== "") {
     const guard = bearer_guard(deps.token);
-    app.use("*", (c, next) => (public_paths.has(c.req.path) ? next() : guard(c, next)));
+    app.use("*", (c, next) => (is_public_path(c.req.path) ? next() : guard(c, next)));
   }
 
   const dashboard_html = dashboard_page(deps.token !== undefined && deps.token !== "");
@@ -78,6 +86,7 @@ export function create_admin_app(deps: AdminDeps): Hono {
   mount_event_route(app, ctx);
   mount_prune_route(app, ctx);
   mount_fleet_route(app, ctx);
+  if (deps.page_app_dir !== undefined) mount_page_app_route(app, deps.page_app_dir);
 
   app.notFound((c) => error_response(c, 404, "NOT_FOUND", `no such route: ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

@@ -36,6 +36,8 @@ export interface AdminDeps {
   /** Structured warnings (unexpected errors answered with 500). */
   on_warning?: (message: string, details: Record<string, unknown>) => void;
   limits?: Partial<AdminLimits>;
+  /** Directory of the built browser replica page, served at /app/ without the token (config admin.app; routes/page_app.ts); absent: not served. */
+  page_app_dir?: string;
 }
 
 /**

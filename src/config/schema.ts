@@ -309,6 +309,10 @@ const admin_section = z
         description:
           "names this replica is reached by in a browser or client, besides localhost and IP addresses; requests naming another host (DNS rebinding) or sent by pages of another site are refused with 403",
       }),
+    app: z.boolean().default(false).meta({
+      description: "serve the browser replica page (built by npm run browser) at /app/ without the token; serve refuses to start when its files are missing",
+    }),
+    app_dir: file_path("directory of the built browser replica page; default dist/browser of the project").optional(),
   })
   .superRefine((admin, ctx) => {
     const listen = parse_listen(admin.listen);

@@ -1,0 +1,120 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { Context, Hono } from "hono";
+import { InterlogError } from "../../lib/errors.ts";
+
+/**
+ * The browser replica page (issue 15) at /app/: the files scripts/browser.ts
+ * builds, served as they are on disk (a rebuild is seen on the next load).
+ * Static and holding no data of this replica, so it is served without the
+ * admin token; the host guard still applies.
+ */
+
+/** What the page cannot load without; serve refuses to start when one is missing. */
+export const page_app_files_required = ["index.html", "app.js", "ui.js", "sw.js"] as const;
+
+/** What `npm run browser` writes, relative to the project root. */
+export const page_app_dir_default = "dist/browser";
+
+const content_types: Readonly<Record<string, string>> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".webmanifest": "application/manifest+json",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+};
+
+/** A file name of the build's flat directory: no path, no dotfile. */
+const file_name_pattern = "[A-Za-z0-9][A-Za-z0-9._-]*";
+
+/**
+ * Scripts only from this server; sockets to any broker (MQTT over
+ * WebSocket); the page's own <style> by hash (style_hashes), nothing
+ * inline else. Sent with every file: a service worker script runs under the
+ * policy of its own response.
+ */
+export function page_app_csp(style_hashes: readonly string[] = []): string {
+  const styles = ["'self'", ...style_hashes.map((h) => `'sha256-${h}'`)].join(" ");
+  return `default-src 'self'; script-src 'self'; style-src ${styles}; connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+}
+
+/** Base64 SHA-256 of each inline <style> block, as CSP names them. */
+export function style_hashes_of(html: string): string[] {
+  const hashes: string[] = [];
+  for (const m of html.matchAll(/<style>([\s\S]*?)<\/style>/g)) {
+    hashes.push(new Bun.CryptoHasher("sha256").update(m[1]).digest("base64"));
+  }
+  return hashes;
+}
+
+/**
+ * Where the page's files are: admin.app_dir (relative to the working
+ * directory), else dist/browser of the project this source lies in, else
+ * (a compiled binary, whose sources are not on disk) of the working directory.
+ */
+export function resolve_page_app_dir(app_dir: string | undefined, cwd: string = process.cwd()): string {
+  if (app_dir !== undefined) return path.resolve(cwd, app_dir);
+  const project_root = path.resolve(import.meta.dir, "..", "..", "..");
+  if (fs.existsSync(path.join(project_root, "package.json"))) return path.join(project_root, page_app_dir_default);
+  return path.resolve(cwd, page_app_dir_default);
+}
+
+/** Throws CONFIG_INVALID naming what is missing and how to build it. */
+export function check_page_app_dir(dir: string): void {
+  const missing = page_app_files_required.filter((name) => !is_file(path.join(dir, name)));
+  if (missing.length === 0) return;
+  throw new InterlogError(
+    "CONFIG_INVALID",
+    `admin.app is on but the browser page is not built: ${dir} lacks ${missing.join(", ")}; run \`npm run browser\` in the project (it writes ${page_app_dir_default}), or set admin.app_dir to the directory holding its files`,
+    { dir, missing },
+  );
+}
+
+/** GET /app -> /app/, /app/ -> index.html, /app/FILE -> the built file. Checks the files first (check_page_app_dir). */
+export function mount_page_app_route(app: Hono, dir: string): void {
+  check_page_app_dir(dir);
+  // Relative, so the page also works behind a proxy that mounts the API under a prefix.
+  app.get("/app", (c) => c.redirect("app/", 301));
+  app.get("/app/", (c) => serve_file(c, dir, "index.html"));
+  app.get(`/app/:file{${file_name_pattern}}`, (c) => serve_file(c, dir, c.req.param("file")));
+}
+
+async function serve_file(c: Context, dir: string, name: string): Promise<Response> {
+  const type = content_types[path.extname(name)];
+  const file = path.join(dir, name);
+  const stat = type === undefined ? null : stat_file(file);
+  if (type === undefined || stat === null) return c.notFound();
+  // no-cache: the browser asks again every load, and the tag keeps that to a 304 when nothing changed.
+  const etag = `W/"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
+  const headers: Record<string, string> = {
+    "Content-Type": type,
+    "Cache-Control": "no-cache",
+    ETag: etag,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": page_app_csp(),
+  };
+  if (c.req.header("if-none-match") === etag) return new Response(null, { status: 304, headers });
+  if (name.endsWith(".html")) {
+    const html = await Bun.file(file).text();
+    headers["Content-Security-Policy"] = page_app_csp(style_hashes_of(html));
+    return new Response(html, { headers });
+  }
+  return new Response(Bun.file(file), { headers });
+}
+
+function stat_file(file: string): fs.Stats | null {
+  try {
+    const stat = fs.statSync(file);
+    return stat.isFile() ? stat : null;
+  } catch {
+    return null;
+  }
+}
+
+function is_file(file: string): boolean {
+  return stat_file(file) !== null;
+}

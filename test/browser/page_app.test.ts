@@ -306,7 +306,7 @@ interface PageGlobals {
   __pwned?: number;
   navigator: { serviceWorker: { ready: Promise<unknown>; controller: unknown } };
   caches: { open(name: string): Promise<unknown>; keys(): Promise<string[]> };
-  getComputedStyle(element: unknown): { backgroundColor: string };
+  getComputedStyle(element: unknown): { backgroundColor: string; color: string };
 }
 
 async function text_of(page: Page, selector: string): Promise<string> {
@@ -375,6 +375,12 @@ describe("the page in a real browser, with a fake window.interlog", () => {
 
     // The page's <style> applied (its CSP hash matched), and nothing is wider than the phone.
     expect(await page.$eval("header", (header) => (globalThis as unknown as PageGlobals).getComputedStyle(header).backgroundColor)).toBe("rgb(29, 36, 48)");
+    // The state pills' text stays readable on their red or green.
+    const pill = await page.$eval("#broker-state", (node) => {
+      const style = (globalThis as unknown as PageGlobals).getComputedStyle(node);
+      return { color: style.color, background: style.backgroundColor };
+    });
+    expect(pill).toEqual({ color: "rgb(255, 255, 255)", background: "rgb(192, 57, 43)" });
     const width = await page.evaluate(() => {
       const root = (globalThis as unknown as PageGlobals).document.documentElement;
       return { scrollWidth: root.scrollWidth, clientWidth: root.clientWidth };

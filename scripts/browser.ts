@@ -63,7 +63,13 @@ export async function build_browser(out_dir: string, options: BrowserBuildOption
   const files: string[] = [];
 
   const app = await bundle(app_entry, out_dir, "app", "esm", {});
-  check_app_inputs(app.metafile);
+  try {
+    check_app_inputs(app.metafile);
+  } catch (err) {
+    // Not left for serve to hand out with the page of an earlier build.
+    for (const file of app.files) fs.rmSync(file, { force: true });
+    throw err;
+  }
   files.push(...app.files);
   files.push(...(await bundle(path.join(page_dir, "ui.ts"), out_dir, "ui", "esm", {})).files);
   const index_html = path.join(out_dir, "index.html");

@@ -116,6 +116,15 @@ describe("scripts/browser.ts", () => {
     expect(app).not.toMatch(/require\(["'](net|tls)["']\)/);
   });
 
+  test("refuses an app.js that imports a Node or Bun module, and leaves no app.js", async () => {
+    const dir = temp_dir("interlog-page-node-");
+    const entry = path.join(dir, "main.ts");
+    fs.writeFileSync(entry, `import fs from "node:fs";\n(globalThis as { read?: unknown }).read = fs.readFileSync;\n`);
+    const out = temp_dir("interlog-page-node-out-");
+    await expect(build_browser(out, { app_entry: entry })).rejects.toThrow(/app\.js would not run in a browser:\n {2}.*main\.ts imports node:fs, which a browser does not have/);
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
   test.skipIf(!fs.existsSync(real_main))("builds the real replica (src/browser/main.ts) with the Node modules swapped for their twins", async () => {
     const out = temp_dir("interlog-page-real-");
     const { files } = await build_browser(out);

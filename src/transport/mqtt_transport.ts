@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { type Clock, type TimerHandle, type Timers, system_clock, system_timers } from "../lib/clock.ts";
 import { InterlogError } from "../lib/errors.ts";
@@ -6,6 +5,7 @@ import type { RangeCheck } from "../log/key_ring.ts";
 import type { Outbound, Replicator } from "../sync/replicator.ts";
 import { type BrokerPreset, type BrokerPresetName, broker_presets } from "./presets.ts";
 import { PublishQueue, type PublishQueueStats } from "./publish_queue.ts";
+import { read_pem } from "./read_pem.ts";
 import { store_publishes_without_copy } from "./store_without_copy.ts";
 import { write_publishes_whole } from "./whole_publish_writer.ts";
 
@@ -498,14 +498,6 @@ export class MqttTransport {
         this.continue_push();
       }
     });
-  }
-}
-
-function read_pem(file: string, what: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new InterlogError("CONFIG_INVALID", `cannot read the MQTT ${what} at ${file}: ${(err as Error).message}`);
   }
 }
 

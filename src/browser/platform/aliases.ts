@@ -10,4 +10,5 @@ export const browser_aliases: Readonly<Record<string, string>> = {
   "src/log/ed25519_verify.ts": "src/browser/platform/ed25519_verify.ts",
   "src/log/replica_key.ts": "src/browser/platform/replica_key.ts",
   "src/log/file_io.ts": "src/browser/platform/file_io.ts",
+  "src/transport/read_pem.ts": "src/browser/platform/read_pem.ts",
 };

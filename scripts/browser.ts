@@ -30,6 +30,8 @@ export interface BrowserBuild {
   files: string[];
   /** Hash of the page's files; sw.js keeps them in a cache named by it. */
   build_id: string;
+  /** Node modules app.js imports that Bun replaced with an empty stub: calls into them throw in the page. */
+  warnings: string[];
 }
 
 /**
@@ -63,8 +65,9 @@ export async function build_browser(out_dir: string, options: BrowserBuildOption
   const files: string[] = [];
 
   const app = await bundle(app_entry, out_dir, "app", "esm", {});
+  let warnings: string[];
   try {
-    check_app_inputs(app.metafile);
+    warnings = check_app_inputs(app.metafile);
   } catch (err) {
     // Not left for serve to hand out with the page of an earlier build.
     for (const file of app.files) fs.rmSync(file, { force: true });
@@ -82,7 +85,7 @@ export async function build_browser(out_dir: string, options: BrowserBuildOption
   // A classic script (no import or export), which every browser with service workers runs.
   const sw = await bundle(path.join(page_dir, "sw.ts"), out_dir, "sw", "iife", { INTERLOG_BUILD_ID: JSON.stringify(build_id) });
   files.push(...sw.files);
-  return { files, build_id };
+  return { files, build_id, warnings };
 }
 
 async function bundle(
@@ -120,11 +123,14 @@ function describe_log(log: BuildOutput["logs"][number]): string {
 /**
  * What went into app.js, checked: an import the alias plugin did not see
  * (written without .ts, say) would bundle the Node module, which fails only
- * when the page runs it.
+ * when the page runs it. Node modules Bun has no browser version of but can
+ * stub (node:fs: an empty object) are returned as warnings; those it cannot
+ * (bun:ffi) failed the build already.
  */
-function check_app_inputs(metafile: BuildMetafile): void {
+function check_app_inputs(metafile: BuildMetafile): string[] {
   const replaced = new Set(Object.keys(browser_aliases).map((from) => path.resolve(repo_root, from)));
   const problems: string[] = [];
+  const warnings: string[] = [];
   for (const [input, info] of Object.entries(metafile.inputs)) {
     const file = path.resolve(input);
     if (replaced.has(file)) problems.push(`${path.relative(repo_root, file)} is in the bundle: an import of it was not resolved to its browser twin`);
@@ -132,10 +138,13 @@ function check_app_inputs(metafile: BuildMetafile): void {
       problems.push(`mqtt resolved to ${path.relative(repo_root, file)}, not its browser build ${path.relative(repo_root, mqtt_browser_build)}`);
     }
     for (const imported of info.imports) {
-      if (imported.external === true && /^(node|bun):/.test(imported.path)) problems.push(`${path.relative(repo_root, file)} imports ${imported.path}, which a browser does not have`);
+      if (imported.external === true && /^(node|bun):/.test(imported.path)) {
+        warnings.push(`${path.relative(repo_root, file)} imports ${imported.path}: the browser gets an empty stub, calls into it throw`);
+      }
     }
   }
   if (problems.length > 0) throw new Error(`app.js would not run in a browser:\n  ${problems.join("\n  ")}`);
+  return warnings;
 }
 
 const usage = `usage: bun scripts/browser.ts [--out-dir DIR]   (default ${path.relative(process.cwd(), browser_out_dir_default) || "."})`;
@@ -144,7 +153,8 @@ async function main(argv: string[]): Promise<number> {
   const values = parse_script_args<{ "out-dir"?: string }>(argv, { "out-dir": { type: "string" } }, usage);
   if (typeof values === "number") return values;
   const out_dir = path.resolve(values["out-dir"] ?? browser_out_dir_default);
-  const { files, build_id } = await build_browser(out_dir);
+  const { files, build_id, warnings } = await build_browser(out_dir);
+  for (const warning of warnings) process.stderr.write(`browser: warning: ${warning}\n`);
   for (const file of files) process.stdout.write(`${path.relative(process.cwd(), file).padEnd(32)} ${format_bytes(fs.statSync(file).size).padStart(10)}\n`);
   process.stdout.write(`build ${build_id}: serve it with admin.app: true (at /app/)\n`);
   return 0;

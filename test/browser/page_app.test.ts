@@ -200,6 +200,11 @@ describe("serve's /app/ (admin.app)", () => {
     const again = await get("/app/ui.js", { "if-none-match": etag });
     expect(again.status).toBe(304);
     expect(await again.text()).toBe("");
+    // A cache merges a 304's headers into what it holds: a CSP without the page's style hash would replace the one with it.
+    const index_etag = index.headers.get("etag") ?? "";
+    const index_again = await get("/app/", { "if-none-match": index_etag });
+    expect(index_again.status).toBe(304);
+    expect([...index_again.headers.keys()].sort()).toEqual(["cache-control", "etag"]);
 
     for (const bad of ["/app/nope.js", "/app/.hidden", "/app/..%2Fpackage.json", "/app/a..%2F..%2Fpackage.json", "/app/sub/ui.js", "/app/index"]) {
       const res = await get(bad);
@@ -502,6 +507,38 @@ describe("the page in a real browser, with a fake window.interlog", () => {
   }
 });
 
+describe("the page with the real replica", () => {
+  test.skipIf(!fs.existsSync(real_main))("app.js (src/browser/main.ts) runs under the page's CSP: an event appended through the form is shown, and again after a reload", async () => {
+    const dir = temp_dir("interlog-page-real-app-");
+    await build_browser(dir);
+    const t = await admin_app({ page_app_dir: dir });
+    const real_server = start_admin_server({ app: t.app, listen: "127.0.0.1:0" });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => void errors.push(e.message));
+      page.on("console", (m) => void (m.type() === "error" && errors.push(m.text())));
+      await page.goto(`${real_server.url}/app/`);
+      await page.waitForSelector("#main:not([hidden])");
+      const id = await text_of(page, "#replica-id");
+      expect(id).toMatch(/^[0-9a-f]{16}$/);
+      await page.fill("#append-text", "from the real replica");
+      await page.press("#append-text", "Enter");
+      await until_text(page, "append-result", `Appended ${id}:1`);
+      await until_text(page, "event-count", "(1 event)");
+      expect(await text_of(page, "#events li:first-child .payload")).toBe("from the real replica");
+      await page.reload();
+      await until_text(page, "replica-id", id);
+      await until_text(page, "event-count", "(1 event)");
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+      await real_server.stop();
+    }
+  });
+});
+
 describe("the service worker", () => {
   test("caches the page at install and serves it cache first, updating from the network; with the server gone the page still loads", async () => {
     const dir = temp_dir("interlog-page-sw-");
@@ -514,11 +551,14 @@ describe("the service worker", () => {
       const page = await context.newPage();
       const errors: string[] = [];
       page.on("pageerror", (e) => void errors.push(e.message));
+      page.on("console", (m) => void (m.type() === "error" && errors.push(m.text())));
       await page.addInitScript(fake_interlog("now", 0));
 
       // A cache of an older build, left on this origin: activate deletes it.
       await page.goto(`${own_server.url}/app/ui.js.map`);
       await page.evaluate(() => (globalThis as unknown as PageGlobals).caches.open("interlog-app-0000000000000000"));
+      // That document asked for /favicon.ico (a 404); the page itself asks for nothing missing.
+      errors.length = 0;
 
       await page.goto(`${own_server.url}/app/`);
       await page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.serviceWorker.ready.then(() => undefined));
@@ -547,6 +587,8 @@ describe("the service worker", () => {
       expect(await page.title()).toBe("InterLog replica, updated");
       await until_text(page, "replica-id", own_id);
       await until_text(page, "event-count", "(4 events)");
+      // The cached page keeps the CSP that allows its <style>.
+      expect(await page.$eval("header", (header) => (globalThis as unknown as PageGlobals).getComputedStyle(header).backgroundColor)).toBe("rgb(29, 36, 48)");
       // A visit with a query string is the same page.
       await page.goto(`${own_server.url}/app/?from=bookmark`);
       await until_text(page, "replica-id", own_id);

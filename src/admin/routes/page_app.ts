@@ -97,7 +97,8 @@ async function serve_file(c: Context, dir: string, name: string): Promise<Respon
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": page_app_csp(),
   };
-  if (c.req.header("if-none-match") === etag) return new Response(null, { status: 304, headers });
+  // Only what a 304 must carry: a cache merges its headers into the stored response, and a CSP here without the page's style hash would replace the one with it.
+  if (c.req.header("if-none-match") === etag) return new Response(null, { status: 304, headers: { ETag: etag, "Cache-Control": "no-cache" } });
   if (name.endsWith(".html")) {
     const html = await Bun.file(file).text();
     headers["Content-Security-Policy"] = page_app_csp(style_hashes_of(html));

@@ -5,39 +5,9 @@
  * peer ids and broker errors come from other devices.
  */
 
-/** What app.js installs as window.interlog (issue 15). */
-export interface InterlogPage {
-  /** Resolves with the id "ORIGIN:SEQ" once durable. */
-  append(data: string | Uint8Array): Promise<string>;
-  /** Events in transaction order from position `from`. */
-  read(from: number, limit: number): Promise<InterlogEvent[]>;
-  /** Events held (positions 0..count-1). */
-  count(): number;
-  vv(): Record<string, number>;
-  status(): InterlogStatus;
-  /** Remembered across reloads. */
-  connect(url: string, options?: { username?: string; password?: string; prefix?: string }): Promise<void>;
-  disconnect(): Promise<void>;
-  /** Called (debounced) when events, peers or status change; returns unsubscribe. */
-  on_change(listener: () => void): () => void;
-}
-
-export interface InterlogEvent {
-  id: string;
-  origin: string;
-  seq: number;
-  time_ms: number;
-  payload: Uint8Array;
-}
-
-export interface InterlogStatus {
-  id: string;
-  online: boolean;
-  writer: boolean;
-  broker: { url: string; connected: boolean; last_error: string | null } | null;
-  peers: { id: string; online: boolean | null; lag_events: number }[];
-  events: number;
-}
+// Types only: the contract is checked against the replica's, and nothing of it is bundled into ui.js.
+import type { PageEvent as InterlogEvent } from "../browser_replica.ts";
+import type { InterlogPage } from "../main.ts";
 
 /** One line of the export; exactly one of payload_text (valid UTF-8) and payload_hex. */
 export interface ExportLine {

@@ -1,3 +1,5 @@
+import { MemoryPageStore } from "../../src/browser/storage/memory_page_store.ts";
+import { PagedFileIO } from "../../src/browser/storage/paged_file_io.ts";
 import { Random } from "../../src/lib/random.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
 import type { SyncCounters } from "../../src/sync/counters.ts";
@@ -33,6 +35,14 @@ export interface SimOptions {
   hostile: boolean;
   /** Share of replicas that pull only some origins. */
   partial_share: number;
+  /**
+   * The first this many replicas are browser tabs: their log on PagedFileIO
+   * over a MemoryPageStore (IndexedDB's contract), where every crash closes
+   * the tab and keeps exactly what was committed (a store commits whole
+   * transactions, so nothing is torn). Not drawn by random_options: seeds
+   * without it run as they always did.
+   */
+  browser_replicas?: number;
 }
 
 export function random_options(rng: Random): SimOptions {
@@ -97,6 +107,8 @@ function add_counters(total: SyncCounters | null, c: SyncCounters): SyncCounters
 
 class SimNode implements ReplicaView {
   readonly io = new MemFileIO();
+  /** A browser replica's IndexedDB; null for a replica on a disk (io). */
+  readonly store: MemoryPageStore | null;
   id = "";
   log: Log | null = null;
   rep: Replicator | null = null;
@@ -115,7 +127,9 @@ class SimNode implements ReplicaView {
   power_cuts = 0;
   warnings: string[] = [];
 
-  constructor(readonly index: number) {}
+  constructor(readonly index: number, browser = false) {
+    this.store = browser ? new MemoryPageStore() : null;
+  }
 }
 
 export interface SimReport {
@@ -127,6 +141,8 @@ export interface SimReport {
   crashes: number;
   power_cuts: number;
   counters: SyncCounters[];
+  /** Transactions the browser replicas' stores committed. */
+  store_commits: number;
 }
 
 export class Simulation {
@@ -162,7 +178,7 @@ export class Simulation {
   async run(): Promise<SimReport> {
     const o = this.options;
     for (let i = 0; i < o.replicas; i++) {
-      const node = new SimNode(i);
+      const node = new SimNode(i, i < (o.browser_replicas ?? 0));
       node.sync_mode = this.rng.chance(0.7) ? "interval" : "always";
       this.nodes.push(node);
       await this.open_log(node);
@@ -212,6 +228,7 @@ export class Simulation {
       crashes: this.nodes.reduce((n, node) => n + node.crashes, 0),
       power_cuts: this.nodes.reduce((n, node) => n + node.power_cuts, 0),
       counters: this.nodes.map((n) => n.counters as SyncCounters),
+      store_commits: this.nodes.reduce((n, node) => n + (node.store?.commits ?? 0), 0),
     };
   }
 
@@ -338,7 +355,7 @@ export class Simulation {
     node.log = await Log.open({
       dir: "/data",
       name: `sim-${node.index}`,
-      io: node.io,
+      io: node.store === null ? node.io : await PagedFileIO.open(node.store.session()),
       sync: node.sync_mode,
       sync_interval_ms: this.rng.int(5, 100),
       segment_size_bytes,
@@ -399,10 +416,12 @@ export class Simulation {
     node.crashes++;
     if (this.rng.chance(0.5)) {
       node.power_cuts++;
-      node.io.power_cut(this.rng);
-    } else {
+      if (node.store === null) node.io.power_cut(this.rng);
+    } else if (node.store === null) {
       node.io.process_crash();
     }
+    // A closed tab loses what its page held in memory either way.
+    node.store?.crash(this.rng);
   }
 
   private async heal(): Promise<void> {

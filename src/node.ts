@@ -1,5 +1,6 @@
 import { type AdminServer, check_listen_allowed, create_admin_app, start_admin_server } from "./admin/index.ts";
 import type { SyncView } from "./admin/deps.ts";
+import { check_page_app_dir, resolve_page_app_dir } from "./admin/routes/page_app.ts";
 import type { Config } from "./config/config.ts";
 import { type Clock, type TimerHandle, type Timers, system_clock, system_timers } from "./lib/clock.ts";
 import { Log } from "./log/log.ts";
@@ -45,6 +46,9 @@ export class ReplicaNode {
   static async start(config: Config, log_line: LogLine, clock: Clock = system_clock, timers: Timers = system_timers): Promise<ReplicaNode> {
     // Refuse an open admin API before touching anything.
     check_listen_allowed(config.admin.listen, config.admin.token ?? undefined);
+    // A missing page build is refused before the data directory is opened or made.
+    const page_app_dir = config.admin.app ? resolve_page_app_dir(config.admin.app_dir ?? undefined) : undefined;
+    if (page_app_dir !== undefined) check_page_app_dir(page_app_dir);
     const validate_append = build_validator(config.validators.append);
     const validate_sync = build_validator(config.validators.sync);
     const explain_sync = build_validator(config.validators.sync);
@@ -119,6 +123,7 @@ export class ReplicaNode {
         fleet,
         token: config.admin.token ?? undefined,
         allowed_hosts: config.admin.allowed_hosts,
+        page_app_dir,
         body_limit_bytes: admin_body_limit_bytes,
         validate_append,
         // What the validator said on arrival; after a restart, a fresh instance runs again (sync's own keeps its per-origin memory).

@@ -95,6 +95,10 @@ export interface AdminConfig {
    * (lowercase): admin.allowed_hosts, plus the listen host when it is a name.
    */
   allowed_hosts: readonly string[];
+  /** Serve the browser replica page at /app/ (admin.app). */
+  app: boolean;
+  /** Where its built files are (admin.app_dir, resolved); null: the project's dist/browser. */
+  app_dir: string | null;
 }
 
 export interface ValidatorsConfig {

@@ -152,6 +152,8 @@ function resolve(file: string, raw: ConfigFile, env: Environment, report: Report
       port: listen.port,
       token: raw.admin.token_env === undefined ? null : read_secret(env, raw.admin.token_env, ["admin", "token_env"], report),
       allowed_hosts: [...new Set([...(is_host_name(listen.host) ? [listen.host.toLowerCase()] : []), ...raw.admin.allowed_hosts])],
+      app: raw.admin.app,
+      app_dir: raw.admin.app_dir === undefined ? null : path.resolve(raw.admin.app_dir),
     },
     validators: { append: raw.validators.append, sync: raw.validators.sync },
     trust: { replicas: raw.trust.replicas ?? null },

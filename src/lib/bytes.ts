@@ -1,4 +1,6 @@
-const buffer_copy = Buffer.prototype.copy;
+// Bun's native Buffer copy; a browser's Buffer polyfill refuses a Uint8Array target, so the page copies with set().
+const buffer_copy: ((this: Uint8Array, dst: Uint8Array, at: number, start: number, end: number) => number) | null =
+  typeof Bun !== "undefined" ? Buffer.prototype.copy : null;
 
 /**
  * Copies src[start, end) to dst at `at` without making a view of the source.
@@ -7,7 +9,8 @@ const buffer_copy = Buffer.prototype.copy;
  * ten times faster per 256-byte event here.
  */
 export function copy_bytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, at: number): void {
-  buffer_copy.call(src, dst, at, start, end);
+  if (buffer_copy !== null) buffer_copy.call(src, dst, at, start, end);
+  else dst.set(src.subarray(start, end), at);
 }
 
 const two_pow_32 = 4294967296;

@@ -16,7 +16,7 @@ describe("a valid config", () => {
     expect(config.log).toEqual({ segment_size_bytes: 64 * 1024 * 1024, sync: "always", sync_interval_ms: 10 });
     expect(config.mqtt).toBeNull();
     expect(config.replication).toEqual({ pull: "*" });
-    expect(config.admin).toEqual({ listen: "127.0.0.1:8080", host: "127.0.0.1", port: 8080, token: null, allowed_hosts: [] });
+    expect(config.admin).toEqual({ listen: "127.0.0.1:8080", host: "127.0.0.1", port: 8080, token: null, allowed_hosts: [], app: false, app_dir: null });
     expect(config.validators).toEqual({ append: [], sync: [] });
     expect(config.trust).toEqual({ replicas: null });
   });
@@ -75,7 +75,7 @@ describe("a valid config", () => {
       key_file: path.resolve("truck.key"),
     });
     expect(config.replication.pull).toEqual(["3f09c2a41b7e55d0", "00000000000000aa"]);
-    expect(config.admin).toEqual({ listen: "[::]:9090", host: "::", port: 9090, token: "t0ken", allowed_hosts: [] });
+    expect(config.admin).toEqual({ listen: "[::]:9090", host: "::", port: 9090, token: "t0ken", allowed_hosts: [], app: false, app_dir: null });
     expect(config.validators.append).toEqual([
       { name: "max-size", options: { max_bytes: "4KiB" } },
       { name: "json", options: {} },

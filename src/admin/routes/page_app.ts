@@ -32,13 +32,15 @@ const file_name_pattern = "[A-Za-z0-9][A-Za-z0-9._-]*";
 
 /**
  * Scripts only from this server; sockets to any broker (MQTT over
- * WebSocket); the page's own <style> by hash (style_hashes), nothing
- * inline else. Sent with every file: a service worker script runs under the
+ * WebSocket); workers from this server (the service worker) and from
+ * blob: (mqtt.js runs its keepalive timers in one, which a background tab
+ * does not throttle); the page's own <style> by hash (style_hashes),
+ * nothing inline else. Sent with every file: a service worker script runs under the
  * policy of its own response.
  */
 export function page_app_csp(style_hashes: readonly string[] = []): string {
   const styles = ["'self'", ...style_hashes.map((h) => `'sha256-${h}'`)].join(" ");
-  return `default-src 'self'; script-src 'self'; style-src ${styles}; connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+  return `default-src 'self'; script-src 'self'; style-src ${styles}; connect-src 'self' ws: wss:; worker-src 'self' blob:; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
 }
 
 /** Base64 SHA-256 of each inline <style> block, as CSP names them. */

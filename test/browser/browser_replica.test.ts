@@ -172,6 +172,34 @@ describe("a browser replica in a tab", () => {
     }
   }, 120_000);
 
+  test("a tab that follows one truck (a pull list) takes that truck's events and not another's, and its own reach both", async () => {
+    const dir = temp_dir("interlog-browser-pull-");
+    const a = await ServeProcess.start(write_config(dir, "a.yaml", serve_yaml("truck-a", true)));
+    const b = await ServeProcess.start(write_config(dir, "b.yaml", serve_yaml("truck-b", false)));
+    const context = await browser.newContext();
+    try {
+      for (let i = 0; i < 20; i++) expect((await a.fetch("/api/events", { method: "POST", headers: octets, body: `a ${i}` })).status).toBe(201);
+      for (let i = 0; i < 20; i++) expect((await b.fetch("/api/events", { method: "POST", headers: octets, body: `b ${i}` })).status).toBe(201);
+      await wait_for("the trucks to hold each other's events", async () => ((await status(a)).vv[b.id] === 20 && (await status(b)).vv[a.id] === 20 ? true : null), 60_000);
+      const page = await context.newPage();
+      await open_tab(page, a);
+      await page.evaluate(([url, follow]) => (globalThis as Tab).interlog.connect(url, { preset: "rabbitmq", prefix: "tab", pull: [follow] }), [broker.ws_url, a.id] as const);
+      const tab_id = await page.evaluate(() => (globalThis as Tab).interlog.append("from the phone").then((id) => id.split(":")[0]));
+      await wait_for("the phone to hold truck a's events and both trucks the phone's", async () => {
+        const vv = await tab_vv(page);
+        return vv[a.id] === 20 && (await status(a)).vv[tab_id] === 1 && (await status(b)).vv[tab_id] === 1 ? true : null;
+      }, 60_000);
+      // Truck b's events were there all along, from b and from a: the phone never subscribed to them.
+      await Bun.sleep(1000);
+      expect((await tab_vv(page))[b.id]).toBeUndefined();
+      expect((await tab_read(page, 0, 100)).every((e) => e.origin !== b.id)).toBe(true);
+    } finally {
+      await context.close();
+      expect(await b.stop()).toBe(0);
+      expect(await a.stop()).toBe(0);
+    }
+  }, 120_000);
+
   test("a crc-valid forgery pushed on an origin's topic is refused by the tab; the origin's real events are taken", async () => {
     const dir = temp_dir("interlog-browser-forgery-");
     const a = await ServeProcess.start(write_config(dir, "a.yaml", serve_yaml("depot", true)));

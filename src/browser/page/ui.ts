@@ -255,13 +255,17 @@ class PageUi {
 
   private async connect(): Promise<void> {
     const url = el<UiInput>("broker-url").value.trim();
-    const options: { username?: string; password?: string; prefix?: string } = {};
+    const options: Parameters<InterlogPage["connect"]>[1] & {} = {};
     const username = el<UiInput>("broker-username").value;
     const password = el<UiInput>("broker-password").value;
     const prefix = el<UiInput>("broker-prefix").value.trim();
+    const preset = el<UiInput>("broker-preset").value;
+    const pull = el<UiInput>("broker-pull").value.trim().split(/[\s,]+/).filter((id) => id !== "");
     if (username !== "") options.username = username;
     if (password !== "") options.password = password;
     if (prefix !== "") options.prefix = prefix;
+    if (preset === "rabbitmq") options.preset = "rabbitmq";
+    if (pull.length > 0) options.pull = pull;
     await this.busy("connect", async () => {
       this.broker_failure = null;
       try {

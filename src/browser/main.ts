@@ -51,6 +51,10 @@ function warn(message: string, details: Record<string, unknown>): void {
 }
 
 async function start(): Promise<InterlogPage> {
+  // WebCrypto and Web Locks exist only in a secure context; say so instead of failing on an undefined.
+  if ((globalThis as { isSecureContext?: boolean }).isSecureContext === false || globalThis.crypto?.subtle === undefined) {
+    throw new Error("this page must be loaded over https:// (or from localhost): the browser offers its key store (WebCrypto) and tab locks only to secure pages");
+  }
   const role = new TabRole(db_name);
   const listeners = new Set<() => void>();
   let replica: BrowserReplica | null = null;

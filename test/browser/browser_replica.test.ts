@@ -6,7 +6,8 @@ import { build_browser } from "../../scripts/browser.ts";
 import type { InterlogPage } from "../../src/browser/main.ts";
 import { encode_message } from "../../src/sync/messages.ts";
 import { encode_frames } from "../../src/sync/wire_events.ts";
-import { launch_chromium } from "../support/chromium.ts";
+import { chromium } from "playwright-core";
+import { chromium_path, launch_chromium } from "../support/chromium.ts";
 import { forge_payload, frames_of_log, mem_log } from "../support/forgery.ts";
 import { RabbitMq } from "../support/rabbitmq.ts";
 import { ServeProcess, write_config } from "../support/serve_process.ts";
@@ -199,6 +200,25 @@ describe("a browser replica in a tab", () => {
       expect(await a.stop()).toBe(0);
     }
   }, 120_000);
+
+  test("served over plain http under a device's name (not a secure context), the page says it needs https and starts nothing", async () => {
+    const dir = temp_dir("interlog-browser-insecure-");
+    const yaml = `${serve_yaml("depot", true)}  allowed_hosts: [depot.test]\n`;
+    const a = await ServeProcess.start(write_config(dir, "a.yaml", yaml));
+    // depot.test resolves to 127.0.0.1 for this browser only: the page comes over the loopback but from a name that is not localhost.
+    const insecure = await chromium.launch({ executablePath: chromium_path, args: ["--headless", "--no-sandbox", "--disable-gpu", `--host-resolver-rules=MAP depot.test 127.0.0.1`] });
+    try {
+      const page = await insecure.newPage();
+      await page.goto(`${a.admin_url.replace("127.0.0.1", "depot.test")}/app/`);
+      await page.waitForFunction(() => "interlog_error" in globalThis, null, { timeout: 30_000 });
+      expect(await page.evaluate(() => (globalThis as Tab).interlog_error)).toContain("https://");
+      expect(await page.evaluate(() => "interlog" in globalThis)).toBe(false);
+      expect(await page.textContent("#starting-text")).toContain("must be loaded over https://");
+    } finally {
+      await insecure.close();
+      expect(await a.stop()).toBe(0);
+    }
+  }, 60_000);
 
   test("a crc-valid forgery pushed on an origin's topic is refused by the tab; the origin's real events are taken", async () => {
     const dir = temp_dir("interlog-browser-forgery-");

@@ -44,6 +44,8 @@ interface UiAnchor extends UiElement {
 }
 interface UiWeb {
   interlog?: InterlogPage;
+  /** Set by app.js when the replica could not start (and interlog-error dispatched). */
+  interlog_error?: string;
   document: { getElementById(id: string): UiElement | null; createElement(tag: string): UiElement; body: UiElement; activeElement: UiElement | null };
   navigator: { onLine: boolean; serviceWorker?: { register(url: string, options: { scope: string }): Promise<unknown> } };
   addEventListener(type: string, listener: () => void): void;
@@ -394,6 +396,11 @@ function main(): void {
     el("starting-text").textContent = "The replica has not started yet: app.js may have failed to load (the browser console says why). Still waiting…";
   });
   void started.then((interlog) => new PageUi(interlog).start());
+  const failed = () => {
+    if (web.interlog_error !== undefined) el("starting-text").textContent = `The replica could not start: ${web.interlog_error}`;
+  };
+  web.addEventListener("interlog-error", failed);
+  failed();
 }
 
 main();

@@ -1,8 +1,9 @@
 /**
- * IndexedDB requests as promises, for the page's key store (the log's pages
- * go through storage/indexeddb_page_store.ts). The project compiles without
- * the DOM library (its fetch types clash with Bun's), so the few IndexedDB
- * types used here are declared with the DOM's names.
+ * IndexedDB for the page (its key store, and the log's pages through
+ * storage/indexeddb_page_store.ts). The project compiles without the DOM
+ * library (adding it to one file adds it to every file, and its fetch and
+ * stream types clash with Bun's), so the part of IndexedDB used is declared
+ * here with the DOM's names.
  */
 export interface IdbRequest<T> {
   readonly result: T;
@@ -11,28 +12,43 @@ export interface IdbRequest<T> {
   onerror: (() => void) | null;
 }
 
-interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
+export interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
   onupgradeneeded: (() => void) | null;
 }
 
-interface IdbObjectStore {
-  get(key: string): IdbRequest<unknown>;
-  add(value: unknown, key: string): IdbRequest<unknown>;
+export type IdbKey = number | string | IdbKey[];
+
+export type IdbKeyRange = { readonly lower: unknown; readonly upper: unknown };
+
+export interface IdbObjectStore {
+  get(key: IdbKey): IdbRequest<unknown>;
+  add(value: unknown, key?: IdbKey): IdbRequest<IdbKey>;
+  put(value: unknown, key?: IdbKey): IdbRequest<IdbKey>;
+  delete(query: IdbKey | IdbKeyRange): IdbRequest<undefined>;
+  getAll(): IdbRequest<unknown[]>;
+  getAllKeys(): IdbRequest<IdbKey[]>;
 }
 
 export interface IdbTransaction {
-  objectStore(name: string): IdbObjectStore;
   readonly error: Error | null;
+  objectStore(name: string): IdbObjectStore;
+  commit?(): void;
   oncomplete: (() => void) | null;
   onabort: (() => void) | null;
-  onerror: (() => void) | null;
+  onerror?: (() => void) | null;
 }
 
 export interface IdbDatabase {
   readonly objectStoreNames: { contains(name: string): boolean };
-  createObjectStore(name: string): unknown;
-  transaction(stores: string, mode?: "readonly" | "readwrite", options?: { durability: "strict" | "relaxed" | "default" }): IdbTransaction;
+  createObjectStore(name: string, options?: { keyPath?: string }): IdbObjectStore;
+  transaction(stores: string | string[], mode?: "readonly" | "readwrite", options?: { durability?: "default" | "strict" | "relaxed" }): IdbTransaction;
   close(): void;
+  onversionchange: (() => void) | null;
+}
+
+export interface IdbGlobals {
+  indexedDB?: { open(name: string, version: number): IdbOpenRequest };
+  IDBKeyRange?: { bound(lower: IdbKey, upper: IdbKey): IdbKeyRange };
 }
 
 export function request<T>(r: IdbRequest<T>): Promise<T> {
@@ -43,7 +59,7 @@ export function request<T>(r: IdbRequest<T>): Promise<T> {
 }
 
 export function open_db(name: string, stores: readonly string[]): Promise<IdbDatabase> {
-  const idb = (globalThis as unknown as { indexedDB?: { open(name: string, version: number): IdbOpenRequest } }).indexedDB;
+  const idb = (globalThis as unknown as IdbGlobals).indexedDB;
   if (idb === undefined) return Promise.reject(new Error("this browser offers no IndexedDB (a private window may block it)"));
   const r = idb.open(name, 1);
   r.onupgradeneeded = () => {

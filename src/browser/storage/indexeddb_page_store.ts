@@ -1,5 +1,6 @@
 import { assert } from "../../lib/assert.ts";
 import type { PageStore, StoreTx, StoredFile, StoredPage, StoredState } from "./page_store.ts";
+import { type IdbDatabase, type IdbGlobals, request as request_done } from "../idb.ts";
 
 /**
  * The PageStore of a browser tab: one IndexedDB database with three object
@@ -8,53 +9,9 @@ import type { PageStore, StoreTx, StoredFile, StoredPage, StoredState } from "./
  * readwrite transaction over all three with durability "strict", so it
  * resolves only once the browser has flushed it to disk.
  *
- * The project compiles without the DOM library (adding it to one file adds it
- * to every file, and its fetch and stream types clash with Bun's), so the
- * part of IndexedDB used here is declared below, with the DOM's names.
+ * The IndexedDB types are declared in ../idb.ts (the project compiles
+ * without the DOM library).
  */
-
-interface IdbRequest<T> {
-  readonly result: T;
-  readonly error: Error | null;
-  onsuccess: (() => void) | null;
-  onerror: (() => void) | null;
-}
-
-interface IdbOpenRequest extends IdbRequest<IdbDatabase> {
-  onupgradeneeded: (() => void) | null;
-}
-
-type IdbKey = number | string | IdbKey[];
-
-interface IdbObjectStore {
-  put(value: unknown, key?: IdbKey): IdbRequest<IdbKey>;
-  delete(query: IdbKey | IdbKeyRange): IdbRequest<undefined>;
-  getAll(): IdbRequest<unknown[]>;
-  getAllKeys(): IdbRequest<IdbKey[]>;
-}
-
-interface IdbTransaction {
-  readonly error: Error | null;
-  objectStore(name: string): IdbObjectStore;
-  commit?(): void;
-  oncomplete: (() => void) | null;
-  onabort: (() => void) | null;
-}
-
-interface IdbDatabase {
-  readonly objectStoreNames: { contains(name: string): boolean };
-  createObjectStore(name: string, options?: { keyPath?: string }): IdbObjectStore;
-  transaction(stores: string[], mode: "readonly" | "readwrite", options?: { durability?: "default" | "strict" | "relaxed" }): IdbTransaction;
-  close(): void;
-  onversionchange: (() => void) | null;
-}
-
-type IdbKeyRange = { readonly lower: unknown; readonly upper: unknown };
-
-interface IdbGlobals {
-  indexedDB?: { open(name: string, version: number): IdbOpenRequest };
-  IDBKeyRange?: { bound(lower: IdbKey, upper: IdbKey): IdbKeyRange };
-}
 
 const db_version = 1;
 const files_store = "files";
@@ -66,13 +23,6 @@ function idb(): Required<IdbGlobals> {
   const g = globalThis as unknown as IdbGlobals;
   if (g.indexedDB === undefined || g.IDBKeyRange === undefined) throw new Error("this browser offers no IndexedDB (a private window may turn it off)");
   return { indexedDB: g.indexedDB, IDBKeyRange: g.IDBKeyRange };
-}
-
-function done<T>(request: IdbRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error ?? new Error("an IndexedDB request failed"));
-  });
 }
 
 /** A structured clone of a view copies its whole buffer: store a page's bytes alone. */
@@ -95,7 +45,7 @@ export class IndexedDbPageStore implements PageStore {
       if (!db.objectStoreNames.contains(pages_store)) db.createObjectStore(pages_store);
       if (!db.objectStoreNames.contains(dirs_store)) db.createObjectStore(dirs_store, { keyPath: "path" });
     };
-    const db = await done(request);
+    const db = await request_done(request);
     // A newer version opened elsewhere: let it upgrade; this tab's commits then fail and its log stops.
     db.onversionchange = () => db.close();
     return new IndexedDbPageStore(db);
@@ -106,10 +56,10 @@ export class IndexedDbPageStore implements PageStore {
     const pages = tx.objectStore(pages_store);
     // One transaction: keys and values are read from the same snapshot, both in key order.
     const [files, dirs, page_keys, page_values] = await Promise.all([
-      done(tx.objectStore(files_store).getAll()),
-      done(tx.objectStore(dirs_store).getAll()),
-      done(pages.getAllKeys()),
-      done(pages.getAll()),
+      request_done(tx.objectStore(files_store).getAll()),
+      request_done(tx.objectStore(dirs_store).getAll()),
+      request_done(pages.getAllKeys()),
+      request_done(pages.getAll()),
     ]);
     assert(page_keys.length === page_values.length, "a page for each page key");
     const state: StoredState = { files: files as StoredFile[], pages: [], dirs: (dirs as { path: string }[]).map((d) => d.path) };

@@ -19,8 +19,10 @@
 #
 # First install: creates the user "interlog", the directories, the config
 # /etc/interlog/interlog.yaml and an empty secrets file interlog.env, installs
-# and starts interlog.service. Upgrade: checks the bundle, replaces the binary
-# atomically (rename), keeps the config, the secrets and the data in
+# the browser replica page in /usr/local/share/interlog/app (served at /app/
+# with admin.app: true), installs and starts interlog.service. Upgrade: checks
+# the bundle, replaces the binary atomically (rename) and the page directory
+# (by two renames), keeps the config, the secrets and the data in
 # /var/lib/interlog, and restarts the service. Running it again with the same
 # bundle changes nothing. It never creates, chmods, chowns or writes through a
 # symlink it did not make, and writes each file as a temp file with an
@@ -69,6 +71,9 @@ etc_dir=$prefix/etc/interlog
 unit_dir=$prefix/etc/systemd/system
 sysusers_dir=$prefix/usr/lib/sysusers.d
 share_dir=$prefix/usr/local/share/interlog
+app_dir=$share_dir/app
+# The browser page: the files of app/ in the bundle, the same set serve requires.
+app_files="app.js index.html sw.js ui.js"
 data_dir=$prefix/var/lib/interlog
 wants=$unit_dir/multi-user.target.wants
 binary=$bin_dir/interlog
@@ -104,7 +109,7 @@ check_dir() {
   fi
 }
 unchanged="nothing was changed"
-for d in "$bin_dir" "$etc_dir" "$unit_dir" "$sysusers_dir" "$share_dir" "$data_dir"; do check_dir "$d" "$unchanged"; done
+for d in "$bin_dir" "$etc_dir" "$unit_dir" "$sysusers_dir" "$share_dir" "$app_dir" "$data_dir"; do check_dir "$d" "$unchanged"; done
 if [ "$live" = 0 ] && [ "$first_install" = 1 ]; then check_dir "$wants" "$unchanged"; fi
 # Files replaced by rename when they differ.
 for f in "$binary" "$etc_dir/interlog.yaml.default" "$unit_dir/interlog.service" "$sysusers_dir/interlog.conf" \
@@ -119,9 +124,13 @@ done
 
 tmp=""
 work=""
+app_new=""
+app_old=""
 cleanup() {
   if [ -n "$tmp" ]; then rm -f "$tmp"; fi
   if [ -n "$work" ]; then rm -rf "$work"; fi
+  if [ -n "$app_new" ]; then rm -rf "$app_new"; fi
+  if [ -n "$app_old" ]; then rm -rf "$app_old"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
@@ -196,6 +205,14 @@ fi
 manifest_sum() { awk -v f="$1" '$2 == f { print $1; exit }' "$work/MANIFEST"; }
 for f in interlog interlog.yaml interlog.service install.sh VERSION; do
   [ -n "$(manifest_sum "$f")" ] || fail "MANIFEST does not list $f; nothing was installed"
+done
+# The page comes with bundles built since it exists; an older bundle (a downgrade) has none, and the
+# installed page is left as it is. MANIFEST lists all of its files or none.
+has_app=0
+if [ -n "$(manifest_sum app/index.html)" ]; then has_app=1; fi
+for f in $app_files; do
+  if [ "$has_app" = 1 ] && [ -z "$(manifest_sum "app/$f")" ]; then fail "MANIFEST lists app/index.html but not app/$f; nothing was installed"; fi
+  if [ "$has_app" = 0 ] && [ -n "$(manifest_sum "app/$f")" ]; then fail "MANIFEST lists app/$f but not app/index.html; nothing was installed"; fi
 done
 field() { sed -n "s/^$1=//p" "$2"; }
 version=$(field version "$bundle/VERSION")
@@ -332,7 +349,47 @@ if [ "$(cat "$sysusers_dir/interlog.conf" 2>/dev/null || true)" != "$sysusers_li
   fi
 fi
 
-# 8. The binary, swapped by one rename: the running service keeps the old file until it restarts.
+# 8. The browser page, before the binary that serves it: a new directory beside app, each file checked
+# against MANIFEST and synced, then the old directory renamed aside and the new one renamed in (a
+# directory cannot be renamed over a full one; serve reads the files per request, so at worst a
+# request in the instant between the two renames gets a 404, and a new page needs no restart).
+app_current=1
+app_changed=0
+if [ "$has_app" = 0 ] && [ -d "$app_dir" ]; then
+  say "the bundle has no browser page (app/: it predates the page); $app_dir is left as it is"
+elif [ "$has_app" = 1 ]; then
+  if [ ! -d "$app_dir" ]; then app_current=0; fi
+  for f in $app_files; do
+    if [ "$app_current" = 1 ] && { [ -L "$app_dir/$f" ] || ! cmp -s "$bundle/app/$f" "$app_dir/$f"; }; then app_current=0; fi
+  done
+fi
+if [ "$app_current" = 0 ] && [ "$dry_run" = 1 ]; then
+  echo "would: install $bundle/app ($app_files) as $app_dir (mode 0755, files 0644), replacing it by rename"
+  app_changed=1
+elif [ "$app_current" = 0 ]; then
+  app_new=$(mktemp -d "$share_dir/.app.XXXXXX") || fail "cannot create a temp directory beside $app_dir"
+  for f in $app_files; do
+    cp "$bundle/app/$f" "$app_new/$f"
+    chmod 0644 "$app_new/$f"
+    if [ "$(sha256_of "$app_new/$f")" != "$(manifest_sum "app/$f")" ]; then
+      fail "$bundle/app/$f changed after the bundle was checked (its sha256 no longer matches MANIFEST); unpack the bundle again and rerun"
+    fi
+  done
+  chmod 0755 "$app_new"
+  (cd "$app_new" && sync $app_files . 2>/dev/null) || sync
+  check_dir "$app_dir"
+  if [ -d "$app_dir" ]; then
+    # Aside into a private directory of its own (mktemp -d), so the name it goes to cannot be planted.
+    app_old=$(mktemp -d "$share_dir/.app-old.XXXXXX") || fail "cannot create a temp directory beside $app_dir"
+    mv "$app_dir" "$app_old/app"
+  fi
+  mv "$app_new" "$app_dir"
+  app_new=""
+  if [ -n "$app_old" ]; then rm -rf "$app_old"; app_old=""; fi
+  app_changed=1
+fi
+
+# 9. The binary, swapped by one rename: the running service keeps the old file until it restarts.
 # Then the record of the bundle, with its install.sh: the trusted installer of the next upgrade.
 if put_file "$bundle/interlog" "$binary" 0755 "$(manifest_sum interlog)"; then changed=1; fi
 put_file "$bundle/VERSION" "$share_dir/VERSION" 0644 "$(manifest_sum VERSION)" || true
@@ -345,7 +402,7 @@ elif [ -e "$share_dir/MANIFEST.sig" ]; then
   run rm -f "$share_dir/MANIFEST.sig"
 fi
 
-# 9. The service.
+# 10. The service.
 if [ "$live" = 1 ]; then
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     if [ "$unit_changed" = 1 ]; then run systemctl daemon-reload; fi
@@ -369,7 +426,7 @@ fi
 
 if [ "$first_install" = 1 ]; then
   what="installed"
-elif [ "$changed" = 1 ]; then
+elif [ "$changed" = 1 ] || [ "$app_changed" = 1 ]; then
   what="upgraded from ${previous:-an unknown version}"
 else
   what="already installed, nothing changed"

@@ -1,7 +1,8 @@
 /**
  * `npm run firmware`: one bundle per target in dist/firmware/:
  * interlog-<version>-<target>.tar.gz holding the binary, interlog.yaml
- * (config/device.yaml), interlog.service, install.sh, VERSION and MANIFEST,
+ * (config/device.yaml), interlog.service, install.sh, the browser replica
+ * page in app/ (built once for all targets), VERSION and MANIFEST,
  * plus SHA256SUMS of the tarballs. linux-x64 and linux-arm64 are required;
  * the musl targets are built when npm has their Bun runtime, else skipped
  * with a warning. Prints one JSON line per bundle.
@@ -17,6 +18,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { build_browser } from "./browser.ts";
 import { parse_script_args } from "./script_args.ts";
 import { type Bundle, make_bundle } from "./firmware/bundle.ts";
 import { compile_interlog, package_version, repo_root, source_commit, source_epoch_s } from "./firmware/compile.ts";
@@ -50,12 +52,15 @@ export async function build_firmware(
   const work = fs.mkdtempSync(path.join(out_dir, ".build-"));
   const built: FirmwareBuild[] = [];
   try {
+    // Plain JavaScript, the same for every target: built once.
+    const app_dir = path.join(work, "app");
+    for (const warning of (await build_browser(app_dir)).warnings) process.stderr.write(`firmware: browser page: warning: ${warning}\n`);
     for (const target of targets) {
       let build: FirmwareBuild;
       try {
         const binary = path.join(work, `interlog-${target.name}`);
         const compiled = await compile_interlog({ target, outfile: binary, commit });
-        const bundle = make_bundle({ target, binary, version, commit, bun_version: compiled.bun_version, out_dir, epoch_s, release_key });
+        const bundle = make_bundle({ target, binary, app_dir, version, commit, bun_version: compiled.bun_version, out_dir, epoch_s, release_key });
         fs.rmSync(binary, { force: true });
         build = { target, bundle, binary_bytes: compiled.bytes };
       } catch (err) {

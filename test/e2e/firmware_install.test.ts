@@ -2,10 +2,13 @@ import { createHash, generateKeyPairSync, sign } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "bun:test";
-import { type Bundle, bundle_files, make_bundle } from "../../scripts/firmware/bundle.ts";
+import { build_browser } from "../../scripts/browser.ts";
+import { type Bundle, bundle_app_files, bundle_files, make_bundle } from "../../scripts/firmware/bundle.ts";
 import { package_version, repo_root, source_commit } from "../../scripts/firmware/compile.ts";
 import { type ReleaseKey, load_release_key, make_release_key_pair, release_key_env, release_key_from_env, signature_file } from "../../scripts/firmware/signing.ts";
 import { host_target } from "../../scripts/firmware/targets.ts";
+import { page_app_files_required } from "../../src/admin/routes/page_app.ts";
+import { ServeProcess, write_config } from "../support/serve_process.ts";
 import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.ts";
 
 /**
@@ -14,6 +17,8 @@ import { binary_builds, file_temp_dirs, run, wait_for } from "./binary_fixture.t
  * test machine has no systemd of its own), then upgrade with a newer bundle.
  * Signed bundles (MANIFEST.sig) are made with a release key from
  * scripts/release-key.ts, as `npm run firmware` does with INTERLOG_RELEASE_KEY_FILE.
+ * The first bundles carry the browser page as scripts/browser.ts builds it,
+ * the second ones a changed copy, so an upgrade has a new page to install.
  */
 const version = package_version();
 const commit = source_commit();
@@ -23,6 +28,9 @@ const binaries = binary_builds();
 const temp_dir = file_temp_dirs();
 let first: Bundle;
 let second: Bundle;
+/** The page of the first bundles (build_browser's output, source maps included) and of the second ones. */
+let first_app: string;
+let second_app: string;
 /** The same two builds, signed with the release key. */
 let signed_first: Bundle;
 let signed_second: Bundle;
@@ -41,11 +49,17 @@ beforeAll(async () => {
   const attacker_pair = make_release_key_pair(path.join(out_dir, "attacker-keys"));
   attacker = load_release_key(attacker_pair.private_key);
   attacker_pub = attacker_pair.public_key;
+  first_app = path.join(out_dir, "app-first");
+  await build_browser(first_app);
+  second_app = path.join(out_dir, "app-second");
+  fs.cpSync(first_app, second_app, { recursive: true });
+  fs.appendFileSync(path.join(second_app, "app.js"), "\n// the next build\n");
   const target = host_target();
   const bundle_of = async (c: string, dir: string, key: ReleaseKey | null = null) => {
     const binary = await binaries.get(target, c);
     fs.mkdirSync(dir);
-    return make_bundle({ target, binary, version, commit: c, bun_version: Bun.version, out_dir: dir, epoch_s: 1_700_000_000, gzip_level: 1, release_key: key });
+    const app_dir = c === commit ? first_app : second_app;
+    return make_bundle({ target, binary, app_dir, version, commit: c, bun_version: Bun.version, out_dir: dir, epoch_s: 1_700_000_000, gzip_level: 1, release_key: key });
   };
   [first, second, signed_first, signed_second] = await Promise.all([
     bundle_of(commit, path.join(out_dir, "first")),
@@ -99,6 +113,24 @@ function manifest_entries(bundle_dir: string): Record<string, string> {
 
 const install = (bundle_dir: string, ...args: string[]) => run(["sh", path.join(bundle_dir, "install.sh"), ...args], { cwd: temp_dir() });
 
+/** The names at the top of a bundle: bundle_files with app/... as app. */
+const top_level = (names: readonly string[]) => [...new Set(names.map((name) => name.split("/")[0] ?? name))].sort();
+
+/** Where install.sh puts the page, under an install root. */
+const installed_app = (root: string) => path.join(root, "usr/local/share/interlog/app");
+
+/** The installed page matches the bundle's MANIFEST: every file of it, mode 0644 in a 0755 directory, nothing else. */
+function expect_app_of(root: string, bundle_dir: string): void {
+  const dir = installed_app(root);
+  const entries = manifest_entries(bundle_dir);
+  expect(fs.readdirSync(dir).sort()).toEqual([...page_app_files_required].sort());
+  expect(fs.statSync(dir).mode & 0o7777).toBe(0o755);
+  for (const name of page_app_files_required) {
+    expect(sha256(path.join(dir, name))).toBe(entries[`app/${name}`]);
+    expect(fs.statSync(path.join(dir, name)).mode & 0o7777).toBe(0o644);
+  }
+}
+
 /** A directory of links to every busybox applet: a PATH with busybox's tools only, as on many devices. */
 async function busybox_path(): Promise<{ busybox: string; applets: string }> {
   const busybox = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "busybox")).find((f) => fs.existsSync(f));
@@ -111,10 +143,22 @@ async function busybox_path(): Promise<{ busybox: string; applets: string }> {
 describe("the firmware bundle", () => {
   test("holds the binary, config, unit, install script and VERSION, each checked by MANIFEST", async () => {
     const dir = await unpacked_first();
-    expect(fs.readdirSync(dir).sort()).toEqual([...bundle_files, "MANIFEST"].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual(top_level([...bundle_files, "MANIFEST"]));
     const check = await run(["sha256sum", "-c", "MANIFEST"], { cwd: dir });
     expect(check.code).toBe(0);
     expect(check.stdout.trim().split("\n").sort()).toEqual(bundle_files.map((f) => `${f}: OK`).sort());
+    // The browser page, as scripts/browser.ts built it, without its source maps; MANIFEST covers each file.
+    expect(bundle_app_files).toEqual(["app/app.js", "app/index.html", "app/sw.js", "app/ui.js"]);
+    expect(fs.readdirSync(path.join(dir, "app")).sort()).toEqual([...page_app_files_required].sort());
+    expect(fs.readdirSync(first_app).filter((f) => f.endsWith(".map")).length).toBeGreaterThan(0);
+    expect(fs.statSync(path.join(dir, "app")).mode & 0o7777).toBe(0o755);
+    for (const name of page_app_files_required) {
+      expect(sha256(path.join(dir, "app", name))).toBe(sha256(path.join(first_app, name)));
+      expect(manifest_entries(dir)[`app/${name}`]).toBe(sha256(path.join(first_app, name)));
+      expect(fs.statSync(path.join(dir, "app", name)).mode & 0o7777).toBe(0o644);
+    }
+    const listing = await run(["tar", "-tvzf", first.tarball]);
+    expect(listing.stdout).toMatch(new RegExp(`^drwxr-xr-x 0/0 .* ${first.name}/app/$`, "m"));
     expect(fs.readFileSync(path.join(dir, "VERSION"), "utf8")).toContain(`version=${version}\ntarget=${host_target().name}\ncommit=${commit}\n`);
     expect(fs.readFileSync(path.join(dir, "interlog.yaml"), "utf8")).toBe(fs.readFileSync(path.join(repo_root, "config", "device.yaml"), "utf8"));
     expect(fs.statSync(path.join(dir, "interlog")).mode & 0o111).toBe(0o111);
@@ -155,6 +199,7 @@ describe("the firmware bundle", () => {
     const dry = await install(v1, "--dry-run", "--prefix", root);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`would: install ${v1}/interlog as ${binary}`);
+    expect(dry.stdout).toContain(`would: install ${v1}/app (app.js index.html sw.js ui.js) as ${installed_app(root)}`);
     expect(fs.readdirSync(root)).toEqual([]);
 
     // First install.
@@ -171,6 +216,7 @@ describe("the firmware bundle", () => {
     // Enabled the way systemctl enable would, so an image starts it on first boot.
     expect(fs.readlinkSync(path.join(root, "etc/systemd/system/multi-user.target.wants/interlog.service"))).toBe("/etc/systemd/system/interlog.service");
     expect(JSON.parse((await run([binary, "version"])).stdout)).toMatchObject({ commit });
+    expect_app_of(root, v1);
 
     // The device runs a while: data in the state directory, a technician edits the config.
     const init = await run([binary, "init", "--data-dir", data, "--name", "truck-0042"]);
@@ -190,12 +236,16 @@ describe("the firmware bundle", () => {
     const dry_upgrade = await install(v2, "--dry-run", "--prefix", root);
     expect(dry_upgrade.code).toBe(0);
     expect(dry_upgrade.stdout).toContain(`would: install ${v2}/interlog as ${binary}`);
+    expect(dry_upgrade.stdout).toContain(`would: install ${v2}/app (`);
     expect(dry_upgrade.stdout).not.toContain(`${config} (`);
     expect(snapshot(root)).toEqual(before_rerun);
 
     // The upgrade. A second link to the old binary shows it is replaced by rename, never rewritten in place.
     const old_link = path.join(temp_dir(), "old-interlog");
     fs.linkSync(binary, old_link);
+    // The page directory is replaced whole: the old one (held open here) keeps the old files.
+    const old_app = fs.statSync(installed_app(root)).ino;
+    const old_app_js = fs.openSync(path.join(installed_app(root), "app.js"), "r");
     const upgraded = await install(v2, "--prefix", root);
     expect(upgraded.stderr).toBe("");
     expect(upgraded.code).toBe(0);
@@ -205,6 +255,13 @@ describe("the firmware bundle", () => {
     expect(fs.statSync(binary).ino).not.toBe(fs.statSync(old_link).ino);
     expect(JSON.parse((await run([binary, "version"])).stdout)).toMatchObject({ commit: next_commit });
     expect(fs.readdirSync(path.dirname(binary))).toEqual(["interlog"]);
+    expect_app_of(root, v2);
+    expect(manifest_entries(v2)["app/app.js"]).not.toBe(manifest_entries(v1)["app/app.js"]);
+    expect(fs.statSync(installed_app(root)).ino).not.toBe(old_app);
+    expect(createHash("sha256").update(fs.readFileSync(old_app_js)).digest("hex")).toBe(manifest_entries(v1)["app/app.js"]);
+    fs.closeSync(old_app_js);
+    // No temp directory is left beside it.
+    expect(fs.readdirSync(path.join(root, "usr/local/share/interlog")).sort()).toEqual(["MANIFEST", "VERSION", "app", "install.sh"]);
 
     // Config, secrets and data are as the device left them.
     const after = snapshot(root);
@@ -219,6 +276,71 @@ describe("the firmware bundle", () => {
     // The installed record of the bundle is the new one, and its MANIFEST still checks the bundle.
     expect(fs.readFileSync(path.join(root, "usr/local/share/interlog/VERSION"), "utf8")).toContain(`commit=${next_commit}\n`);
     expect((await run(["sha256sum", "-c", path.join(root, "usr/local/share/interlog/MANIFEST")], { cwd: v2 })).code).toBe(0);
+  });
+
+  test("the installed binary serves the installed page at /app/ with admin.app: true and no app_dir; a page missing a file is CONFIG_INVALID naming that directory", async () => {
+    const v1 = await unpacked_first();
+    const root = temp_dir("interlog-root-");
+    expect((await install(v1, "--prefix", root)).code).toBe(0);
+    const binary = path.join(root, "usr/local/bin/interlog");
+    // A working directory with no dist/browser: the page can only come from beside the binary.
+    const dir = temp_dir("interlog-device-");
+    const config = write_config(dir, "interlog.yaml", "data_dir: ./data\nadmin:\n  listen: 127.0.0.1:0\n  app: true\n");
+    const serve = await ServeProcess.start(config, { command: [binary], cwd: dir });
+    try {
+      const page = await serve.fetch("/app/");
+      expect(page.status).toBe(200);
+      expect(await page.text()).toBe(fs.readFileSync(path.join(installed_app(root), "index.html"), "utf8"));
+      const app_js = await serve.fetch("/app/app.js");
+      expect(app_js.status).toBe(200);
+      expect(createHash("sha256").update(new Uint8Array(await app_js.arrayBuffer())).digest("hex")).toBe(manifest_entries(v1)["app/app.js"]);
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
+
+    fs.rmSync(path.join(installed_app(root), "sw.js"));
+    const refused = await run([binary, "serve", "--config", config], { cwd: dir });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${installed_app(root)} lacks sw.js`);
+    expect(refused.stderr).toContain("install a firmware bundle");
+    // The next install puts the page back whole.
+    const repaired = await install(v1, "--prefix", root);
+    expect(repaired.code).toBe(0);
+    expect(repaired.stdout).toContain(`upgraded from ${version} (${commit})`);
+    expect_app_of(root, v1);
+  });
+
+  test("a changed page file is refused like any other; a bundle without app/ (older than the page) leaves the installed page; a MANIFEST listing part of it is refused", async () => {
+    const v1 = await unpacked_first();
+    const root = temp_dir("interlog-root-");
+    const damaged = await unpack(second);
+    fs.appendFileSync(path.join(damaged, "app", "ui.js"), "alert(1);\n");
+    const refused = await install(damaged, "--prefix", root);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("app/ui.js: FAILED");
+    expect(fs.readdirSync(root)).toEqual([]);
+
+    expect((await install(v1, "--prefix", root)).code).toBe(0);
+    // An older bundle: no app/, and a MANIFEST without it (unsigned, as bundles from before the page are here).
+    const older = await unpack(second);
+    fs.rmSync(path.join(older, "app"), { recursive: true });
+    const old_files = bundle_files.filter((f) => !f.startsWith("app/"));
+    fs.writeFileSync(path.join(older, "MANIFEST"), (await run(["sha256sum", ...old_files], { cwd: older })).stdout);
+    const downgraded = await install(older, "--prefix", root);
+    expect(downgraded.stderr).toBe("");
+    expect(downgraded.code).toBe(0);
+    expect(downgraded.stdout).toContain(`the bundle has no browser page (app/: it predates the page); ${installed_app(root)} is left as it is`);
+    expect(sha256(path.join(root, "usr/local/bin/interlog"))).toBe(manifest_entries(older).interlog);
+    expect_app_of(root, v1);
+
+    const partial = await unpack(second);
+    const manifest = fs.readFileSync(path.join(partial, "MANIFEST"), "utf8");
+    fs.writeFileSync(path.join(partial, "MANIFEST"), manifest.split("\n").filter((line) => !line.endsWith("  app/sw.js")).join("\n"));
+    const before = snapshot(root);
+    const half = await install(partial, "--prefix", root);
+    expect(half.code).toBe(1);
+    expect(half.stderr).toContain("MANIFEST lists app/index.html but not app/sw.js; nothing was installed");
+    expect(snapshot(root)).toEqual(before);
   });
 });
 
@@ -237,6 +359,8 @@ describe("install.sh on a busybox system", () => {
     expect(upgraded.stdout).toContain(`upgraded from ${version} (${commit})`);
     expect(sha256(path.join(root, "usr/local/bin/interlog"))).toBe(manifest_entries(v2).interlog);
     expect(fs.statSync(path.join(root, "etc/interlog/interlog.env")).mode & 0o777).toBe(0o600);
+    expect_app_of(root, v2);
+    expect(fs.readdirSync(path.join(root, "usr/local/share/interlog")).sort()).toEqual(["MANIFEST", "VERSION", "app", "install.sh"]);
   });
 });
 
@@ -260,7 +384,7 @@ function victim_file(): string {
 const file_state = (file: string) => `${(fs.statSync(file).mode & 0o7777).toString(8)} ${fs.readFileSync(file, "utf8")}`;
 
 describe("install.sh and symlinks", () => {
-  test.each(["etc/interlog", "usr/local", "var/lib/interlog", "etc/systemd/system", "usr/lib/sysusers.d"])(
+  test.each(["etc/interlog", "usr/local", "var/lib/interlog", "etc/systemd/system", "usr/lib/sysusers.d", "usr/local/share/interlog/app"])(
     "a symlinked %s under --prefix is refused: nothing changes, the 0700 directory it points at keeps its mode",
     async (linked) => {
       const dir = await unpacked_first();
@@ -394,7 +518,7 @@ describe("signed bundles", () => {
     expect(first.signed_by).toBeNull();
 
     const dir = await unpack(signed_first);
-    expect(fs.readdirSync(dir).sort()).toEqual([...bundle_files, "MANIFEST", signature_file].sort());
+    expect(fs.readdirSync(dir).sort()).toEqual(top_level([...bundle_files, "MANIFEST", signature_file]));
     expect(fs.statSync(path.join(dir, signature_file)).size).toBe(64);
     const check = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", keys.public_key, "-rawin", "-in", "MANIFEST", "-sigfile", signature_file];
     const verified = await run(check, { cwd: dir });
@@ -473,7 +597,8 @@ describe("signed bundles", () => {
     expect(upgraded.stdout).toContain(`(by ${host_judge})`);
     expect(upgraded.stdout).toContain(`upgraded from ${version} (${commit})`);
     expect(sha256(image_binary)).toBe(manifest_entries(v2).interlog);
-    expect(fs.readdirSync(share).sort()).toEqual(["MANIFEST", signature_file, "VERSION", "install.sh"]);
+    expect(fs.readdirSync(share).sort()).toEqual(["MANIFEST", signature_file, "VERSION", "app", "install.sh"]);
+    expect_app_of(root, v2);
   });
 
   test.each(["none", "stale", "attacker"] as const)(

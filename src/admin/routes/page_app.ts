@@ -52,15 +52,29 @@ export function style_hashes_of(html: string): string[] {
   return hashes;
 }
 
+/** Where the firmware bundle's install.sh puts the page, relative to the directory of the binary (/usr/local/bin). */
+export const page_app_dir_installed = "../share/interlog/app";
+
 /**
  * Where the page's files are: admin.app_dir (relative to the working
- * directory), else dist/browser of the project this source lies in, else
- * (a compiled binary, whose sources are not on disk) of the working directory.
+ * directory), else dist/browser of the project this source lies in, else (a
+ * compiled binary, whose sources are not on disk) the page installed beside
+ * the binary (/usr/local/share/interlog/app for /usr/local/bin/interlog) when
+ * that directory exists, else dist/browser of the working directory.
+ * `module_dir` is where this module lies (in a compiled binary a path inside
+ * its own /$bunfs, never a project); tests pass it with `exec_path`.
  */
-export function resolve_page_app_dir(app_dir: string | undefined, cwd: string = process.cwd()): string {
+export function resolve_page_app_dir(
+  app_dir: string | undefined,
+  cwd: string = process.cwd(),
+  exec_path: string = process.execPath,
+  module_dir: string = import.meta.dir,
+): string {
   if (app_dir !== undefined) return path.resolve(cwd, app_dir);
-  const project_root = path.resolve(import.meta.dir, "..", "..", "..");
+  const project_root = path.resolve(module_dir, "..", "..", "..");
   if (fs.existsSync(path.join(project_root, "package.json"))) return path.join(project_root, page_app_dir_default);
+  const installed = path.resolve(path.dirname(exec_path), page_app_dir_installed);
+  if (fs.existsSync(installed)) return installed;
   return path.resolve(cwd, page_app_dir_default);
 }
 
@@ -70,7 +84,7 @@ export function check_page_app_dir(dir: string): void {
   if (missing.length === 0) return;
   throw new InterlogError(
     "CONFIG_INVALID",
-    `admin.app is on but the browser page is not built: ${dir} lacks ${missing.join(", ")}; run \`npm run browser\` in the project (it writes ${page_app_dir_default}), or set admin.app_dir to the directory holding its files`,
+    `admin.app is on but the browser page is not built: ${dir} lacks ${missing.join(", ")}; run \`npm run browser\` in the project (it writes ${page_app_dir_default}), install a firmware bundle (its install.sh puts the page in /usr/local/share/interlog/app), or set admin.app_dir to the directory holding its files`,
     { dir, missing },
   );
 }

@@ -312,7 +312,7 @@ const admin_section = z
     app: z.boolean().default(false).meta({
       description: "serve the browser replica page (built by npm run browser) at /app/ without the token; serve refuses to start when its files are missing",
     }),
-    app_dir: file_path("directory of the built browser replica page; default dist/browser of the project").optional(),
+    app_dir: file_path("directory of the built browser replica page; default: the project's dist/browser, or share/interlog/app beside an installed binary (/usr/local/share/interlog/app)").optional(),
   })
   .superRefine((admin, ctx) => {
     const listen = parse_listen(admin.listen);

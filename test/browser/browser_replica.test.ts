@@ -173,6 +173,53 @@ describe("a browser replica in a tab", () => {
     }
   }, 120_000);
 
+  test("the tab's key is a WebCrypto Ed25519 pair kept in IndexedDB whose private half cannot be exported; the replica id is its public key's hash", async () => {
+    const dir = temp_dir("interlog-browser-key-");
+    const a = await ServeProcess.start(write_config(dir, "a.yaml", serve_yaml("depot", true)));
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await open_tab(page, a);
+      const key = await page.evaluate(async () => {
+        type Idb = { open(name: string): { result: unknown; onsuccess: (() => void) | null; onerror: (() => void) | null } };
+        const g = globalThis as unknown as { indexedDB: Idb };
+        const open = g.indexedDB.open("interlog-key");
+        const db = await new Promise<{ transaction(s: string): { objectStore(s: string): { get(k: string): { result: unknown; onsuccess: (() => void) | null } } } }>((resolve, reject) => {
+          open.onsuccess = () => resolve(open.result as never);
+          open.onerror = () => reject(new Error("no key database"));
+        });
+        const get = db.transaction("keys").objectStore("keys").get("replica");
+        const pair = await new Promise<CryptoKeyPair>((resolve) => {
+          get.onsuccess = () => resolve(get.result as CryptoKeyPair);
+        });
+        const exported = await crypto.subtle.exportKey("pkcs8", pair.privateKey).then(
+          () => "exported",
+          (err: Error) => err.name,
+        );
+        const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+        const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", raw));
+        return {
+          algorithm: pair.privateKey.algorithm.name,
+          extractable: pair.privateKey.extractable,
+          exported,
+          id_from_key: [...hash.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(""),
+          id: (globalThis as Tab).interlog.status().id,
+        };
+      });
+      expect(key.algorithm).toBe("Ed25519");
+      expect(key.extractable).toBe(false);
+      expect(key.exported).toBe("InvalidAccessError");
+      expect(key.id).toBe(key.id_from_key);
+      // The same key after a reload: the same replica.
+      await page.reload();
+      await wait_ready(page);
+      expect((await tab_status(page)).id).toBe(key.id);
+    } finally {
+      await context.close();
+      expect(await a.stop()).toBe(0);
+    }
+  }, 60_000);
+
   test("a tab that follows one truck (a pull list) takes that truck's events and not another's, and its own reach both", async () => {
     const dir = temp_dir("interlog-browser-pull-");
     const a = await ServeProcess.start(write_config(dir, "a.yaml", serve_yaml("truck-a", true)));

@@ -11,6 +11,8 @@ import {
   fleet_spoke_traffic_10k_vs_100_ratio,
 } from "./fleet_spoke_traffic.ts";
 import { aws_iot_catchup_week } from "./aws_iot_catchup.ts";
+import { browser_append_events_per_s } from "./browser_append.ts";
+import { browser_catchup_events_per_s } from "./browser_catchup.ts";
 import { fleet_hub_bytes_per_origin, fleet_hub_ingest_10_per_push_events_per_s, fleet_hub_ingest_events_per_s } from "./fleet_hub_ingest.ts";
 import { heap_growth_per_1m_appends_bytes } from "./heap_growth.ts";
 import { open_1gib_ms } from "./open_1gib_ms.ts";
@@ -71,4 +73,6 @@ export const opt_in_benchmarks: readonly Benchmark[] = [
   fleet_hub_ingest_events_per_s,
   fleet_hub_ingest_10_per_push_events_per_s,
   fleet_hub_bytes_per_origin,
+  browser_append_events_per_s,
+  browser_catchup_events_per_s,
 ];

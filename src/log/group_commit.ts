@@ -243,10 +243,12 @@ export class GroupCommit {
     try {
       this.flush();
       const target = this.next_pos;
-      const settling = this.settle_writes();
-      if (settling !== null) await settling;
+      // Taken before waiting for the signatures: a handle written meanwhile (a rotation, a new signature to come)
+      // stays in unsynced, so this cycle does not close it under a patch still on its way.
       const handles = this.unsynced;
       this.unsynced = [];
+      const settling = this.settle_writes();
+      if (settling !== null) await settling;
       const started = performance.now();
       let synced = false;
       const only = handles.length === 1 && !this.dir_dirty ? handles[0] : null;

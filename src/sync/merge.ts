@@ -20,6 +20,7 @@ import {
   proof_bytes,
   write_frame_fields,
 } from "../log/frame.ts";
+import type { ProofProblem, RangeCheck } from "../log/key_ring.ts";
 import { proof_at, proof_first_seq } from "../log/proof.ts";
 import type { Conflicts } from "./conflicts.ts";
 import type { RejectionMessages } from "./rejections.ts";
@@ -112,12 +113,15 @@ export class Merger {
   /**
    * Merges every event of `d` (checked beforehand). `note` sees, per run,
    * the highest (origin, seq) the sender evidently holds. Returns the events
-   * appended.
+   * appended. In steps: yields the signature checks of parked ranges joined
+   * again (drain) and takes back whether each verified, so the replicator
+   * verifies them as it verifies a message's ranges (on a device at once,
+   * in a browser with WebCrypto).
    */
-  merge(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): number {
+  *merge_steps(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): Generator<RangeCheck[], number, boolean[]> {
     assert(this.batch.count === 0 && this.next.size === 0, "no merge in progress");
     try {
-      return this.merge_runs(d, from, now_ms, note);
+      return yield* this.merge_runs(d, from, now_ms, note);
     } finally {
       // Whatever happened, the next message starts clean.
       this.batch.clear();
@@ -125,7 +129,7 @@ export class Merger {
     }
   }
 
-  private merge_runs(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): number {
+  private *merge_runs(d: DecodedEvents, from: string, now_ms: number, note: (origin: string, seq: number) => void): Generator<RangeCheck[], number, boolean[]> {
     const me = this.log.id;
     const appended_before = this.counters.events_appended;
     this.failed = false;
@@ -150,7 +154,7 @@ export class Merger {
         let k = i;
         while ((d.flags[k] & flag_signed) === 0) k++;
         assert(k < end, "a run holds whole signed ranges");
-        this.merge_range(d, i, k, from, now_ms);
+        yield* this.merge_range(d, i, k, from, now_ms);
         i = k + 1;
       }
     }
@@ -160,7 +164,7 @@ export class Merger {
   }
 
   /** Merges the signed range d[i..k] (one origin's consecutive seqs, event k signed). */
-  private merge_range(d: DecodedEvents, i: number, k: number, from: string, now_ms: number): void {
+  private *merge_range(d: DecodedEvents, i: number, k: number, from: string, now_ms: number): Generator<RangeCheck[], void, boolean[]> {
     const origin = d.origin[i];
     const held = this.log.held(origin);
     const expected = this.next.get(origin) ?? held + 1;
@@ -181,12 +185,12 @@ export class Merger {
       }
     } else {
       for (let j = i; j <= k; j++) this.stage(origin, d.origin_hi[j], d.origin_lo[j], d.seq[j], d.time_ms[j], d.flags[j], d.crc[j], d.src[j], d.start[j], d.end[j], from);
-      this.drain(origin, from, now_ms);
+      yield* this.drain(origin, from, now_ms);
     }
   }
 
   /** Appends parked frames that now continue origin's chain, whole ranges only (the rest of a cut one is fetched again). */
-  private drain(origin: string, from: string, now_ms: number): void {
+  private *drain(origin: string, from: string, now_ms: number): Generator<RangeCheck[], void, boolean[]> {
     const range: Uint8Array[] = [];
     for (;;) {
       const seq = (this.next.get(origin) as number) + range.length;
@@ -203,10 +207,11 @@ export class Merger {
       const joined = new Uint8Array(Buffer.concat(range));
       const jview = new DataView(joined.buffer);
       const last_at = joined.length - frame.length;
-      const problem =
-        proof_first_seq(jview, proof_at(last_at, frame_len(jview, last_at))) !== (this.next.get(origin) as number)
-          ? "partial_range"
-          : this.log.keys.check_range(origin, joined, jview, 0, last_at);
+      let problem: ProofProblem | "partial_range" | null = "partial_range";
+      if (proof_first_seq(jview, proof_at(last_at, frame_len(jview, last_at))) === (this.next.get(origin) as number)) {
+        const check = this.log.keys.prepare_range(origin, joined, jview, 0, last_at);
+        problem = typeof check === "string" ? check : this.log.keys.settle(check, (yield [check])[0] === true);
+      }
       if (problem !== null) {
         if (problem === "bad_signature") {
           this.counters.events_dropped.conflict += range.length;

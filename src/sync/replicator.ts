@@ -524,7 +524,7 @@ export class Replicator {
     const kept = yield* signed_range_steps(decoded, this.log.keys, this.count_refused);
     // Runs as the merge reads them (one origin's consecutive seqs): a sender may cut a range into two wire runs.
     decoded.reindex_runs();
-    if (kept > 0) this.merger.merge(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
+    if (kept > 0) yield* this.merger.merge_steps(decoded, peer.id, now_ms, (origin, seq) => this.planner.raise(peer, origin, seq, now_ms));
     if (part !== null) decoded.shrink();
   }
 

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Random } from "../../src/lib/random.ts";
+import { MemoryPageStore } from "../../src/browser/storage/memory_page_store.ts";
+import { PagedFileIO } from "../../src/browser/storage/paged_file_io.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
 import { ReplicaKey } from "../../src/log/replica_key.ts";
 import type { Signer } from "../../src/log/signer.ts";
@@ -104,6 +106,44 @@ describe("a key that signs asynchronously (a browser's)", () => {
       expect(again.verify().ok).toBe(true);
       await again.close();
     });
+  });
+
+  test("a signature that comes after its segment was sealed and retired still lands: the handle stays open until an fsync covers it", async () => {
+    const { Random } = await import("../../src/lib/random.ts");
+    const io = await PagedFileIO.open(new MemoryPageStore().session());
+    const signer = new AsyncSigner(ReplicaKey.generate((b) => b.fill(7)).key, new Random(5));
+    const timers = new ManualTimers({ soon: "manual" });
+    const warnings: string[] = [];
+    const log = await Log.open({ dir: "/r", io, signer, segment_size_bytes: 64 * 1024, timers, segment_retry_interval_ms: 0, on_warning: (m) => warnings.push(m) });
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 5; i++) await turn();
+    signer.held = true;
+    log.append(new Uint8Array(100));
+    const first = log.durable();
+    timers.run_soon(); // a group commit: flush, seal (its signature held), wait for it
+    await turn();
+    // Meanwhile the segment fills and rotates: its last range's signature is asked for, and the handle retired.
+    for (let before = log.segment_count; log.segment_count === before; ) log.append(new Uint8Array(1000));
+    signer.release();
+    for (let i = 0; i < 10; i++) {
+      await turn();
+      timers.run_soon();
+    }
+    await first;
+    signer.held = false;
+    signer.release();
+    let durable = false;
+    const all = log.durable().then(() => void (durable = true));
+    // Signatures take a few ms (AsyncSigner): run the group commits as they come, for at most 5 s.
+    for (let i = 0; i < 5000 && !durable; i++) {
+      await Bun.sleep(1);
+      timers.run_soon();
+    }
+    await all;
+    expect(log.failed).toBeNull();
+    expect(warnings).toEqual([]);
+    expect(log.verify().ok).toBe(true);
+    await log.close();
   });
 
   test("a replica with an asynchronous key refuses sync never, and a data directory refuses another replica's key", async () => {

@@ -41,6 +41,8 @@ export interface PageStatus {
   id: string;
   online: boolean;
   writer: boolean;
+  /** The browser promised to keep this page's storage (navigator.storage.persist); null: unknown. */
+  persistent: boolean | null;
   broker: { url: string; connected: boolean; last_error: string | null } | null;
   peers: PeerView[];
   events: number;
@@ -76,12 +78,21 @@ export class BrowserReplica {
     private readonly on_warning: (message: string, details: Record<string, unknown>) => void,
   ) {}
 
+  /** Whether the browser promised not to evict this origin's storage (navigator.storage.persist); null when it cannot say. */
+  persistent: boolean | null = null;
+
   static async open(db_name: string, on_warning: (message: string, details: Record<string, unknown>) => void): Promise<BrowserReplica> {
+    // Best-effort storage may be evicted under pressure, taking unsynced events and the key with it: ask to keep it.
+    const storage = (globalThis as { navigator?: { storage?: { persist?: () => Promise<boolean> } } }).navigator?.storage;
+    const persistent = storage?.persist === undefined ? null : await storage.persist().catch(() => null);
+    if (persistent === false) on_warning("the browser may evict this page's storage under pressure (persistent storage was refused): sync often, or install the page as an app", {});
     const signer = await load_or_create_key(`${db_name}-key`);
     const store = await IndexedDbPageStore.open(db_name);
     const io = await PagedFileIO.open(store);
     const log = await Log.open({ dir: data_dir, io, signer, name: "browser", sync: "always", segment_size_bytes: browser_segment_size_bytes, on_warning });
-    return new BrowserReplica(log, on_warning);
+    const replica = new BrowserReplica(log, on_warning);
+    replica.persistent = persistent;
+    return replica;
   }
 
   /** Appends one event; resolves with its id once durable (its IndexedDB transaction complete). */
@@ -103,9 +114,26 @@ export class BrowserReplica {
     return this.log.vv();
   }
 
+  /** Connects and disconnects one at a time: two at once would leave two clients with one client id knocking each other off. */
+  private link_turn: Promise<unknown> = Promise.resolve();
+
+  private in_turn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.link_turn.then(fn, fn);
+    this.link_turn = run.catch(() => {});
+    return run;
+  }
+
   /** Connects (and keeps reconnecting) to the broker; replaces any earlier connection. */
-  async connect(settings: BrokerSettings): Promise<void> {
-    await this.disconnect();
+  connect(settings: BrokerSettings): Promise<void> {
+    return this.in_turn(() => this.connect_now(settings));
+  }
+
+  disconnect(): Promise<void> {
+    return this.in_turn(() => this.disconnect_now());
+  }
+
+  private async connect_now(settings: BrokerSettings): Promise<void> {
+    await this.disconnect_now();
     const preset = settings.preset ?? "generic";
     const presets = broker_presets[preset];
     if (presets === undefined) throw new InterlogError("CONFIG_INVALID", `unknown broker preset "${preset}"; use generic or rabbitmq`);
@@ -138,7 +166,7 @@ export class BrowserReplica {
     this.stop_push = this.log.on_durable(() => transport.notify_local());
   }
 
-  async disconnect(): Promise<void> {
+  private async disconnect_now(): Promise<void> {
     this.stop_push?.();
     this.stop_push = null;
     const transport = this.transport;
@@ -155,6 +183,7 @@ export class BrowserReplica {
       id: this.log.id,
       online: transport?.connected ?? false,
       writer,
+      persistent: this.persistent,
       broker: transport === null || this.broker === null ? null : { url: transport.url, connected: transport.connected, last_error: transport.last_error },
       peers: (sync?.peers ?? []).map((p) => ({ id: p.id, online: p.online, lag_events: p.lag_events })),
       events: this.log.count,

@@ -64,7 +64,7 @@ async function start(): Promise<InterlogPage> {
   const state = (): SharedState => {
     if (replica !== null) return { count: replica.log.count, vv: replica.vv(), status: replica.status(true) };
     const shared = role.state as SharedState | null;
-    return shared ?? { count: 0, vv: {}, status: { id: "", online: false, writer: false, broker: null, peers: [], events: 0 } };
+    return shared ?? { count: 0, vv: {}, status: { id: "", online: false, writer: false, persistent: null, broker: null, peers: [], events: 0 } };
   };
   const changed = (): void => {
     if (change_due) return;

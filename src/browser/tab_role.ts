@@ -66,11 +66,17 @@ export class TabRole {
       });
     });
     if (got) return;
-    void locks.request(name, async () => {
-      await promote();
-      this.broadcast_state_soon();
-      await new Promise(() => {});
-    });
+    locks
+      .request(name, async () => {
+        await promote();
+        this.broadcast_state_soon();
+        await new Promise(() => {});
+      })
+      .catch((err: unknown) => {
+        // The lock is released with the failure (another tab may take over); this one stays a follower and says why.
+        console.error("interlog: this tab could not take over writing", err);
+        this.broadcast_state_soon();
+      });
     this.post({ kind: "hello" });
   }
 

@@ -262,8 +262,10 @@ export class FrameStager {
     view.setUint32(at + frame_crc_offset, 0, true);
     const frame_at = this.staged_at + at;
     const crc = crc32c_update(crc32c_update(0, bytes, at + frame_crc_from_offset, at + frame_local_offset), bytes, at + frame_header_bytes, at + len - signature_bytes);
-    this.flush();
+    // The patch is registered first (a failing flush must not leave the signature's rejection unhandled); it cannot
+    // land before the flush below, which runs on this turn, and flush keeps the active segment's handle.
     this.patch_later(this.sink.handle(), signature, frame_at + len - signature_bytes, frame_at + frame_crc_offset, crc);
+    this.flush();
   }
 
   /**

@@ -120,7 +120,12 @@ export class KeyRing {
   /** Takes the verifier's answer: pins a candidate key that verified. Returns null when the range holds, else the problem. */
   settle(check: RangeCheck, verified: boolean): ProofProblem | null {
     if (!verified) return "bad_signature";
-    if (check.candidate && !this.pinned.has(check.origin)) this.remember(check.origin, check.entry);
+    if (check.candidate) {
+      const pinned = this.pinned.get(check.origin);
+      if (pinned === undefined) this.remember(check.origin, check.entry);
+      // Pinned by an earlier range of the same batch: only that very key is the origin's.
+      else if (pinned !== check.entry && !same_bytes(pinned.bytes, check.entry.bytes)) return "unknown_key";
+    }
     return null;
   }
 
@@ -134,4 +139,10 @@ export class KeyRing {
     if (typeof check === "string") return check;
     return this.settle(check, this.verify_now(check));
   }
+}
+
+function same_bytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

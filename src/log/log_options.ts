@@ -138,7 +138,7 @@ export function resolve_log_options(options: LogOptions): ResolvedLogOptions {
   if (options.sync === "interval" && !(sync_interval_ms > 0 && sync_interval_ms <= sync_interval_max_ms)) {
     throw bad_argument(`sync interval ${sync_interval_ms} ms is invalid; use a positive number of milliseconds up to ${sync_interval_max_ms}`);
   }
-  if (options.sync === "never" && options.signer?.asynchronous === true) {
+  if (options.sync === "never" && options.signer?.asynchronous) {
     throw bad_argument(`sync mode "never" is not available to a replica whose key signs asynchronously (a browser's); use always or interval`);
   }
   const read_only = options.read_only ?? false;

@@ -20,6 +20,7 @@ export const public_key_object = import_public_key;
 export const verify_signature = verify_now;
 
 export class ReplicaKey implements Signer {
+  readonly asynchronous = false;
   readonly id: string;
   readonly public_key: Uint8Array;
   private readonly private_key: KeyObject;

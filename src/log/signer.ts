@@ -12,7 +12,7 @@ export interface Signer {
   readonly public_key: Uint8Array;
   readonly public_key_hex: string;
   /** sign() answers with a promise: the log then refuses sync "never", whose acknowledgement would come before the signature. */
-  readonly asynchronous?: boolean;
+  readonly asynchronous: boolean;
   /** The 64-byte Ed25519 signature of message. */
   sign(message: Uint8Array): Uint8Array | Promise<Uint8Array>;
 }

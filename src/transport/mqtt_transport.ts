@@ -146,6 +146,8 @@ export class MqttTransport {
   private mark_header_room: (payload: Buffer, room_bytes: number) => void = () => {};
   /** A message being verified asynchronously (verify_async), or null: the replicator takes one input at a time. */
   private inbound: Promise<void> | null = null;
+  /** A tick waits for the message being verified. */
+  private tick_due = false;
 
   constructor(options: MqttTransportOptions) {
     this.options = options;
@@ -250,10 +252,16 @@ export class MqttTransport {
       else setImmediate(() => callback());
     };
     this.tick_timer = this.timers.every(o.tick_interval_ms ?? 100, () => {
-      // A tick that finds a message being verified is skipped: the next one comes soon.
-      if (this.inbound !== null) return;
-      this.note_room();
-      this.push(this.replicator.tick(this.clock.now_ms()));
+      // A tick that finds a message being verified runs right after it, once (a stream of messages must not starve ticks:
+      // they publish the vv peers wait for, and expire requests and buffers).
+      if (this.tick_due) return;
+      this.tick_due = true;
+      this.when_idle(() => {
+        this.tick_due = false;
+        if (this.stopping) return;
+        this.note_room();
+        this.push(this.replicator.tick(this.clock.now_ms()));
+      });
     });
     this.drain_timer = this.timers.every(o.drain_interval_ms ?? 10, () => {
       if (this.connected) this.queue.drain();
@@ -262,14 +270,21 @@ export class MqttTransport {
 
   /** A message through the async verifier; mqtt.js hands over the next one only once it is done (handleMessage). */
   private receive_async(topic: string, payload: Uint8Array, verify: (checks: readonly RangeCheck[]) => Promise<boolean[]>): void {
-    const handled = (async () => {
+    // Once stopping, the replicator takes no more input (stop() waits for the one in flight, then disconnects it).
+    if (this.stopping) return;
+    // After the message before it, should one still be verifying (a message of the connection before a reconnect).
+    const before = this.inbound;
+    // Set below before the body passes its first await, which it always does (on_message_async is async).
+    let handled: Promise<void> | null = null;
+    handled = (async () => {
+      if (before !== null) await before;
       try {
         const out = await this.replicator.on_message_async(topic, payload, this.clock.now_ms(), verify);
-        this.inbound = null;
+        if (this.inbound === handled) this.inbound = null;
         this.note_room();
         this.push(out);
       } catch (err) {
-        this.inbound = null;
+        if (this.inbound === handled) this.inbound = null;
         this.on_warning("a received message could not be handled", { topic, error: String(err) });
       }
     })();
@@ -331,6 +346,7 @@ export class MqttTransport {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     }
+    while (this.inbound !== null) await this.inbound;
     this.replicator.on_disconnect(this.clock.now_ms());
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -352,7 +368,7 @@ export class MqttTransport {
     this.tick_timer?.cancel();
     this.drain_timer?.cancel();
     this.connected = false;
-    this.replicator.on_disconnect(this.clock.now_ms());
+    this.when_idle(() => this.replicator.on_disconnect(this.clock.now_ms()));
     this.client.end(true);
   }
 

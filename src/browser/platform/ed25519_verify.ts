@@ -36,8 +36,11 @@ function key_of(public_key: Uint8Array): Promise<CryptoKey> {
 
 /** Whether `signature` is public_key's over message. Never rejects on bad input. */
 export async function verify_async(public_key: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  // Copied before the first await: the caller's buffers may be reused once it moves on.
+  const signature_copy = signature.slice();
+  const message_copy = message.slice();
   try {
-    return await crypto.subtle.verify({ name: "Ed25519" }, await key_of(public_key), signature.slice(), message.slice());
+    return await crypto.subtle.verify({ name: "Ed25519" }, await key_of(public_key), signature_copy, message_copy);
   } catch {
     return false;
   }

@@ -13,6 +13,7 @@ function no_key_file(): never {
 }
 
 export class ReplicaKey implements Signer {
+  readonly asynchronous = false;
   readonly id = "";
   readonly public_key = new Uint8Array(0);
   readonly public_key_hex = "";

@@ -28,6 +28,8 @@ interface SharedState {
 
 const db_name = "interlog";
 const settings_key = "interlog.broker";
+/** Changes are told (to listeners and follower tabs) at most this often: a catch-up changes the log every few ms. */
+const change_debounce_ms = 200;
 /** How often the writer looks for changes sync makes without new events (peers, link). */
 const status_poll_ms = 1000;
 
@@ -73,7 +75,7 @@ async function start(): Promise<InterlogPage> {
       change_due = false;
       if (replica !== null) role.publish_state(state());
       for (const l of listeners) l();
-    }, 50);
+    }, change_debounce_ms);
   };
   role.on_state(changed);
 

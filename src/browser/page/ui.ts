@@ -29,6 +29,7 @@ interface UiElement {
   className: string;
   title: string;
   append(...nodes: (UiElement | string)[]): void;
+  prepend(...nodes: UiElement[]): void;
   replaceChildren(...nodes: UiElement[]): void;
   remove(): void;
   addEventListener(type: string, listener: (event: UiEvent) => void): void;
@@ -56,6 +57,13 @@ const web = globalThis as unknown as UiWeb;
 
 /** Events shown at first and added by "Show older"; the export reads them all. */
 const shown_step_events = 200;
+/**
+ * Renders at most this often while changes keep coming (a catch-up changes
+ * the log every few ms): a render reads and formats rows on the thread that
+ * also verifies and stores the events, and redrawing back to back measured
+ * to halve the tab's catch-up rate (scripts/bench/browser_catchup_profile.ts).
+ */
+const render_min_interval_ms = 500;
 /** Events per read() while exporting, so a big log is read in bounded pieces. */
 const export_page_events = 500;
 /** Payload characters (text) or bytes (hex) shown per event; the export has them whole. */
@@ -136,6 +144,11 @@ function wait_for_interlog(on_slow: () => void): Promise<InterlogPage> {
 
 class PageUi {
   private shown_max = shown_step_events;
+  private last_render_ms = Number.NEGATIVE_INFINITY;
+  /** The rows shown, by log position: a contiguous block [rows_from, rows_to), newest first on the page. */
+  private readonly rows = new Map<number, UiElement>();
+  private rows_from = 0;
+  private rows_to = 0;
   private rendering = false;
   private dirty = false;
   private queued = false;
@@ -177,7 +190,7 @@ class PageUi {
     setTimeout(() => {
       this.queued = false;
       void this.render();
-    }, 0);
+    }, Math.max(0, this.last_render_ms + render_min_interval_ms - performance.now()));
   }
 
   private async render(): Promise<void> {
@@ -187,15 +200,18 @@ class PageUi {
     }
     this.rendering = true;
     try {
-      do {
-        this.dirty = false;
-        this.render_status();
-        await this.render_events();
-      } while (this.dirty);
+      this.render_status();
+      await this.render_events();
     } catch (err) {
       el("export-result").textContent = `Could not read the log: ${message_of(err)}`;
     } finally {
       this.rendering = false;
+      this.last_render_ms = performance.now();
+    }
+    // A change during the render: render again, no sooner than the interval allows.
+    if (this.dirty) {
+      this.dirty = false;
+      this.queue_render();
     }
   }
 
@@ -235,13 +251,43 @@ class PageUi {
     );
   }
 
+  /** Builds only the rows not shown yet (new events on top, older ones when more are asked for) and drops those past the limit. */
   private async render_events(): Promise<void> {
     const count = this.interlog.count();
     const shown = Math.min(count, this.shown_max);
-    const events = await this.read_range(count - shown, shown);
-    el("event-count").textContent = shown < count ? `(${count} events, newest ${events.length} shown)` : `(${count} event${count === 1 ? "" : "s"})`;
+    const from = count - shown;
+    const list = el("events");
+    if (this.rows.size === 0 || from >= this.rows_to || count < this.rows_to) {
+      // Nothing shown overlaps what is wanted (or the log went back: another store): start over.
+      this.rows.clear();
+      this.rows_from = from;
+      this.rows_to = from;
+      list.replaceChildren();
+    }
+    const newer = await this.read_range(this.rows_to, count - this.rows_to);
+    const older = from < this.rows_from ? await this.read_range(from, this.rows_from - from) : [];
+    const added_on_top = newer.map((event, i) => {
+      const row = event_row(event);
+      this.rows.set(this.rows_to + i, row);
+      return row;
+    });
+    this.rows_to += newer.length;
+    if (added_on_top.length > 0) list.prepend(...added_on_top.reverse());
+    older.forEach((event, i) => {
+      const row = event_row(event);
+      this.rows.set(from + i, row);
+    });
+    if (older.length > 0) {
+      this.rows_from = from;
+      list.append(...older.map((_, i) => this.rows.get(from + older.length - 1 - i) as UiElement));
+    }
+    // Rows fallen below the newest `shown`: gone from the page.
+    for (; this.rows_from < this.rows_to - shown; this.rows_from++) {
+      this.rows.get(this.rows_from)?.remove();
+      this.rows.delete(this.rows_from);
+    }
+    el("event-count").textContent = shown < count ? `(${count} events, newest ${this.rows.size} shown)` : `(${count} event${count === 1 ? "" : "s"})`;
     el("more").hidden = shown >= count;
-    el("events").replaceChildren(...events.reverse().map((event) => event_row(event)));
   }
 
   /** Up to `limit` events from position `from`, however many read() gives per call. */

@@ -1,7 +1,11 @@
 import { MemoryPageStore } from "../../src/browser/storage/memory_page_store.ts";
 import { PagedFileIO } from "../../src/browser/storage/paged_file_io.ts";
 import { Random } from "../../src/lib/random.ts";
+import { import_public_key, verify_now } from "../../src/log/ed25519_verify.ts";
+import type { RangeCheck } from "../../src/log/key_ring.ts";
 import { Log, type SyncMode } from "../../src/log/log.ts";
+import { ReplicaKey } from "../../src/log/replica_key.ts";
+import type { Signer } from "../../src/log/signer.ts";
 import type { SyncCounters } from "../../src/sync/counters.ts";
 import { Replicator, type Outbound } from "../../src/sync/replicator.ts";
 import { ManualTimers } from "../support/manual_timers.ts";
@@ -109,6 +113,8 @@ class SimNode implements ReplicaView {
   readonly io = new MemFileIO();
   /** A browser replica's IndexedDB; null for a replica on a disk (io). */
   readonly store: MemoryPageStore | null;
+  /** A browser replica's key, signing asynchronously as WebCrypto does (kept outside its store, as a tab keeps it). */
+  signer: Signer | null = null;
   id = "";
   log: Log | null = null;
   rep: Replicator | null = null;
@@ -244,7 +250,9 @@ export class Simulation {
           return;
         }
         if (node.rep === null || node.epoch !== d.epoch || !this.broker.is_connected(node.id, d.epoch)) return;
-        this.publish(node, node.rep.on_message(d.topic, d.payload, this.now));
+        // A browser tab verifies through on_message_async (its promises settle in microtasks here: the run stays deterministic).
+        const out = node.store === null ? node.rep.on_message(d.topic, d.payload, this.now) : await node.rep.on_message_async(d.topic, d.payload, this.now, verify_in_microtask);
+        this.publish(node, out);
         break;
       }
       case "tick": {
@@ -352,9 +360,11 @@ export class Simulation {
       on_every: (timer, interval_ms) => this.at(interval_ms, { kind: "log_timer", node: node.index, incarnation, timer, interval_ms }),
     });
     node.timers = timers;
+    if (node.store !== null && node.signer === null) node.signer = microtask_signer(ReplicaKey.generate((bytes) => this.rng.fill(bytes)).key);
     node.log = await Log.open({
       dir: "/data",
       name: `sim-${node.index}`,
+      signer: node.signer ?? undefined,
       io: node.store === null ? node.io : await PagedFileIO.open(node.store.session()),
       sync: node.sync_mode,
       sync_interval_ms: this.rng.int(5, 100),
@@ -364,6 +374,12 @@ export class Simulation {
       fill_random: (bytes) => this.rng.fill(bytes),
       on_warning: (message) => node.warnings.push(message),
     });
+    if (node.store !== null) {
+      // As in the browser build, which has only WebCrypto's async Ed25519: any synchronous check fails the run.
+      node.log.keys.verify_now = () => {
+        throw new Error(`replica ${node.index} (a browser tab) verified a signature synchronously`);
+      };
+    }
     node.last_durable = -1;
   }
 
@@ -594,4 +610,14 @@ function describe_action(action: Action, nodes: readonly SimNode[]): string {
     default:
       return action.kind;
   }
+}
+
+/** Signs as a tab's WebCrypto key does: the signature comes as a promise (settling in a microtask, so seeds replay). */
+function microtask_signer(key: ReplicaKey): Signer {
+  return { asynchronous: true, id: key.id, public_key: key.public_key, public_key_hex: key.public_key_hex, sign: async (message) => key.sign(message) };
+}
+
+/** Verifies as a tab's WebCrypto does, behind a promise. */
+async function verify_in_microtask(checks: readonly RangeCheck[]): Promise<boolean[]> {
+  return checks.map((c) => verify_now(import_public_key(c.public_key), c.message, c.signature));
 }

@@ -44,7 +44,9 @@ export interface StagerSink {
  *
  * It also signs this replica's own frames (proof.ts): own frames staged
  * since the last signature form the open range; `seal` patches a proof into
- * the range's last frame while it is still in the buffer. Every flush seals
+ * the range's last frame while it is still in the buffer (a key that signs
+ * asynchronously, a browser's, gets its signature patched into the file
+ * when it comes, before the next fsync: patch_later). Every flush seals
  * first, a range ends past range_seal_bytes (at a batch end, or inside a
  * big batch), and an own frame too big for the buffer is a range of its
  * own: no own frame ever reaches the file unsigned, and a range fits one

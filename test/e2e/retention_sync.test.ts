@@ -150,10 +150,17 @@ describe("retention with sync through mosquitto", () => {
       const gone = watcher.answers.filter((a) => a.from === me && a.to === late.log.id && a.gone !== undefined && a.gone !== null);
       expect(gone.length).toBe(1);
       expect(gone[0].gone?.get(me)).toBeGreaterThanOrEqual(floor);
-      // The rest came from the hub; requests stayed few (a window each, no loop).
+      // The rest came from the hub, without a loop: each request to a peer asks from where the last left off or further
+      // (one that timed out may be asked once more), never going back. Answers may come short of a window while the
+      // device's live pushes and the hub's answers interleave: 5-6 requests alone, 11-15 after the cluster tests, the
+      // same at 8503cf3 and now, so the count is bounded by the device's lots (64 events), not by windows.
       const late_wants = watcher.wants.filter((w) => w.from === late.log.id);
-      const window = 4 * MiB;
-      expect(late_wants.length).toBeLessThanOrEqual(Math.ceil((written * 1100) / window) + 10);
+      for (const peer of new Set(late_wants.map((w) => w.to))) {
+        const afters = late_wants.filter((w) => w.to === peer).map((w) => w.ranges.find((r) => r.origin === me)?.after ?? -1);
+        expect(afters).toEqual([...afters].sort((x, y) => x - y));
+        expect(afters.filter((after) => afters.filter((a) => a === after).length > 2)).toEqual([]);
+      }
+      expect(late_wants.length).toBeLessThanOrEqual(Math.ceil(written / 64));
       const counters = late.replicator?.status(Date.now()).counters;
       expect(counters?.ranges_gone_received).toBe(1);
       expect(counters?.wants_unproductive).toBe(0);

@@ -143,13 +143,20 @@ describe("retention with sync through mosquitto", () => {
       // What it holds is the device's history, the pruned part included (it came from the hub).
       expect(payloads(late, me)).toEqual(payloads(hub, me));
       expect(payloads(late, me).length).toBe(written);
-      // The device answered the request below its floor with gone, and served nothing of it.
+      // The device answered the request below its floor with gone, and served nothing of it. It keeps pruning while
+      // it records: when that outpaces a slowed catch-up (run after the cluster tests in one process, at 8503cf3 as
+      // now), the late replica, past the first floor, asks it again below the new one and is told again; never more
+      // than a few times.
       const to_device = watcher.wants.filter((w) => w.from === late.log.id && w.to === me);
       const below_floor = to_device.filter((w) => w.ranges.some((r) => r.origin === me && r.after < floor));
       expect(below_floor.length).toBe(1);
       const gone = watcher.answers.filter((a) => a.from === me && a.to === late.log.id && a.gone !== undefined && a.gone !== null);
-      expect(gone.length).toBe(1);
-      expect(gone[0].gone?.get(me)).toBeGreaterThanOrEqual(floor);
+      expect(gone.length).toBeGreaterThanOrEqual(1);
+      expect(gone.length).toBeLessThanOrEqual(3);
+      expect(gone.length).toBeLessThanOrEqual(to_device.length);
+      for (const [i, answer] of gone.entries()) {
+        expect(answer.gone?.get(me)).toBeGreaterThanOrEqual(i === 0 ? floor : (gone[i - 1].gone?.get(me) ?? 0));
+      }
       // The rest came from the hub, without a loop: each request to a peer asks from where the last left off or further
       // (one that timed out may be asked once more), never going back. Answers may come short of a window while the
       // device's live pushes and the hub's answers interleave: 5-6 requests alone, 11-15 after the cluster tests, the
@@ -162,10 +169,10 @@ describe("retention with sync through mosquitto", () => {
       }
       expect(late_wants.length).toBeLessThanOrEqual(Math.ceil(written / 64));
       const counters = late.replicator?.status(Date.now()).counters;
-      expect(counters?.ranges_gone_received).toBe(1);
+      expect(counters?.ranges_gone_received).toBe(gone.length);
       expect(counters?.wants_unproductive).toBe(0);
       expect(late.replicator?.status(Date.now()).unavailable).toEqual([]);
-      expect(device.replicator?.status(Date.now()).counters.ranges_gone_sent).toBe(1);
+      expect(device.replicator?.status(Date.now()).counters.ranges_gone_sent).toBe(gone.length);
       expect(checks).toBeGreaterThan(0);
       // Events no peer could supply would be counted in the metrics; here there are none.
       const metrics = await (await fetch(`${late.admin.url}/metrics`)).text();

@@ -1,3 +1,5 @@
+import { hex_of } from "../../log/key_id.ts";
+
 /**
  * The browser twin of src/log/ed25519_verify.ts: WebCrypto Ed25519, which
  * answers only asynchronously (so the page's replicator verifies through
@@ -17,14 +19,8 @@ export function verify_now(_key: PublicKeyHandle, _message: Uint8Array, _signatu
 const keys = new Map<string, Promise<CryptoKey>>();
 const keys_max = 1024;
 
-function hex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
-
 function key_of(public_key: Uint8Array): Promise<CryptoKey> {
-  const name = hex(public_key);
+  const name = hex_of(public_key);
   let key = keys.get(name);
   if (key === undefined) {
     key = crypto.subtle.importKey("raw", public_key.slice(), { name: "Ed25519" }, false, ["verify"]);
